@@ -1,0 +1,43 @@
+/**
+ * node:http adapter: `http.createServer(withWarden(options, (req, res, body) => transport.handleRequest(req, res, body)))`.
+ * Thin: runs the pipeline, answers refusals, and calls the handler with `req.auth` set (the SDK's
+ * `AuthInfo`) and the parsed body.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { filterNodeResponse } from '../mcp/filter-node.js';
+import { nodeRequestView, readNodeBody } from '../node-http.js';
+import { type Warden, type WardenOptions, createWarden } from '../pipeline.js';
+import type { SdkAuthInfo } from '../types.js';
+
+/** The request as the handler receives it: `auth` is set by mcp-warden. */
+export type AuthenticatedRequest = IncomingMessage & { auth?: SdkAuthInfo };
+
+/** What runs after the pipeline allowed a request. `body` is the parsed JSON-RPC body of a POST. */
+export type WardenNodeHandler = (req: AuthenticatedRequest, res: ServerResponse, body: unknown) => void | Promise<void>;
+
+/** Wraps a node:http request handler with the pipeline. */
+export function withWarden(options: WardenOptions | Warden, handler: WardenNodeHandler): ((req: IncomingMessage, res: ServerResponse) => void) & { readonly warden: Warden } {
+  const pipeline = 'handle' in options ? options : createWarden(options);
+  const listener = function mcpWarden(req: IncomingMessage, res: ServerResponse): void {
+    pipeline
+      .handle(nodeRequestView(req), { read: (limit) => readNodeBody(req, limit) })
+      .then(async (result) => {
+        if (result.type === 'respond') {
+          res.writeHead(result.response.status, result.response.headers).end(result.response.body);
+          return;
+        }
+        (req as AuthenticatedRequest).auth = result.authInfo;
+        if (result.lists !== undefined) filterNodeResponse(res, result.lists, result.principal, pipeline.policy);
+        await handler(req, res, result.body);
+      })
+      .catch((error: unknown) => {
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        const response = pipeline.errorResponse(error);
+        res.writeHead(response.status, response.headers).end(response.body);
+      });
+  };
+  return Object.assign(listener, { warden: pipeline });
+}

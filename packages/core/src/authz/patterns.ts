@@ -1,0 +1,97 @@
+/**
+ * Glob patterns for tool names, prompt names and resource URIs, and the checks that keep names and
+ * URIs from slipping past them (look-alike characters, `..` segments, percent-encoding tricks).
+ *
+ * Pattern syntax: `*` matches any run of characters except `/`, `**` matches anything, `?` matches one
+ * character except `/`; everything else is literal. Patterns are anchored at both ends.
+ */
+
+/** A compiled glob. */
+export interface CompiledPattern {
+  readonly source: string;
+  /** Matches the exact target: used for allow rules. */
+  readonly exact: RegExp;
+  /** Matches the folded target: deny rules also test this, so a look-alike cannot evade them. */
+  readonly folded: RegExp;
+}
+
+function globToRegExp(glob: string): RegExp {
+  let out = '^';
+  for (let i = 0; i < glob.length; i++) {
+    const ch = glob[i] as string;
+    if (ch === '*') {
+      if (glob[i + 1] === '*') {
+        out += '.*';
+        i++;
+      } else out += '[^/]*';
+    } else if (ch === '?') out += '[^/]';
+    else out += ch.replace(/[\\^$.|+()[\]{}]/g, '\\$&');
+  }
+  return new RegExp(`${out}$`, 'su');
+}
+
+/** Compiles a glob; throws a TypeError naming `where` for an empty or control-character pattern. */
+export function compilePattern(glob: string, where: string): CompiledPattern {
+  if (typeof glob !== 'string' || glob === '' || hasUnsafeCharacters(glob)) {
+    throw new TypeError(`${where}: "${String(glob)}" is not a valid pattern (empty, or contains control characters)`);
+  }
+  return { source: glob, exact: globToRegExp(glob), folded: globToRegExp(foldForComparison(glob)) };
+}
+
+/** Control (Cc), format (Cf: zero-width, bidi overrides), separators other than space, and unpaired surrogates. */
+const UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
+
+/** Whether a name or URI carries characters that render invisibly or reorder text. */
+export function hasUnsafeCharacters(value: string): boolean {
+  return UNSAFE.test(value);
+}
+
+/**
+ * Latin look-alikes from Cyrillic and Greek that NFKC leaves alone (a small skeleton in the spirit of
+ * Unicode TR39 "confusables"): `dеlete` with a Cyrillic `е` folds to `delete`.
+ */
+const CONFUSABLES: Record<string, string> = {
+  а: 'a', в: 'b', е: 'e', ё: 'e', к: 'k', м: 'm', н: 'h', о: 'o', р: 'p', с: 'c', т: 't', у: 'y', х: 'x',
+  і: 'i', ї: 'i', ј: 'j', ѕ: 's', ԁ: 'd', ԛ: 'q', ԝ: 'w', ɡ: 'g', ʟ: 'l',
+  α: 'a', β: 'b', ε: 'e', η: 'n', ι: 'i', κ: 'k', ν: 'v', ο: 'o', ρ: 'p', τ: 't', υ: 'u', χ: 'x', ω: 'w', ϲ: 'c',
+  ı: 'i', ł: 'l',
+};
+
+/** NFKC, lower case, and look-alikes folded to Latin: the form deny rules compare against. */
+export function foldForComparison(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7f]*$/.test(value)) return value.toLowerCase();
+  let out = '';
+  for (const ch of value.normalize('NFKC').toLowerCase()) out += CONFUSABLES[ch] ?? ch;
+  return out.normalize('NFKC');
+}
+
+/** Why a resource URI is refused before any pattern sees it, or `undefined` when it is safe to match. */
+export function unsafeUriReason(uri: string): string | undefined {
+  if (uri === '') return 'the URI is empty';
+  if (hasUnsafeCharacters(uri)) return 'the URI contains control or invisible characters';
+  if (uri.includes('\\')) return 'the URI contains a backslash';
+  for (let i = uri.indexOf('%'); i >= 0; i = uri.indexOf('%', i + 1)) {
+    const hex = uri.slice(i + 1, i + 3);
+    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return 'the URI contains a malformed percent-encoding';
+    const code = parseInt(hex, 16);
+    // An encoded '.', '/', '\' or '%' (and any control) can turn into a traversal after decoding.
+    if (code === 0x2e || code === 0x2f || code === 0x5c || code === 0x25 || code < 0x20 || code === 0x7f) {
+      return 'the URI percent-encodes a path character (".", "/", "\\" or "%")';
+    }
+  }
+  const end = uri.search(/[?#]/);
+  const path = end < 0 ? uri : uri.slice(0, end);
+  for (const segment of path.split('/')) {
+    if (segment === '.' || segment === '..') return 'the URI contains a "." or ".." path segment';
+  }
+  return undefined;
+}
+
+/** Why a tool or prompt name is refused before any pattern sees it, or `undefined`. */
+export function unsafeNameReason(name: string): string | undefined {
+  if (name === '') return 'the name is empty';
+  if (name.length > 512) return 'the name is longer than 512 characters';
+  if (hasUnsafeCharacters(name)) return 'the name contains control or invisible characters';
+  return undefined;
+}

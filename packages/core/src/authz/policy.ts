@@ -1,0 +1,213 @@
+import type { Decision, McpAction, Principal, ToolAnnotations, Verb } from '../types.js';
+import { ToolAnnotationRegistry } from './annotations.js';
+import { type CompiledPattern, compilePattern, foldForComparison, unsafeNameReason, unsafeUriReason } from './patterns.js';
+
+/** Allow and deny globs for one family of targets. */
+export interface PatternRules {
+  readonly allow?: readonly string[];
+  readonly deny?: readonly string[];
+}
+
+/** What a role may do. */
+export interface RoleDefinition {
+  /**
+   * Annotation-aware verbs. `read`: resources, prompts and tools with `readOnlyHint: true`; `write`
+   * adds tools that are not read-only but declare `destructiveHint: false`; `delete` adds every other
+   * tool (destructive, or not annotated: the spec's defaults). Each verb includes the ones before it.
+   */
+  readonly verbs?: readonly Verb[];
+  /** Tool names allowed or denied by glob, whatever their annotations. */
+  readonly tools?: PatternRules;
+  /** Resource URIs (and URI templates) allowed or denied by glob. */
+  readonly resources?: PatternRules;
+  /** Prompt names allowed or denied by glob. */
+  readonly prompts?: PatternRules;
+  /** Other JSON-RPC methods (extensions, `tasks/*` beyond `read`) allowed or denied by glob. */
+  readonly methods?: PatternRules;
+}
+
+/** Options of {@link Policy}. */
+export interface PolicyOptions {
+  /** Role name → definition; a list of verbs is shorthand for `{ verbs }`. */
+  readonly roles: Readonly<Record<string, RoleDefinition | readonly Verb[]>>;
+  /** Deny patterns for every principal, whatever its roles. */
+  readonly deny?: {
+    readonly tools?: readonly string[];
+    readonly resources?: readonly string[];
+    readonly prompts?: readonly string[];
+    readonly methods?: readonly string[];
+  };
+  /** Annotations that override what servers declare, by tool name. */
+  readonly toolAnnotations?: Readonly<Record<string, ToolAnnotations>>;
+}
+
+type Family = 'tools' | 'resources' | 'prompts' | 'methods';
+
+interface CompiledRules {
+  readonly allow: readonly CompiledPattern[];
+  readonly deny: readonly CompiledPattern[];
+}
+
+interface CompiledRole {
+  readonly name: string;
+  /** 0 none, 1 read, 2 write, 3 delete. */
+  readonly rank: number;
+  readonly verb: Verb | undefined;
+  readonly rules: Readonly<Record<Family, CompiledRules>>;
+}
+
+const VERB_RANK: Record<Verb, number> = { read: 1, write: 2, delete: 3 };
+const RANK_VERB: readonly (Verb | undefined)[] = [undefined, 'read', 'write', 'delete'];
+const FAMILIES: readonly Family[] = ['tools', 'resources', 'prompts', 'methods'];
+const FAMILY_NOUN: Record<Family, string> = { tools: 'tool', resources: 'resource', prompts: 'prompt', methods: 'method' };
+
+/** The verb a tool needs, from its annotations (MCP spec `ToolAnnotations` defaults when absent). */
+export function requiredVerb(annotations: ToolAnnotations | undefined): Verb {
+  if (annotations?.readOnlyHint === true) return 'read';
+  if (annotations?.destructiveHint === false) return 'write';
+  return 'delete';
+}
+
+function compileRules(rules: PatternRules | undefined, where: string): CompiledRules {
+  return {
+    allow: (rules?.allow ?? []).map((p, i) => compilePattern(p, `${where}.allow[${i}]`)),
+    deny: (rules?.deny ?? []).map((p, i) => compilePattern(p, `${where}.deny[${i}]`)),
+  };
+}
+
+function allow(rule: string, reason: string): Decision {
+  return { allow: true, rule, reason };
+}
+
+function deny(rule: string, reason: string, missingPermission?: string): Decision {
+  return missingPermission === undefined ? { allow: false, rule, reason } : { allow: false, rule, reason, missingPermission };
+}
+
+/**
+ * Roles → permissions, per MCP action. Default deny; a deny rule wins over any allow; every decision
+ * names the rule that made it and says why in words.
+ */
+export class Policy {
+  readonly annotations: ToolAnnotationRegistry;
+  readonly #roles = new Map<string, CompiledRole>();
+  readonly #globalDeny: Readonly<Record<Family, readonly CompiledPattern[]>>;
+
+  constructor(options: PolicyOptions) {
+    if (typeof options !== 'object' || options === null || typeof options.roles !== 'object' || options.roles === null) {
+      throw new TypeError('policy.roles must be an object of role name → verbs or role definition');
+    }
+    for (const [name, raw] of Object.entries(options.roles)) {
+      const where = `policy.roles.${name}`;
+      const definition: RoleDefinition = Array.isArray(raw) ? { verbs: raw as readonly Verb[] } : (raw as RoleDefinition);
+      let rank = 0;
+      for (const verb of definition.verbs ?? []) {
+        if (!Object.hasOwn(VERB_RANK, verb)) {
+          throw new TypeError(`${where}.verbs: "${String(verb)}" is not one of read, write, delete`);
+        }
+        rank = Math.max(rank, VERB_RANK[verb]);
+      }
+      const rules = {} as Record<Family, CompiledRules>;
+      for (const family of FAMILIES) rules[family] = compileRules(definition[family], `${where}.${family}`);
+      this.#roles.set(name, { name, rank, verb: RANK_VERB[rank], rules });
+    }
+    const globalDeny = {} as Record<Family, readonly CompiledPattern[]>;
+    for (const family of FAMILIES) {
+      globalDeny[family] = (options.deny?.[family] ?? []).map((p, i) => compilePattern(p, `policy.deny.${family}[${i}]`));
+    }
+    this.#globalDeny = globalDeny;
+    this.annotations = new ToolAnnotationRegistry(options.toolAnnotations);
+  }
+
+  /** The role names this policy defines. */
+  get roleNames(): readonly string[] {
+    return [...this.#roles.keys()];
+  }
+
+  /** Decides one action for one principal. Pure apart from reading the annotation registry. */
+  decide(principal: Principal, action: McpAction): Decision {
+    const roles: CompiledRole[] = [];
+    for (const name of principal.roles) {
+      const role = this.#roles.get(name);
+      if (role !== undefined) roles.push(role);
+    }
+    const methodDenied = this.#denied('methods', action.method, roles);
+    if (methodDenied !== undefined) return methodDenied;
+
+    switch (action.kind) {
+      case 'lifecycle':
+      case 'notification':
+      case 'response':
+        return allow(`builtin:${action.kind}`, `${action.method} is part of the protocol and allowed to every authenticated caller`);
+      case 'list':
+        return allow('builtin:list', `${action.method} is allowed; its result is filtered to what the caller may use`);
+      case 'tool':
+        return this.#decideTarget('tools', action.target, roles, requiredVerb(this.annotations.get(action.target ?? '')));
+      case 'prompt':
+        return this.#decideTarget('prompts', action.target, roles, 'read');
+      case 'resource':
+        return this.#decideTarget('resources', action.target, roles, 'read');
+      case 'task': {
+        const role = roles.find((r) => r.rank >= 1);
+        if (role !== undefined) return allow(`role:${role.name} verb:read`, `${action.method} is allowed by the read verb of role ${role.name}`);
+        return this.#decideByMethodPattern(action.method, roles, 'read');
+      }
+      case 'other':
+        return this.#decideByMethodPattern(action.method, roles, `methods:${action.method}`);
+    }
+  }
+
+  #decideByMethodPattern(method: string, roles: readonly CompiledRole[], missing: string): Decision {
+    for (const role of roles) {
+      const match = role.rules.methods.allow.find((p) => p.exact.test(method));
+      if (match !== undefined) return allow(`role:${role.name} methods.allow "${match.source}"`, `method ${method} is allowed by role ${role.name}`);
+    }
+    return deny('default-deny', `method ${method} is not allowed: no role of the caller allows it`, missing);
+  }
+
+  /** The first deny rule (global, then per role) that matches, as a decision. */
+  #denied(family: Family, target: string, roles: readonly CompiledRole[]): Decision | undefined {
+    let folded: string | undefined;
+    const matches = (p: CompiledPattern): boolean => p.exact.test(target) || p.folded.test((folded ??= foldForComparison(target)));
+    const noun = FAMILY_NOUN[family];
+    const global = this.#globalDeny[family].find(matches);
+    if (global !== undefined) {
+      return deny(`policy.deny.${family} "${global.source}"`, `${noun} ${JSON.stringify(target)} is denied to everyone by pattern "${global.source}"`);
+    }
+    for (const role of roles) {
+      const match = role.rules[family].deny.find(matches);
+      if (match !== undefined) {
+        return deny(`role:${role.name} ${family}.deny "${match.source}"`, `${noun} ${JSON.stringify(target)} is denied to role ${role.name} by pattern "${match.source}"`);
+      }
+    }
+    return undefined;
+  }
+
+  #decideTarget(family: 'tools' | 'prompts' | 'resources', target: string | undefined, roles: readonly CompiledRole[], verb: Verb): Decision {
+    const noun = FAMILY_NOUN[family];
+    if (target === undefined) return deny('builtin:invalid-target', `the request names no ${noun}`);
+    const unsafe = family === 'resources' ? unsafeUriReason(target) : unsafeNameReason(target);
+    if (unsafe !== undefined) return deny('builtin:invalid-target', `${noun} refused: ${unsafe}`);
+    const denied = this.#denied(family, target, roles);
+    if (denied !== undefined) return denied;
+    for (const role of roles) {
+      const match = role.rules[family].allow.find((p) => p.exact.test(target));
+      if (match !== undefined) {
+        return allow(`role:${role.name} ${family}.allow "${match.source}"`, `${noun} ${JSON.stringify(target)} is allowed to role ${role.name} by pattern "${match.source}"`);
+      }
+    }
+    const needed = VERB_RANK[verb];
+    const granting = roles.find((r) => r.rank >= needed);
+    const what = family === 'tools' ? `tool ${JSON.stringify(target)} (${describeVerb(verb)})` : `${noun} ${JSON.stringify(target)}`;
+    if (granting !== undefined) {
+      return allow(`role:${granting.name} verb:${granting.verb ?? verb}`, `${what} needs "${verb}", which role ${granting.name} grants`);
+    }
+    const held = roles.length === 0 ? 'the caller has no role this policy knows' : `the caller's roles (${roles.map((r) => r.name).join(', ')}) do not grant it`;
+    return deny('default-deny', `${what} needs the "${verb}" permission; ${held}`, verb);
+  }
+}
+
+function describeVerb(verb: Verb): string {
+  if (verb === 'read') return 'read-only';
+  if (verb === 'write') return 'not read-only, not destructive';
+  return 'destructive or not annotated';
+}

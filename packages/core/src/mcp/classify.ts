@@ -1,0 +1,213 @@
+import { WardenError } from '../errors.js';
+import type { RequestView } from '../http.js';
+import type { ActionKind, JsonRpcId, ListFamily, McpAction } from '../types.js';
+
+/** The body of a POST, parsed once and named for the policy. */
+export interface ClassifiedBody {
+  /** The parsed body: one JSON-RPC message or a batch, handed on so nobody parses it again. */
+  readonly body: unknown;
+  readonly batch: boolean;
+  /** One action per message, in order. */
+  readonly actions: readonly McpAction[];
+}
+
+/** Options of {@link classifyBody}. */
+export interface ClassifyOptions {
+  /**
+   * Deepest nesting of arrays and objects accepted in a body.
+   * @default 64
+   */
+  readonly maxJsonDepth?: number;
+}
+
+const LIST_METHODS: Record<string, ListFamily> = {
+  'tools/list': 'tools',
+  'prompts/list': 'prompts',
+  'resources/list': 'resources',
+  'resources/templates/list': 'resourceTemplates',
+};
+
+const LIFECYCLE_METHODS = new Set(['initialize', 'server/discover', 'ping', 'logging/setLevel', 'subscriptions/listen']);
+const RESOURCE_METHODS = new Set(['resources/read', 'resources/subscribe', 'resources/unsubscribe']);
+
+/**
+ * The body member that the 2026-07-28 `Mcp-Name` header mirrors, per method (SEP-2243 "Standard
+ * Request Headers"; the same table as `MCP_NAME_HEADER_SOURCE` in the TypeScript SDK v2).
+ */
+const MCP_NAME_SOURCE: Record<string, string> = {
+  'tools/call': 'name',
+  'prompts/get': 'name',
+  'resources/read': 'uri',
+  'tasks/get': 'taskId',
+  'tasks/update': 'taskId',
+  'tasks/cancel': 'taskId',
+};
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function stringMember(record: Record<string, unknown> | undefined, key: string): string | undefined {
+  if (record === undefined || !Object.hasOwn(record, key)) return undefined;
+  const value = record[key];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function argumentsOf(params: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  const args = params !== undefined && Object.hasOwn(params, 'arguments') ? params['arguments'] : undefined;
+  return isRecord(args) ? args : undefined;
+}
+
+/** Names one JSON-RPC message. Throws `invalid_request` for something that is not JSON-RPC 2.0. */
+export function classifyMessage(message: unknown): McpAction {
+  if (!isRecord(message) || message['jsonrpc'] !== '2.0') {
+    throw new WardenError('invalid_request', 'Invalid Request: not a JSON-RPC 2.0 message');
+  }
+  const rawId = message['id'];
+  const hasId = Object.hasOwn(message, 'id');
+  if (hasId && typeof rawId !== 'string' && typeof rawId !== 'number') {
+    throw new WardenError('invalid_request', 'Invalid Request: the id must be a string or a number');
+  }
+  const id = rawId as JsonRpcId | undefined;
+  const method = message['method'];
+  if (method === undefined) {
+    if (hasId && (Object.hasOwn(message, 'result') || Object.hasOwn(message, 'error'))) {
+      return { method: 'response', kind: 'response', id: id as JsonRpcId };
+    }
+    throw new WardenError('invalid_request', 'Invalid Request: a message needs a method, or a result or error');
+  }
+  if (typeof method !== 'string' || method === '') {
+    throw new WardenError('invalid_request', 'Invalid Request: the method must be a non-empty string');
+  }
+  const rawParams = message['params'];
+  if (rawParams !== undefined && typeof rawParams !== 'object') {
+    throw new WardenError('invalid_request', 'Invalid Request: params must be an object or an array');
+  }
+  const params = isRecord(rawParams) ? rawParams : undefined;
+  const base = hasId ? { method, id: id as JsonRpcId } : { method };
+  if (!hasId) return { ...base, kind: 'notification' };
+
+  const list = Object.hasOwn(LIST_METHODS, method) ? LIST_METHODS[method] : undefined;
+  if (list !== undefined) return { ...base, kind: 'list', list };
+  if (method === 'tools/call') return named(base, 'tool', stringMember(params, 'name'), argumentsOf(params));
+  if (method === 'prompts/get') return named(base, 'prompt', stringMember(params, 'name'), argumentsOf(params));
+  if (RESOURCE_METHODS.has(method)) return named(base, 'resource', stringMember(params, 'uri'));
+  if (method === 'completion/complete') {
+    const ref = params !== undefined && isRecord(params['ref']) ? params['ref'] : undefined;
+    const type = stringMember(ref, 'type');
+    if (type === 'ref/prompt') return named(base, 'prompt', stringMember(ref, 'name'));
+    if (type === 'ref/resource') return { ...named(base, 'resource', stringMember(ref, 'uri')), template: true };
+    return { ...base, kind: 'other' };
+  }
+  if (LIFECYCLE_METHODS.has(method)) return { ...base, kind: 'lifecycle' };
+  if (method.startsWith('tasks/')) return { ...base, kind: 'task' };
+  return { ...base, kind: 'other' };
+}
+
+function named(
+  base: { method: string; id?: JsonRpcId },
+  kind: ActionKind,
+  target: string | undefined,
+  args?: Record<string, unknown>,
+): McpAction {
+  return {
+    ...base,
+    kind,
+    ...(target === undefined ? {} : { target }),
+    ...(args === undefined ? {} : { arguments: args }),
+  };
+}
+
+/** Whether JSON text nests arrays and objects deeper than `max` (a linear scan that skips strings). */
+export function exceedsJsonDepth(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
+/**
+ * Parses a POST body once (a single message or a batch) and names each message. Malformed JSON is a
+ * JSON-RPC parse error (400), never an HTML page or a stack trace.
+ */
+export function classifyBody(text: string, options: ClassifyOptions = {}): ClassifiedBody {
+  const maxDepth = options.maxJsonDepth ?? 64;
+  if (exceedsJsonDepth(text, maxDepth)) {
+    throw new WardenError('parse_error', `Parse error: the JSON nests deeper than ${maxDepth} levels`);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new WardenError('parse_error', 'Parse error: the body is not valid JSON');
+  }
+  return classifyParsed(body);
+}
+
+/** Names the messages of an already parsed body (when a body parser ran before the pipeline). */
+export function classifyParsed(body: unknown): ClassifiedBody {
+  if (Array.isArray(body)) {
+    if (body.length === 0) throw new WardenError('invalid_request', 'Invalid Request: an empty batch');
+    return { body, batch: true, actions: body.map(classifyMessage) };
+  }
+  return { body, batch: false, actions: [classifyMessage(body)] };
+}
+
+const BASE64_SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/;
+
+/** Decodes an `Mcp-Name` value: plain, or the `=?base64?…?=` sentinel carrying UTF-8. */
+export function decodeMcpHeaderValue(value: string): string | undefined {
+  const match = BASE64_SENTINEL.exec(value);
+  if (match === null) return value;
+  const payload = match[1] ?? '';
+  if (payload.length % 4 !== 0) return undefined;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(payload, 'base64'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The 2026-07-28 cross-check: requests repeat their method and name in `Mcp-Method` / `Mcp-Name`
+ * headers so intermediaries can route without parsing. mcp-warden always decides from the body, and
+ * refuses (400, `HEADER_MISMATCH`) a request whose headers disagree with it, so nothing downstream
+ * that trusts the headers can be steered past the policy.
+ */
+export function checkMcpHeaders(request: RequestView, classified: ClassifiedBody): void {
+  const methodHeader = request.header('mcp-method');
+  const nameHeader = request.header('mcp-name');
+  if (methodHeader === undefined && nameHeader === undefined) return;
+  if (request.headerCount('mcp-method') > 1 || request.headerCount('mcp-name') > 1) {
+    throw mismatch('the Mcp-Method and Mcp-Name headers may appear once each');
+  }
+  const first = classified.actions[0];
+  if (classified.batch || first === undefined || first.kind === 'response') {
+    throw mismatch('Mcp-Method and Mcp-Name describe a single request, but the body is not one');
+  }
+  if (methodHeader !== undefined && methodHeader.trim() !== first.method) {
+    throw mismatch(`the body names method ${JSON.stringify(first.method)} but the Mcp-Method header does not`);
+  }
+  if (nameHeader !== undefined && Object.hasOwn(MCP_NAME_SOURCE, first.method)) {
+    const decoded = decodeMcpHeaderValue(nameHeader.trim());
+    const body = classified.body as { params?: Record<string, unknown> };
+    const field = MCP_NAME_SOURCE[first.method] ?? '';
+    const bodyValue = isRecord(body.params) ? body.params[field] : undefined;
+    if (decoded === undefined || decoded !== bodyValue) {
+      throw mismatch(`the Mcp-Name header does not match params.${field} of the body`);
+    }
+  }
+}
+
+function mismatch(description: string): WardenError {
+  return new WardenError('header_mismatch', `Bad Request: the request headers and body disagree: ${description}`);
+}

@@ -1,0 +1,66 @@
+import type { IncomingMessage } from 'node:http';
+import { WardenError } from './errors.js';
+import type { RequestView } from './http.js';
+
+/**
+ * A {@link RequestView} over Node's `IncomingMessage`. Node keeps only the first of a repeated
+ * `Authorization` (and other singleton headers), so repetitions are counted from `rawHeaders`.
+ */
+export function nodeRequestView(req: IncomingMessage): RequestView {
+  return {
+    method: req.method ?? 'GET',
+    url: req.url ?? '/',
+    header(name: string): string | undefined {
+      const value = req.headers[name];
+      if (value === undefined) return undefined;
+      return Array.isArray(value) ? value.join(', ') : value;
+    },
+    headerCount(name: string): number {
+      const raw = req.rawHeaders;
+      let count = 0;
+      for (let i = 0; i < raw.length; i += 2) {
+        const key = raw[i] as string;
+        if (key.length === name.length && key.toLowerCase() === name) count++;
+      }
+      return count;
+    },
+    ...(req.socket?.remoteAddress === undefined ? {} : { remoteAddress: req.socket.remoteAddress }),
+  };
+}
+
+/**
+ * Reads a Node request body as UTF-8, refusing past `limit` bytes with `body_too_large` (413). The
+ * rest of an oversized body is not read: the connection is closed after the answer instead.
+ */
+export function readNodeBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        req.pause();
+        reject(new WardenError('body_too_large', `Payload Too Large: the body exceeds ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+    };
+    const onError = (error: Error): void => {
+      cleanup();
+      reject(new WardenError('invalid_request', 'Bad Request: the body could not be read', { cause: error }));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}

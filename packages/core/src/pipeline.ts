@@ -1,0 +1,267 @@
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { AuditEvent, AuditSink } from './audit/event.js';
+import { authenticate } from './authn/authenticate.js';
+import { type ExtractOptions, extractCredential } from './authn/extract.js';
+import { type StaticTokenEntry, sha256Hex, staticTokens } from './authn/static-tokens.js';
+import { Policy, type PolicyOptions } from './authz/policy.js';
+import {
+  type ErrorResponse,
+  type ErrorResponseOptions,
+  JsonRpcErrorCode,
+  WardenError,
+  jsonRpcErrorBody,
+  toErrorResponse,
+} from './errors.js';
+import { createGuard, DEFAULT_MAX_BODY_BYTES, type GuardOptions } from './guard/guard.js';
+import type { RequestView } from './http.js';
+import { type ClassifiedBody, type ClassifyOptions, checkMcpHeaders, classifyBody, classifyParsed } from './mcp/classify.js';
+import { type PendingLists, pendingListsOf } from './mcp/filter.js';
+import type { Credential, CredentialVerifier, Decision, McpAction, Principal, SdkAuthInfo } from './types.js';
+
+/** Everything the pipeline is configured with. Validated when {@link createWarden} is called. */
+export interface WardenOptions extends GuardOptions, ExtractOptions, ErrorResponseOptions, ClassifyOptions {
+  /** Credential verifiers, tried in order. */
+  readonly verifiers?: readonly CredentialVerifier[];
+  /** Shorthand for a {@link staticTokens} verifier, tried after `verifiers`. */
+  readonly tokens?: readonly StaticTokenEntry[];
+  /** The roles and patterns, or a {@link Policy} shared with other pipelines. */
+  readonly policy: Policy | PolicyOptions;
+  /** An `McpServer` (SDK v1 or v2) whose registered tools' annotations the policy should read. */
+  readonly server?: object;
+  /** Audit sinks; each receives every event. */
+  readonly audit?: AuditSink | readonly AuditSink[];
+  /**
+   * Put the caller's credential itself in `req.auth.token` for tool handlers. Off by default: handlers
+   * get `sha256:<first 16 hex digits>`, enough to correlate, useless to replay.
+   * @default false
+   */
+  readonly exposeCredentialToHandlers?: boolean;
+}
+
+/** The pipeline's verdict on one HTTP request. */
+export type PipelineResult =
+  | { readonly type: 'respond'; readonly response: ErrorResponse }
+  | {
+      readonly type: 'forward';
+      readonly principal: Principal;
+      /** The caller in the SDK's `AuthInfo` shape, for `req.auth`. */
+      readonly authInfo: SdkAuthInfo;
+      /** The parsed body (POST only), to hand on so nobody parses it again. */
+      readonly body?: unknown;
+      /** List requests whose results must be filtered, when there are any. */
+      readonly lists?: PendingLists;
+    };
+
+/** How an adapter hands over the body: read it (bounded), or give what a body parser already parsed. */
+export interface BodySource {
+  /** Reads the raw body as UTF-8, refusing with `body_too_large` past `limit` bytes. */
+  readonly read?: (limit: number) => Promise<string>;
+  /** A body a framework's parser already produced (e.g. `express.json()`). */
+  readonly parsed?: unknown;
+}
+
+/** The pipeline, ready to serve: what every adapter calls. */
+export interface Warden {
+  readonly policy: Policy;
+  /** Runs guard → authn → classify → authz on one request. Never throws: failures become a `respond`. */
+  handle(request: RequestView, body: BodySource): Promise<PipelineResult>;
+  /** Maps any error to the answer of the status table (for adapters' own failures, e.g. body reading). */
+  errorResponse(error: unknown): ErrorResponse;
+}
+
+interface RequestContext {
+  readonly request: RequestView;
+  readonly requestId: string;
+  readonly started: number;
+}
+
+/**
+ * Builds the pipeline (guard → authn → classify → authz) from options, validating them now so a
+ * mistake surfaces at start-up with the option's name, not on the first request.
+ */
+export function createWarden(options: WardenOptions): Warden {
+  if (typeof options !== 'object' || options === null) throw new TypeError('mcp-warden: options are required');
+  if (options.policy === undefined) throw new TypeError('mcp-warden: options.policy is required (roles → permissions)');
+  const guard = createGuard(options);
+  const policy = options.policy instanceof Policy ? options.policy : new Policy(options.policy);
+  if (options.server !== undefined) policy.annotations.addServer(options.server);
+  const verifiers = [...(options.verifiers ?? [])];
+  if (options.tokens !== undefined) verifiers.push(staticTokens(options.tokens));
+  if (verifiers.length === 0) {
+    throw new TypeError('mcp-warden: configure at least one credential verifier (options.tokens or options.verifiers)');
+  }
+  if (options.invalidCredentialStatus !== undefined && options.invalidCredentialStatus !== 401 && options.invalidCredentialStatus !== 403) {
+    throw new TypeError('mcp-warden: options.invalidCredentialStatus must be 401 or 403');
+  }
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const sinks: readonly AuditSink[] = options.audit === undefined ? [] : Array.isArray(options.audit) ? options.audit : [options.audit as AuditSink];
+  const exposeCredential = options.exposeCredentialToHandlers === true;
+
+  function emit(ctx: RequestContext, fields: Omit<AuditEvent, 'time' | 'requestId' | 'latencyMicros' | 'clientAddress' | 'userAgent'>): void {
+    if (sinks.length === 0) return;
+    const userAgent = ctx.request.header('user-agent');
+    const event: AuditEvent = {
+      time: new Date().toISOString(),
+      requestId: ctx.requestId,
+      ...fields,
+      latencyMicros: Math.round((performance.now() - ctx.started) * 1000),
+      ...(ctx.request.remoteAddress === undefined ? {} : { clientAddress: ctx.request.remoteAddress }),
+      ...(userAgent === undefined ? {} : { userAgent }),
+    };
+    for (const sink of sinks) {
+      try {
+        sink(event);
+      } catch {
+        // A sink must not throw; one that does must not turn an answer into a 500 either.
+      }
+    }
+  }
+
+  function refuse(ctx: RequestContext, stage: string, error: unknown, extra: { principal?: Principal; credentialRef?: string } = {}): PipelineResult {
+    const code = error instanceof WardenError ? error.code : 'internal';
+    emit(ctx, {
+      method: ctx.request.method,
+      kind: 'request',
+      decision: 'deny',
+      rule: `${stage}:${code}`,
+      reason: error instanceof Error ? error.message : 'internal error',
+      ...(extra.principal === undefined ? {} : { principal: { id: extra.principal.id, kind: extra.principal.kind } }),
+      ...(extra.credentialRef === undefined ? {} : { credentialRef: extra.credentialRef }),
+    });
+    return { type: 'respond', response: toErrorResponse(error, options) };
+  }
+
+  function authInfoFor(principal: Principal, credential: Credential): SdkAuthInfo {
+    const info: SdkAuthInfo = {
+      token: exposeCredential ? credential.value : `sha256:${sha256Hex(credential.value).slice(0, 16)}`,
+      clientId: principal.clientId ?? principal.id,
+      scopes: [...principal.scopes],
+      extra: {
+        principal: { id: principal.id, kind: principal.kind, subject: principal.subject, roles: [...principal.roles] },
+        roles: [...principal.roles],
+      },
+    };
+    if (principal.expiresAt !== undefined) info.expiresAt = principal.expiresAt;
+    return info;
+  }
+
+  async function handle(request: RequestView, bodySource: BodySource): Promise<PipelineResult> {
+    const ctx: RequestContext = { request, requestId: randomUUID(), started: performance.now() };
+    try {
+      guard(request);
+    } catch (error) {
+      return refuse(ctx, 'guard', error);
+    }
+
+    let credential: Credential | undefined;
+    try {
+      credential = extractCredential(request, options);
+    } catch (error) {
+      return refuse(ctx, 'authn', error);
+    }
+    if (credential === undefined) {
+      return refuse(ctx, 'authn', new WardenError('credential_missing', 'Unauthorized: this MCP server requires a credential'));
+    }
+    const outcome = await authenticate(credential, verifiers);
+    if (!outcome.ok) {
+      return refuse(ctx, 'authn', outcome.error, outcome.credentialRef === undefined ? {} : { credentialRef: outcome.credentialRef });
+    }
+    const principal = outcome.principal;
+    const auditPrincipal = { id: principal.id, kind: principal.kind };
+
+    if (request.method !== 'POST') {
+      emit(ctx, {
+        principal: auditPrincipal,
+        method: request.method,
+        kind: 'lifecycle',
+        decision: 'allow',
+        rule: 'builtin:lifecycle',
+        reason: `${request.method} of the MCP endpoint is allowed to every authenticated caller`,
+      });
+      return { type: 'forward', principal, authInfo: authInfoFor(principal, credential) };
+    }
+
+    let classified: ClassifiedBody;
+    try {
+      if (bodySource.read !== undefined) classified = classifyBody(await bodySource.read(maxBodyBytes), options);
+      else classified = classifyParsed(bodySource.parsed);
+      checkMcpHeaders(request, classified);
+    } catch (error) {
+      return refuse(ctx, 'classify', error, { principal });
+    }
+
+    const decisions: Decision[] = [];
+    let denied = false;
+    for (const action of classified.actions) {
+      const decision = policy.decide(principal, action);
+      decisions.push(decision);
+      if (!decision.allow) denied = true;
+      emit(ctx, {
+        principal: auditPrincipal,
+        method: action.method,
+        kind: action.kind,
+        ...(action.target === undefined ? {} : { target: action.target }),
+        decision: decision.allow ? 'allow' : 'deny',
+        rule: decision.rule,
+        reason: decision.reason,
+      });
+    }
+    if (denied) return { type: 'respond', response: deniedResponse(classified, decisions) };
+
+    const lists = pendingListsOf(classified.actions);
+    return {
+      type: 'forward',
+      principal,
+      authInfo: authInfoFor(principal, credential),
+      body: classified.body,
+      ...(lists === undefined ? {} : { lists }),
+    };
+  }
+
+  return {
+    policy,
+    handle,
+    errorResponse: (error: unknown) => toErrorResponse(error, options),
+  };
+}
+
+/** The message of a denial: names the action and the permission it lacks. */
+export function denialMessage(action: McpAction, decision: Decision): string {
+  const permission = decision.missingPermission === undefined ? '' : ` (missing permission: ${decision.missingPermission})`;
+  return `Forbidden: ${decision.reason}${permission}`;
+}
+
+/**
+ * The answer to a body with a denied action: nothing is forwarded. A single request gets a JSON-RPC
+ * error naming the missing permission. In a batch every request is answered with an error, so the
+ * allowed half of a mixed batch never runs on the strength of the denied half being dropped.
+ */
+function deniedResponse(classified: ClassifiedBody, decisions: readonly Decision[]): ErrorResponse {
+  const errors: string[] = [];
+  classified.actions.forEach((action, i) => {
+    const decision = decisions[i] as Decision;
+    if (action.id === undefined || action.kind === 'response') return;
+    if (!decision.allow) {
+      errors.push(
+        jsonRpcErrorBody(action.id, JsonRpcErrorCode.Forbidden, denialMessage(action, decision), {
+          rule: decision.rule,
+          ...(decision.missingPermission === undefined ? {} : { permission: decision.missingPermission }),
+        }),
+      );
+    } else {
+      errors.push(
+        jsonRpcErrorBody(action.id, JsonRpcErrorCode.Forbidden, 'Forbidden: not executed because another request in the same batch was denied'),
+      );
+    }
+  });
+  const headers = { 'content-type': 'application/json' };
+  if (errors.length === 0) {
+    // Only notifications were denied: there is no id to answer, so refuse at the HTTP level.
+    const first = classified.actions.findIndex((_, i) => !(decisions[i] as Decision).allow);
+    const action = classified.actions[first] as McpAction;
+    const decision = decisions[first] as Decision;
+    return { status: 403, headers, body: jsonRpcErrorBody(null, JsonRpcErrorCode.Forbidden, denialMessage(action, decision)) };
+  }
+  return { status: 200, headers, body: classified.batch ? `[${errors.join(',')}]` : (errors[0] as string) };
+}
