@@ -43,7 +43,7 @@ export function createTutorialServer(): McpServer {
   server.registerTool(
     'whoami',
     { description: 'Tell who is calling, as the server sees it', annotations: { readOnlyHint: true } },
-    async (_args, extra) => ({
+    async (extra) => ({
       content: [{ type: 'text', text: JSON.stringify({ clientId: extra.authInfo?.clientId, roles: extra.authInfo?.extra?.['roles'] }) }],
     }),
   );

@@ -143,8 +143,10 @@ export class SseListFilter {
 
   /** Ends the stream: returns whatever was held back (an unterminated event is passed on as it was). */
   flush(): string {
+    // A CR held back as a possible half of CRLF ends its line now that nothing follows.
+    const head = this.#pending.endsWith('\r') ? this.push('\n') : '';
     const rest = this.#lines.length > 0 ? `${this.#lines.join('\n')}\n` : '';
-    const out = rest + this.#pending;
+    const out = head + rest + this.#pending;
     this.#lines = [];
     this.#pending = '';
     return out;

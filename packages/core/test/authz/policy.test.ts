@@ -1,0 +1,176 @@
+import { describe, expect, it } from 'vitest';
+import { Policy, requiredVerb } from '../../src/authz/policy.js';
+import type { McpAction } from '../../src/types.js';
+import { principal } from '../helpers.js';
+
+const tool = (target: string): McpAction => ({ method: 'tools/call', kind: 'tool', id: 1, target });
+const resource = (target: string): McpAction => ({ method: 'resources/read', kind: 'resource', id: 1, target });
+const prompt = (target: string): McpAction => ({ method: 'prompts/get', kind: 'prompt', id: 1, target });
+
+function tutorialPolicy(): Policy {
+  const policy = new Policy({ roles: { admin: ['read', 'write', 'delete'], writer: ['write'], reader: ['read'] } });
+  policy.annotations.learn([
+    { name: 'read_file', annotations: { readOnlyHint: true } },
+    { name: 'write_file', annotations: { readOnlyHint: false, destructiveHint: false } },
+    { name: 'delete_file', annotations: { readOnlyHint: false, destructiveHint: true } },
+    { name: 'bare' },
+  ]);
+  return policy;
+}
+
+describe('requiredVerb (MCP ToolAnnotations defaults)', () => {
+  it('maps annotations to verbs', () => {
+    expect(requiredVerb({ readOnlyHint: true })).toBe('read');
+    expect(requiredVerb({ readOnlyHint: true, destructiveHint: true })).toBe('read');
+    expect(requiredVerb({ destructiveHint: false })).toBe('write');
+    expect(requiredVerb({ readOnlyHint: false })).toBe('delete');
+    expect(requiredVerb({})).toBe('delete');
+    expect(requiredVerb(undefined)).toBe('delete');
+  });
+});
+
+describe('Policy', () => {
+  const policy = tutorialPolicy();
+  const reader = principal(['reader']);
+  const writer = principal(['writer']);
+  const admin = principal(['admin']);
+
+  it('gives read the read-only tools, write the non-destructive ones, delete the rest', () => {
+    const allowed = (p: ReturnType<typeof principal>) =>
+      ['read_file', 'write_file', 'delete_file', 'bare', 'never_listed'].filter((t) => policy.decide(p, tool(t)).allow);
+    expect(allowed(reader)).toEqual(['read_file']);
+    expect(allowed(writer)).toEqual(['read_file', 'write_file']);
+    expect(allowed(admin)).toEqual(['read_file', 'write_file', 'delete_file', 'bare', 'never_listed']);
+  });
+
+  it('names the rule and the missing permission of every decision', () => {
+    expect(policy.decide(reader, tool('read_file'))).toMatchObject({ allow: true, rule: 'role:reader verb:read' });
+    const denied = policy.decide(reader, tool('delete_file'));
+    expect(denied).toMatchObject({ allow: false, rule: 'default-deny', missingPermission: 'delete' });
+    expect(denied.reason).toContain('delete_file');
+    expect(denied.reason).toContain('reader');
+    expect(policy.decide(writer, tool('bare')).missingPermission).toBe('delete');
+  });
+
+  it('denies by default: no roles, unknown roles, unknown methods', () => {
+    expect(policy.decide(principal([]), tool('read_file'))).toMatchObject({ allow: false, rule: 'default-deny' });
+    expect(policy.decide(principal(['ghost']), resource('file:///a')).allow).toBe(false);
+    expect(policy.decide(admin, { method: 'vendor/x', kind: 'other', id: 1 })).toMatchObject({
+      allow: false,
+      missingPermission: 'methods:vendor/x',
+    });
+  });
+
+  it('lets every authenticated principal through lifecycle, notifications, responses and lists', () => {
+    const nobody = principal([]);
+    for (const action of [
+      { method: 'initialize', kind: 'lifecycle', id: 1 },
+      { method: 'server/discover', kind: 'lifecycle', id: 1 },
+      { method: 'notifications/initialized', kind: 'notification' },
+      { method: 'response', kind: 'response', id: 3 },
+      { method: 'tools/list', kind: 'list', id: 1, list: 'tools' },
+    ] as McpAction[]) {
+      expect(policy.decide(nobody, action).allow, action.method).toBe(true);
+    }
+  });
+
+  it('allows resources and prompts with read', () => {
+    expect(policy.decide(reader, resource('file:///docs/a.md')).allow).toBe(true);
+    expect(policy.decide(reader, prompt('greet')).allow).toBe(true);
+    expect(policy.decide(principal([]), prompt('greet')).allow).toBe(false);
+  });
+
+  describe('patterns', () => {
+    const patterned = new Policy({
+      roles: {
+        reader: { verbs: ['read'], tools: { allow: ['deploy_preview'], deny: ['secret_*'] }, resources: { deny: ['file:///etc/**'] } },
+        docs: { resources: { allow: ['file:///docs/**'] }, prompts: { allow: ['help_*'] } },
+        ops: { methods: { allow: ['vendor/*'] } },
+      },
+      deny: { tools: ['drop_*'] },
+    });
+    patterned.annotations.learn([
+      { name: 'secret_dump', annotations: { readOnlyHint: true } },
+      { name: 'drop_table', annotations: { readOnlyHint: true } },
+      { name: 'list_things', annotations: { readOnlyHint: true } },
+    ]);
+
+    it('allows by pattern whatever the annotations', () => {
+      expect(patterned.decide(principal(['reader']), tool('deploy_preview'))).toMatchObject({
+        allow: true,
+        rule: 'role:reader tools.allow "deploy_preview"',
+      });
+    });
+    it('lets deny win over the verb, over allow patterns and over other roles', () => {
+      expect(patterned.decide(principal(['reader']), tool('secret_dump'))).toMatchObject({ allow: false, rule: 'role:reader tools.deny "secret_*"' });
+      expect(patterned.decide(principal(['reader', 'docs']), resource('file:///etc/passwd')).allow).toBe(false);
+      expect(patterned.decide(principal(['reader']), tool('drop_table'))).toMatchObject({ allow: false, rule: 'policy.deny.tools "drop_*"' });
+    });
+    it('scopes * to one path segment and ** to any depth', () => {
+      const docs = principal(['docs']);
+      expect(patterned.decide(docs, resource('file:///docs/a/b/c.md')).allow).toBe(true);
+      expect(patterned.decide(docs, resource('file:///docsx/a.md')).allow).toBe(false);
+      expect(patterned.decide(docs, prompt('help_me')).allow).toBe(true);
+      expect(patterned.decide(docs, prompt('help/me')).allow).toBe(false);
+      expect(patterned.decide(docs, tool('list_things')).allow).toBe(false);
+    });
+    it('allows other methods only by an explicit methods pattern', () => {
+      expect(patterned.decide(principal(['ops']), { method: 'vendor/report', kind: 'other', id: 1 }).allow).toBe(true);
+      expect(patterned.decide(principal(['ops']), { method: 'other/report', kind: 'other', id: 1 }).allow).toBe(false);
+    });
+  });
+
+  it('reads annotations from an SDK server object, and lets configured ones override', () => {
+    const fakeServer = { _registeredTools: { from_server: { annotations: { readOnlyHint: true } } } };
+    const p = new Policy({ roles: { reader: ['read'] }, toolAnnotations: { overridden: { readOnlyHint: true } } });
+    p.annotations.addServer(fakeServer);
+    p.annotations.learn([{ name: 'overridden', annotations: { readOnlyHint: false } }]);
+    expect(p.decide(principal(['reader']), tool('from_server')).allow).toBe(true);
+    expect(p.decide(principal(['reader']), tool('overridden')).allow).toBe(true);
+    expect(() => p.annotations.addServer({})).toThrow(/McpServer/);
+  });
+
+  it('validates its options, naming the offending key', () => {
+    expect(() => new Policy({ roles: { r: ['reed' as 'read'] } })).toThrow(/policy\.roles\.r\.verbs: "reed"/);
+    expect(() => new Policy({ roles: { r: { tools: { allow: [''] } } } })).toThrow(/policy\.roles\.r\.tools\.allow\[0\]/);
+    expect(() => new Policy({} as never)).toThrow(/policy\.roles/);
+  });
+
+  describe('Security', () => {
+    it('unicode look-alike tool names neither borrow annotations nor evade deny patterns', () => {
+      const p = new Policy({ roles: { reader: { verbs: ['read'], tools: { deny: ['delete_*'] } } } });
+      p.annotations.learn([{ name: 'read_file', annotations: { readOnlyHint: true } }, { name: 'dеlete_all', annotations: { readOnlyHint: true } }]);
+      // Cyrillic "а" in "reаd_file": a different tool, not annotated, so it needs delete.
+      expect(p.decide(principal(['reader']), tool('re\u0430d_file')).allow).toBe(false);
+      // Cyrillic "е" in "dеlete_all" claims to be read-only, but the deny pattern still catches it.
+      expect(p.decide(principal(['reader']), tool('d\u0435lete_all'))).toMatchObject({ allow: false, rule: 'role:reader tools.deny "delete_*"' });
+      // Full-width and upper-case forms fold to the same name.
+      expect(p.decide(principal(['reader']), tool('ＤＥＬＥＴＥ_x')).allow).toBe(false);
+    });
+    it('refuses names with invisible or control characters', () => {
+      const p = new Policy({ roles: { admin: ['delete'] } });
+      for (const name of ['read\u200bfile', 'a\u202eb', 'x\ny', 'x\u0000', '']) {
+        expect(p.decide(principal(['admin']), tool(name)), JSON.stringify(name)).toMatchObject({ allow: false, rule: 'builtin:invalid-target' });
+      }
+    });
+    it('resource URIs with .. or percent-encoding tricks do not slip through globs', () => {
+      const p = new Policy({ roles: { docs: { resources: { allow: ['file:///docs/**'] } } } });
+      const docs = principal(['docs']);
+      for (const uri of [
+        'file:///docs/../etc/passwd',
+        'file:///docs/./../../etc/passwd',
+        'file:///docs/%2e%2e/etc/passwd',
+        'file:///docs/%2E%2E/etc/passwd',
+        'file:///docs/..%2fetc/passwd',
+        'file:///docs/%252e%252e/etc/passwd',
+        'file:///docs\\..\\etc\\passwd',
+        'file:///docs/%zz',
+        'file:///docs/a\u0000.md',
+        'file:///docs/..',
+      ]) {
+        expect(p.decide(docs, resource(uri)).allow, uri).toBe(false);
+      }
+      expect(p.decide(docs, resource('file:///docs/guide%20one.md')).allow).toBe(true);
+    });
+  });
+});

@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import { WardenError } from '../../src/errors.js';
+import { checkMcpHeaders, classifyBody, classifyMessage, decodeMcpHeaderValue } from '../../src/mcp/classify.js';
+import { view } from '../helpers.js';
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+    return undefined;
+  } catch (error) {
+    return error instanceof WardenError ? error.code : 'not-a-warden-error';
+  }
+}
+
+const request = (method: string, params?: unknown, id: number | string = 1) => ({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) });
+
+describe('classifyMessage', () => {
+  it('names tool calls with their arguments', () => {
+    expect(classifyMessage(request('tools/call', { name: 'echo', arguments: { text: 'hi' } }))).toEqual({
+      method: 'tools/call',
+      id: 1,
+      kind: 'tool',
+      target: 'echo',
+      arguments: { text: 'hi' },
+    });
+  });
+  it('names resources, prompts, completions and lists', () => {
+    expect(classifyMessage(request('resources/read', { uri: 'file:///a' }))).toMatchObject({ kind: 'resource', target: 'file:///a' });
+    expect(classifyMessage(request('resources/subscribe', { uri: 'file:///a' }))).toMatchObject({ kind: 'resource', target: 'file:///a' });
+    expect(classifyMessage(request('prompts/get', { name: 'greet', arguments: { who: 'x' } }))).toMatchObject({
+      kind: 'prompt',
+      target: 'greet',
+      arguments: { who: 'x' },
+    });
+    expect(classifyMessage(request('completion/complete', { ref: { type: 'ref/prompt', name: 'greet' } }))).toMatchObject({
+      kind: 'prompt',
+      target: 'greet',
+    });
+    expect(classifyMessage(request('completion/complete', { ref: { type: 'ref/resource', uri: 'file:///{p}' } }))).toMatchObject({
+      kind: 'resource',
+      target: 'file:///{p}',
+      template: true,
+    });
+    expect(classifyMessage(request('tools/list'))).toMatchObject({ kind: 'list', list: 'tools' });
+    expect(classifyMessage(request('resources/templates/list'))).toMatchObject({ kind: 'list', list: 'resourceTemplates' });
+  });
+  it('names lifecycle messages of all three revisions, notifications and responses', () => {
+    for (const method of ['initialize', 'server/discover', 'ping', 'logging/setLevel']) {
+      expect(classifyMessage(request(method)).kind, method).toBe('lifecycle');
+    }
+    expect(classifyMessage({ jsonrpc: '2.0', method: 'notifications/initialized' })).toMatchObject({ kind: 'notification' });
+    expect(classifyMessage({ jsonrpc: '2.0', id: 7, result: {} })).toMatchObject({ kind: 'response', id: 7 });
+    expect(classifyMessage({ jsonrpc: '2.0', id: 7, error: { code: 1, message: 'x' } })).toMatchObject({ kind: 'response' });
+    expect(classifyMessage(request('tasks/get', { taskId: 't' }))).toMatchObject({ kind: 'task' });
+    expect(classifyMessage(request('vendor/thing'))).toMatchObject({ kind: 'other' });
+  });
+  it('does not read names from the prototype chain', () => {
+    expect(classifyMessage(request('tools/call', {}))).toMatchObject({ kind: 'tool' });
+    expect(classifyMessage(request('tools/call', {})).target).toBeUndefined();
+    expect(classifyMessage(request('constructor')).kind).toBe('other');
+    expect(classifyMessage(request('toString')).kind).toBe('other');
+  });
+  it('refuses what is not JSON-RPC 2.0', () => {
+    for (const bad of [null, 1, 'x', [], { id: 1, method: 'x' }, { jsonrpc: '1.0', id: 1, method: 'x' }, { jsonrpc: '2.0', id: {}, method: 'x' },
+      { jsonrpc: '2.0', id: 1 }, { jsonrpc: '2.0', id: 1, method: 5 }, { jsonrpc: '2.0', id: 1, method: 'x', params: 'p' }]) {
+      expect(codeOf(() => classifyMessage(bad)), JSON.stringify(bad)).toBe('invalid_request');
+    }
+  });
+});
+
+describe('classifyBody', () => {
+  it('parses a batch into one action per message', () => {
+    const body = classifyBody(JSON.stringify([request('tools/list', undefined, 1), request('tools/call', { name: 'x' }, 2)]));
+    expect(body.batch).toBe(true);
+    expect(body.actions.map((a) => a.kind)).toEqual(['list', 'tool']);
+  });
+  it('answers malformed JSON with parse_error', () => {
+    expect(codeOf(() => classifyBody('{"jsonrpc":'))).toBe('parse_error');
+    expect(codeOf(() => classifyBody('<html>'))).toBe('parse_error');
+    expect(codeOf(() => classifyBody(''))).toBe('parse_error');
+  });
+  it('refuses an empty batch', () => {
+    expect(codeOf(() => classifyBody('[]'))).toBe('invalid_request');
+  });
+  it('refuses JSON nested deeper than the limit, without recursion', () => {
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    expect(codeOf(() => classifyBody(deep))).toBe('parse_error');
+    const args = { a: JSON.parse(`${'['.repeat(70)}1${']'.repeat(70)}`) as unknown };
+    expect(codeOf(() => classifyBody(JSON.stringify(request('tools/call', { name: 'x', arguments: args }))))).toBe('parse_error');
+    expect(codeOf(() => classifyBody(JSON.stringify(request('tools/call', { name: 'x', arguments: args })), { maxJsonDepth: 80 }))).toBeUndefined();
+  });
+  it('is not fooled by brackets inside strings', () => {
+    const body = JSON.stringify(request('tools/call', { name: 'x', arguments: { s: '[[[[[[[[[[{{{{{{{{\\"' } }));
+    expect(codeOf(() => classifyBody(body, { maxJsonDepth: 4 }))).toBeUndefined();
+  });
+});
+
+describe('checkMcpHeaders (2026-07-28 Mcp-Method / Mcp-Name)', () => {
+  const call = classifyBody(JSON.stringify(request('tools/call', { name: 'echo', arguments: {} })));
+  const read = classifyBody(JSON.stringify(request('resources/read', { uri: 'file:///a' })));
+  const headers = (h: [string, string][]) => view({ headers: h });
+
+  it('accepts headers that agree with the body, plain or base64-sentinel', () => {
+    expect(codeOf(() => checkMcpHeaders(headers([['mcp-method', 'tools/call'], ['mcp-name', 'echo']]), call))).toBeUndefined();
+    expect(codeOf(() => checkMcpHeaders(headers([['mcp-method', 'tools/call'], ['mcp-name', '=?base64?ZWNobw==?=']]), call))).toBeUndefined();
+    expect(codeOf(() => checkMcpHeaders(headers([['mcp-method', 'resources/read'], ['mcp-name', 'file:///a']]), read))).toBeUndefined();
+    expect(codeOf(() => checkMcpHeaders(headers([]), call))).toBeUndefined();
+  });
+  it('refuses a method header that disagrees with the body', () => {
+    expect(codeOf(() => checkMcpHeaders(headers([['mcp-method', 'tools/list']]), call))).toBe('header_mismatch');
+  });
+  it('refuses a name header that disagrees with the body, or cannot be decoded', () => {
+    expect(codeOf(() => checkMcpHeaders(headers([['mcp-method', 'tools/call'], ['mcp-name', 'read_file']]), call))).toBe('header_mismatch');
+    expect(codeOf(() => checkMcpHeaders(headers([['mcp-name', '=?base64?!!!?=']]), call))).toBe('header_mismatch');
+    expect(codeOf(() => checkMcpHeaders(headers([['mcp-name', 'file:///b']]), read))).toBe('header_mismatch');
+  });
+  it('refuses the headers on a batch and repeated headers', () => {
+    const batch = classifyBody(JSON.stringify([request('tools/call', { name: 'echo' })]));
+    expect(codeOf(() => checkMcpHeaders(headers([['mcp-method', 'tools/call']]), batch))).toBe('header_mismatch');
+    expect(codeOf(() => checkMcpHeaders(headers([['mcp-method', 'tools/call'], ['mcp-method', 'tools/call']]), call))).toBe('header_mismatch');
+  });
+  it('decodes the sentinel strictly', () => {
+    expect(decodeMcpHeaderValue('=?base64?w6k=?=')).toBe('é');
+    expect(decodeMcpHeaderValue('=?base64?/w==?=')).toBeUndefined();
+    expect(decodeMcpHeaderValue('plain')).toBe('plain');
+  });
+});

@@ -1,0 +1,148 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Policy } from '../../src/authz/policy.js';
+import { SseListFilter, filterJsonBody, pendingListsOf } from '../../src/mcp/filter.js';
+import { filterWebResponse } from '../../src/mcp/filter-web.js';
+import type { JsonRpcId, ListFamily } from '../../src/types.js';
+import { principal } from '../helpers.js';
+
+const policy = new Policy({
+  roles: { reader: { verbs: ['read'], resources: { deny: ['secret://**'] }, prompts: { deny: ['admin_*'] } }, admin: ['delete'] },
+});
+const reader = principal(['reader']);
+const tools = [
+  { name: 'read_file', annotations: { readOnlyHint: true } },
+  { name: 'write_file', annotations: { readOnlyHint: false, destructiveHint: false } },
+  { name: 'rm', annotations: { destructiveHint: true } },
+  { name: 'bare' },
+];
+const lists = new Map<JsonRpcId, ListFamily>([
+  [1, 'tools' as const],
+  ['p', 'prompts' as const],
+  [3, 'resources' as const],
+  [4, 'resourceTemplates' as const],
+]);
+const toolsResponse = { jsonrpc: '2.0', id: 1, result: { tools, nextCursor: 'next-page' } };
+
+describe('filterJsonBody', () => {
+  it('trims tools/list to what the principal may call, keeping the cursor', () => {
+    const out = JSON.parse(filterJsonBody(JSON.stringify(toolsResponse), lists, reader, policy) ?? 'null');
+    expect(out.result.tools.map((t: { name: string }) => t.name)).toEqual(['read_file']);
+    expect(out.result.nextCursor).toBe('next-page');
+    expect(out.id).toBe(1);
+  });
+  it('trims prompts, resources and templates', () => {
+    const body = JSON.stringify([
+      { jsonrpc: '2.0', id: 'p', result: { prompts: [{ name: 'greet' }, { name: 'admin_reset' }] } },
+      { jsonrpc: '2.0', id: 3, result: { resources: [{ uri: 'file:///a', name: 'a' }, { uri: 'secret://k', name: 'k' }, { uri: 'file:///../x', name: 'x' }] } },
+      { jsonrpc: '2.0', id: 4, result: { resourceTemplates: [{ uriTemplate: 'file:///{p}', name: 't' }, { uriTemplate: 'secret://{k}', name: 's' }] } },
+    ]);
+    const out = JSON.parse(filterJsonBody(body, lists, reader, policy) ?? 'null');
+    expect(out[0].result.prompts).toEqual([{ name: 'greet' }]);
+    expect(out[1].result.resources.map((r: { uri: string }) => r.uri)).toEqual(['file:///a']);
+    expect(out[2].result.resourceTemplates.map((r: { name: string }) => r.name)).toEqual(['t']);
+  });
+  it('leaves responses to other requests, errors and non-JSON alone', () => {
+    const other = JSON.stringify({ jsonrpc: '2.0', id: 99, result: { tools } });
+    expect(filterJsonBody(other, lists, reader, policy)).toBeUndefined();
+    expect(filterJsonBody(JSON.stringify({ jsonrpc: '2.0', id: 1, error: { code: 1, message: 'x' } }), lists, reader, policy)).toBeUndefined();
+    expect(filterJsonBody('not json', lists, reader, policy)).toBeUndefined();
+  });
+  it('matches ids by JSON type: the id 1 is not the id "1"', () => {
+    expect(filterJsonBody(JSON.stringify({ ...toolsResponse, id: '1' }), lists, reader, policy)).toBeUndefined();
+  });
+  it('drops items without a usable name', () => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: [{ name: 5 }, null, { name: 'read_file', annotations: { readOnlyHint: true } }] } });
+    const out = JSON.parse(filterJsonBody(body, lists, principal(['admin']), policy) ?? 'null');
+    expect(out.result.tools.map((t: { name: string }) => t.name)).toEqual(['read_file']);
+  });
+  it('collects pending lists from actions', () => {
+    expect(pendingListsOf([{ method: 'tools/call', kind: 'tool', id: 1, target: 'x' }])).toBeUndefined();
+    expect(pendingListsOf([{ method: 'tools/list', kind: 'list', id: 2, list: 'tools' }])?.get(2)).toBe('tools');
+  });
+});
+
+describe('SseListFilter', () => {
+  const stream =
+    ': keep-alive\n\n' +
+    'event: message\nid: 7\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\n\n' +
+    `event: message\nid: 8\ndata: ${JSON.stringify(toolsResponse)}\n\n` +
+    'retry: 1000\n\n';
+
+  function run(chunks: string[]): string {
+    const filter = new SseListFilter(lists, reader, policy);
+    return chunks.map((c) => filter.push(c)).join('') + filter.flush();
+  }
+
+  it('rewrites only the list response and passes every other event through', () => {
+    const out = run([stream]);
+    const events = out.split('\n\n');
+    expect(events[0]).toBe(': keep-alive');
+    expect(events[1]).toContain('notifications/progress');
+    expect(events[2]).toContain('id: 8');
+    const data = JSON.parse((events[2] ?? '').split('\n').find((l) => l.startsWith('data: '))?.slice(6) ?? 'null');
+    expect(data.result.tools.map((t: { name: string }) => t.name)).toEqual(['read_file']);
+    expect(events[3]).toBe('retry: 1000');
+  });
+
+  it('emits each event as soon as it is complete', () => {
+    const filter = new SseListFilter(lists, reader, policy);
+    expect(filter.push('event: message\ndata: {"jsonrpc":"2.0","method":"x"}\n')).toBe('');
+    expect(filter.push('\n')).toContain('"method":"x"');
+  });
+
+  it('handles CRLF and CR line endings and multi-line data', () => {
+    const crlf = `event: message\r\ndata: ${JSON.stringify(toolsResponse)}\r\n\r\n`;
+    expect(run([crlf])).toContain('"read_file"');
+    expect(run([crlf])).not.toContain('write_file');
+    const multi = `data: ${JSON.stringify(toolsResponse).replace(',"result"', '\ndata: ,"result"')}\r\r`;
+    expect(run([multi])).not.toContain('write_file');
+  });
+
+  it('gives the same output however the stream is cut into chunks', () => {
+    const whole = run([stream.replace(/\n/g, '\r\n')]);
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 12 }), (cuts) => {
+        const text = stream.replace(/\n/g, '\r\n');
+        const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
+        const chunks: string[] = [];
+        let last = 0;
+        for (const p of points) {
+          chunks.push(text.slice(last, p));
+          last = p;
+        }
+        chunks.push(text.slice(last));
+        expect(run(chunks)).toBe(whole);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('filterWebResponse', () => {
+  it('filters a JSON response and drops the stale Content-Length', async () => {
+    const body = JSON.stringify(toolsResponse);
+    const response = new Response(body, { headers: { 'content-type': 'application/json', 'content-length': String(body.length) } });
+    const out = await filterWebResponse(response, lists, reader, policy);
+    expect(out.headers.get('content-length')).toBeNull();
+    expect((await out.json()).result.tools).toHaveLength(1);
+  });
+  it('filters an SSE response as it streams', async () => {
+    const encoder = new TextEncoder();
+    const text = `event: message\ndata: ${JSON.stringify(toolsResponse)}\n\n`;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < text.length; i += 7) controller.enqueue(encoder.encode(text.slice(i, i + 7)));
+        controller.close();
+      },
+    });
+    const out = await filterWebResponse(new Response(body, { headers: { 'content-type': 'text/event-stream' } }), lists, reader, policy);
+    const received = await out.text();
+    expect(received).toContain('read_file');
+    expect(received).not.toContain('write_file');
+  });
+  it('passes other responses untouched', async () => {
+    const response = new Response('hello', { headers: { 'content-type': 'text/plain' } });
+    expect(await filterWebResponse(response, lists, reader, policy)).toBe(response);
+  });
+});

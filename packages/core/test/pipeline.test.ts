@@ -1,0 +1,168 @@
+import { describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../src/audit/event.js';
+import { loggerAuditSink } from '../src/audit/event.js';
+import { type PipelineResult, createWarden } from '../src/pipeline.js';
+import { view } from './helpers.js';
+
+const SECRET = 'reader-secret-value';
+const base: [string, string][] = [
+  ['host', '127.0.0.1:3000'],
+  ['content-type', 'application/json'],
+];
+
+function setup(extra: Partial<Parameters<typeof createWarden>[0]> = {}) {
+  const events: AuditEvent[] = [];
+  const warden = createWarden({
+    tokens: [
+      { id: 'reader', token: SECRET, roles: ['reader'] },
+      { id: 'admin', token: 'admin-secret', roles: ['admin'] },
+    ],
+    policy: { roles: { reader: ['read'], admin: ['read', 'write', 'delete'] }, toolAnnotations: { echo: { readOnlyHint: true } } },
+    audit: (e) => events.push(e),
+    ...extra,
+  });
+  const post = (body: unknown, headers: [string, string][] = [['authorization', `Bearer ${SECRET}`]]) =>
+    warden.handle(view({ headers: [...base, ...headers] }), { read: async () => (typeof body === 'string' ? body : JSON.stringify(body)) });
+  return { warden, events, post };
+}
+
+const call = (name: string, id: number | string = 1) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
+
+function respond(result: PipelineResult) {
+  if (result.type !== 'respond') throw new Error(`expected a refusal, got ${result.type}`);
+  return { ...result.response, json: JSON.parse(result.response.body) };
+}
+
+describe('createWarden pipeline', () => {
+  it('forwards an allowed call with the parsed body and the caller in AuthInfo shape', async () => {
+    const { post } = setup();
+    const result = await post(call('echo'));
+    expect(result.type).toBe('forward');
+    if (result.type !== 'forward') return;
+    expect(result.body).toEqual(call('echo'));
+    expect(result.authInfo).toEqual({
+      token: expect.stringMatching(/^sha256:[0-9a-f]{16}$/),
+      clientId: 'reader',
+      scopes: [],
+      extra: { principal: { id: 'reader', kind: 'static-token', subject: 'reader', roles: ['reader'] }, roles: ['reader'] },
+    });
+    expect(result.lists).toBeUndefined();
+  });
+
+  it('hands the credential to handlers only when told to', async () => {
+    const { post } = setup({ exposeCredentialToHandlers: true });
+    const result = await post(call('echo'));
+    expect(result.type === 'forward' && result.authInfo.token).toBe(SECRET);
+  });
+
+  it('answers a denied call with a JSON-RPC error naming the missing permission, keeping the id', async () => {
+    const { post } = setup();
+    const r = respond(await post(call('drop_db', 'abc')));
+    expect(r.status).toBe(200);
+    expect(r.json.id).toBe('abc');
+    expect(r.json.error.code).toBe(-32003);
+    expect(r.json.error.message).toMatch(/drop_db.*missing permission: delete/);
+    expect(r.json.error.data).toEqual({ rule: 'default-deny', permission: 'delete' });
+  });
+
+  it('marks list requests for filtering', async () => {
+    const { post } = setup();
+    const result = await post({ jsonrpc: '2.0', id: 9, method: 'tools/list' });
+    expect(result.type === 'forward' && result.lists?.get(9)).toBe('tools');
+  });
+
+  it('lets GET (stream) and DELETE (session end) through for authenticated callers only', async () => {
+    const { warden } = setup();
+    const get = await warden.handle(view({ method: 'GET', headers: [['host', 'localhost'], ['authorization', `Bearer ${SECRET}`]] }), {});
+    expect(get.type).toBe('forward');
+    const anonymous = await warden.handle(view({ method: 'DELETE', headers: [['host', 'localhost']] }), {});
+    expect(respond(anonymous).status).toBe(401);
+  });
+
+  it('uses a body a framework already parsed', async () => {
+    const { warden } = setup();
+    const result = await warden.handle(view({ headers: [...base, ['authorization', `Bearer ${SECRET}`]] }), { parsed: call('echo') });
+    expect(result.type).toBe('forward');
+  });
+
+  it('checks the credential before reading the body', async () => {
+    const { warden } = setup();
+    let read = false;
+    const result = await warden.handle(view({ headers: base }), {
+      read: async () => {
+        read = true;
+        return '{}';
+      },
+    });
+    expect(respond(result).status).toBe(401);
+    expect(read).toBe(false);
+  });
+
+  it('fails closed with 503 when a verifier cannot answer', async () => {
+    const { post } = setup({ verifiers: [{ name: 'db', verify: () => Promise.reject(new Error('ECONNREFUSED')) }] });
+    const r = respond(await post(call('echo')));
+    expect(r.status).toBe(503);
+    expect(r.headers['retry-after']).toBe('1');
+  });
+
+  it('validates its options at creation', () => {
+    expect(() => createWarden({ policy: { roles: {} } })).toThrow(/at least one credential verifier/);
+    expect(() => createWarden({ tokens: [], policy: undefined as never })).toThrow(/options\.policy is required/);
+    expect(() => createWarden({ tokens: [], policy: { roles: {} }, invalidCredentialStatus: 404 as 401 })).toThrow(/invalidCredentialStatus/);
+  });
+
+  describe('audit', () => {
+    it('emits one event per decision with the rule and reason, and never the secret', async () => {
+      const { post, events } = setup();
+      await post([call('echo', 1), call('rm', 2)]);
+      await post(call('echo'), [['authorization', 'Bearer wrong-secret']]);
+      expect(events.map((e) => [e.decision, e.rule, e.target])).toEqual([
+        ['allow', 'role:reader verb:read', 'echo'],
+        ['deny', 'default-deny', 'rm'],
+        ['deny', 'authn:credential_invalid', undefined],
+      ]);
+      expect(events[0]).toMatchObject({ principal: { id: 'reader', kind: 'static-token' }, method: 'tools/call', kind: 'tool', clientAddress: '127.0.0.1' });
+      expect(events[0]?.requestId).toBe(events[1]?.requestId);
+      expect(events[2]?.credentialRef).toMatch(/^sha256:[0-9a-f]{12}$/);
+      const serialised = JSON.stringify(events);
+      expect(serialised).not.toContain(SECRET);
+      expect(serialised).not.toContain('wrong-secret');
+    });
+    it('writes denials at warn and allows at info through a logger sink', async () => {
+      const lines: [string, object][] = [];
+      const logger = { info: (o: object) => lines.push(['info', o]), warn: (o: object) => lines.push(['warn', o]) };
+      const { post } = setup({ audit: loggerAuditSink(logger) });
+      await post(call('echo'));
+      await post(call('rm'));
+      expect(lines.map(([level]) => level)).toEqual(['info', 'warn']);
+    });
+    it('survives a throwing sink', async () => {
+      const { post } = setup({ audit: () => { throw new Error('sink down'); } });
+      expect((await post(call('echo'))).type).toBe('forward');
+    });
+  });
+
+  describe('Security', () => {
+    it('refuses a whole batch that mixes allowed and denied calls; nothing is forwarded', async () => {
+      const { post } = setup();
+      const r = respond(await post([call('echo', 1), call('rm', 2), { jsonrpc: '2.0', method: 'notifications/initialized' }]));
+      expect(r.status).toBe(200);
+      expect(r.json).toHaveLength(2);
+      expect(r.json[0]).toMatchObject({ id: 1, error: { code: -32003, message: expect.stringContaining('another request in the same batch') } });
+      expect(r.json[1]).toMatchObject({ id: 2, error: { code: -32003, message: expect.stringContaining('missing permission: delete') } });
+    });
+    it('answers malformed JSON with a JSON-RPC parse error, not a stack trace', async () => {
+      const { post } = setup();
+      const r = respond(await post('{"jsonrpc": "2.0", "id": 1, "method": '));
+      expect(r.status).toBe(400);
+      expect(r.json).toEqual({ jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: the body is not valid JSON' } });
+    });
+    it('does not reveal whether a credential exists through the error', async () => {
+      const { post } = setup();
+      const a = respond(await post(call('echo'), [['authorization', 'Bearer admin-secreX']]));
+      const b = respond(await post(call('echo'), [['authorization', 'Bearer zzz']]));
+      expect(a.body).toBe(b.body);
+      expect(a.headers).toEqual(b.headers);
+    });
+  });
+});
