@@ -19,7 +19,7 @@ export function warden(options: WardenOptions | Warden): WardenExpressMiddleware
     const body = req.body !== undefined ? { parsed: req.body as unknown } : { read: (limit: number) => readNodeBody(req, limit) };
     pipeline.handle(nodeRequestView(req), body).then((result) => {
       if (result.type === 'respond') {
-        res.status(result.response.status).set(result.response.headers).send(result.response.body);
+        res.writeHead(result.response.status, result.response.headers).end(result.response.body);
         return;
       }
       (req as Request & { auth?: unknown }).auth = result.authInfo;
