@@ -215,6 +215,8 @@ export function toErrorResponse(error: unknown, options: ErrorResponseOptions = 
     const challenge = bearerChallenge(error, options);
     if (challenge !== undefined) headers['www-authenticate'] = challenge;
   }
+  // The rest of an oversized body is never read: close the connection rather than leave it stalled.
+  if (error.code === 'body_too_large') headers['connection'] = 'close';
   if (error.details.retryAfterSeconds !== undefined) {
     headers['retry-after'] = String(Math.max(0, Math.ceil(error.details.retryAfterSeconds)));
   }

@@ -30,7 +30,7 @@ export function nodeRequestView(req: IncomingMessage): RequestView {
 
 /**
  * Reads a Node request body as UTF-8, refusing past `limit` bytes with `body_too_large` (413). The
- * rest of an oversized body is not read: the connection is closed after the answer instead.
+ * rest of an oversized body is discarded, not buffered, and the 413 closes the connection.
  */
 export function readNodeBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -45,7 +45,9 @@ export function readNodeBody(req: IncomingMessage, limit: number): Promise<strin
       size += chunk.length;
       if (size > limit) {
         cleanup();
-        req.pause();
+        // Discard what is still in flight, so closing the socket after the 413 sends FIN, not RST
+        // (a reset could destroy the answer before the client reads it).
+        req.resume();
         reject(new WardenError('body_too_large', `Payload Too Large: the body exceeds ${limit} bytes`));
         return;
       }

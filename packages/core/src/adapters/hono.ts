@@ -44,9 +44,10 @@ function webRequestView(c: Context): RequestView {
   return {
     method: c.req.method,
     url: url.pathname + url.search,
-    header: (name) => headers.get(name) ?? undefined,
+    // Fetch runtimes may leave Host out of the headers; the request URL carries the same authority.
+    header: (name) => headers.get(name) ?? (name === 'host' ? url.host : undefined),
     // Web Headers join repeated fields with ", "; the credential and origin parsers refuse that form.
-    headerCount: (name) => (headers.has(name) ? 1 : 0),
+    headerCount: (name) => (headers.has(name) || name === 'host' ? 1 : 0),
     ...(remoteAddress === undefined ? {} : { remoteAddress }),
   };
 }
