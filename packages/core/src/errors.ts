@@ -20,6 +20,8 @@
  * | invalid_request             | 400  |                                         | -32600   |
  * | header_mismatch             | 400  |                                         | -32020   |
  * | verifier_unavailable        | 503  |                                         | -32603   |
+ * | too_many_attempts           | 429  | (+ Retry-After)                         | -32000   |
+ * | audit_unavailable           | 503  | (+ Retry-After)                         | -32603   |
  * `*` 403 when `invalidCredentialStatus: 403` (the classic tutorial's behaviour).
  */
 
@@ -38,7 +40,9 @@ export type WardenErrorCode =
   | 'parse_error'
   | 'invalid_request'
   | 'header_mismatch'
-  | 'verifier_unavailable';
+  | 'verifier_unavailable'
+  | 'too_many_attempts'
+  | 'audit_unavailable';
 
 /** JSON-RPC error codes used by mcp-warden (JSON-RPC 2.0 §5.1 plus MCP's implementation-defined range). */
 export const JsonRpcErrorCode = {
@@ -120,6 +124,8 @@ const HTTP_STATUS: Record<WardenErrorCode, number> = {
   invalid_request: 400,
   header_mismatch: 400,
   verifier_unavailable: 503,
+  too_many_attempts: 429,
+  audit_unavailable: 503,
 };
 
 const JSON_RPC_CODE: Record<WardenErrorCode, number> = {
@@ -137,6 +143,8 @@ const JSON_RPC_CODE: Record<WardenErrorCode, number> = {
   invalid_request: JsonRpcErrorCode.InvalidRequest,
   header_mismatch: JsonRpcErrorCode.HeaderMismatch,
   verifier_unavailable: JsonRpcErrorCode.InternalError,
+  too_many_attempts: JsonRpcErrorCode.ServerError,
+  audit_unavailable: JsonRpcErrorCode.InternalError,
 };
 
 /** RFC 6750 §3 error codes by warden code; codes without one get a bare challenge or none. */

@@ -3,9 +3,10 @@
  * MCP servers. The stages, in request order: guard → authn → classify → authz → (forward) → filter.
  * Adapters live at `@mcp-warden/core/express`, `/hono` and `/node`.
  */
-export { type AuditEvent, type AuditLogger, type AuditSink, loggerAuditSink } from './audit/event.js';
+export { type AuditEvent, type AuditLogger, type AuditSink, type AuditWriter, loggerAuditSink, redactArguments } from './audit/event.js';
 export { type AuthenticationOutcome, authenticate } from './authn/authenticate.js';
 export { type ExtractOptions, extractCredential } from './authn/extract.js';
+export type { AuthAttempt, AuthAttemptLimiter } from './authn/limiter.js';
 export { type StaticTokenEntry, type StaticTokensOptions, sha256Hex, staticTokens } from './authn/static-tokens.js';
 export { ToolAnnotationRegistry } from './authz/annotations.js';
 export { compilePattern, foldForComparison, unsafeNameReason, unsafeUriReason } from './authz/patterns.js';

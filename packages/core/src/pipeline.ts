@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { AuditEvent, AuditSink } from './audit/event.js';
+import { type AuditEvent, type AuditSink, type AuditWriter, redactArguments } from './audit/event.js';
 import { authenticate } from './authn/authenticate.js';
 import { type ExtractOptions, extractCredential } from './authn/extract.js';
+import type { AuthAttemptLimiter } from './authn/limiter.js';
 import { type StaticTokenEntry, sha256Hex, staticTokens } from './authn/static-tokens.js';
 import { Policy, type PolicyOptions } from './authz/policy.js';
 import {
@@ -29,8 +30,17 @@ export interface WardenOptions extends GuardOptions, ExtractOptions, ErrorRespon
   readonly policy: Policy | PolicyOptions;
   /** An `McpServer` (SDK v1 or v2) whose registered tools' annotations the policy should read. */
   readonly server?: object;
-  /** Audit sinks; each receives every event. */
-  readonly audit?: AuditSink | readonly AuditSink[];
+  /** Audit sinks and writers; each receives every event. */
+  readonly audit?: AuditSink | AuditWriter | readonly (AuditSink | AuditWriter)[];
+  /** The label put in audit events' `upstream` (the gateway names its upstreams; a server may name itself). */
+  readonly upstream?: string;
+  /**
+   * Whether to record an action's arguments in its audit event (off for every action by default).
+   * Recorded arguments have secret-looking fields redacted.
+   */
+  readonly recordArguments?: (action: McpAction) => boolean;
+  /** Brute-force protection: consulted before verifying a credential, told about each refusal. */
+  readonly authLimiter?: AuthAttemptLimiter;
   /**
    * Put the caller's credential itself in `req.auth.token` for tool handlers. Off by default: handlers
    * get `sha256:<first 16 hex digits>`, enough to correlate, useless to replay.
@@ -95,7 +105,12 @@ export function createWarden(options: WardenOptions): Warden {
     throw new TypeError('mcp-warden: options.invalidCredentialStatus must be 401 or 403');
   }
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const sinks: readonly AuditSink[] = options.audit === undefined ? [] : Array.isArray(options.audit) ? options.audit : [options.audit as AuditSink];
+  const configured: readonly (AuditSink | AuditWriter)[] =
+    options.audit === undefined ? [] : Array.isArray(options.audit) ? options.audit : [options.audit as AuditSink | AuditWriter];
+  const sinks: readonly AuditSink[] = configured.map((s) => (typeof s === 'function' ? s : (event: AuditEvent) => s.write(event)));
+  const writers: readonly AuditWriter[] = configured.filter((s): s is AuditWriter => typeof s !== 'function');
+  const recordArguments = options.recordArguments;
+  const limiter = options.authLimiter;
   const exposeCredential = options.exposeCredentialToHandlers === true;
 
   function emit(ctx: RequestContext, fields: Omit<AuditEvent, 'time' | 'requestId' | 'latencyMicros' | 'clientAddress' | 'userAgent'>): void {
@@ -105,6 +120,7 @@ export function createWarden(options: WardenOptions): Warden {
       time: new Date().toISOString(),
       requestId: ctx.requestId,
       ...fields,
+      ...(options.upstream === undefined ? {} : { upstream: options.upstream }),
       latencyMicros: Math.round((performance.now() - ctx.started) * 1000),
       ...(ctx.request.remoteAddress === undefined ? {} : { clientAddress: ctx.request.remoteAddress }),
       ...(userAgent === undefined ? {} : { userAgent }),
@@ -153,6 +169,11 @@ export function createWarden(options: WardenOptions): Warden {
     } catch (error) {
       return refuse(ctx, 'guard', error);
     }
+    for (const writer of writers) {
+      if (!writer.accepting()) {
+        return refuse(ctx, 'audit', new WardenError('audit_unavailable', 'Service Unavailable: the audit log cannot keep up', { retryAfterSeconds: 1 }));
+      }
+    }
 
     let credential: Credential | undefined;
     try {
@@ -163,8 +184,27 @@ export function createWarden(options: WardenOptions): Warden {
     if (credential === undefined) {
       return refuse(ctx, 'authn', new WardenError('credential_missing', 'Unauthorized: this MCP server requires a credential'));
     }
+    const attempt = { credential, ...(request.remoteAddress === undefined ? {} : { address: request.remoteAddress }) };
+    if (limiter !== undefined) {
+      let wait: number | undefined;
+      try {
+        wait = await limiter.check(attempt);
+      } catch (cause) {
+        return refuse(ctx, 'authn', new WardenError('verifier_unavailable', 'Service Unavailable: the rate limiter could not be reached', { cause, retryAfterSeconds: 1 }));
+      }
+      if (wait !== undefined) {
+        return refuse(ctx, 'ratelimit', new WardenError('too_many_attempts', 'Too Many Requests: too many failed authentication attempts', { retryAfterSeconds: wait }));
+      }
+    }
     const outcome = await authenticate(credential, verifiers);
     if (!outcome.ok) {
+      if (limiter !== undefined && outcome.error.code === 'credential_invalid') {
+        try {
+          await limiter.failed(attempt);
+        } catch {
+          // The refusal stands whether or not the limiter could count it.
+        }
+      }
       return refuse(ctx, 'authn', outcome.error, outcome.credentialRef === undefined ? {} : { credentialRef: outcome.credentialRef });
     }
     const principal = outcome.principal;
@@ -202,6 +242,7 @@ export function createWarden(options: WardenOptions): Warden {
         method: action.method,
         kind: action.kind,
         ...(action.target === undefined ? {} : { target: action.target }),
+        ...(action.arguments !== undefined && recordArguments?.(action) === true ? { arguments: redactArguments(action.arguments) } : {}),
         decision: decision.allow ? 'allow' : 'deny',
         rule: decision.rule,
         reason: decision.reason,

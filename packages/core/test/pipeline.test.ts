@@ -133,6 +133,50 @@ describe('createWarden pipeline', () => {
     });
   });
 
+  describe('audit writers, limiter, arguments', () => {
+    it('refuses new requests with 503 while an audit writer has no room', async () => {
+      let room = false;
+      const written: AuditEvent[] = [];
+      const { post } = setup({ audit: { write: (e) => written.push(e), accepting: () => room } });
+      const r = respond(await post(call('echo')));
+      expect(r.status).toBe(503);
+      expect(r.headers['retry-after']).toBe('1');
+      room = true;
+      expect((await post(call('echo'))).type).toBe('forward');
+      expect(written.map((e) => e.decision)).toEqual(['deny', 'allow']);
+    });
+
+    it('asks the limiter before verifying, reports refusals, and answers 429 with Retry-After', async () => {
+      const failures: string[] = [];
+      let blocked: number | undefined;
+      const { post, events } = setup({
+        authLimiter: {
+          check: () => blocked,
+          failed: (attempt) => {
+            failures.push(`${attempt.address}:${attempt.credential.source}`);
+          },
+        },
+      });
+      await post(call('echo'), [['authorization', 'Bearer wrong']]);
+      await post(call('echo'));
+      expect(failures).toEqual(['127.0.0.1:bearer']);
+      blocked = 30;
+      const r = respond(await post(call('echo')));
+      expect(r.status).toBe(429);
+      expect(r.headers['retry-after']).toBe('30');
+      expect(events.at(-1)).toMatchObject({ decision: 'deny', rule: 'ratelimit:too_many_attempts' });
+    });
+
+    it('records arguments only where asked, with secret-looking fields redacted, and labels the upstream', async () => {
+      const { post, events } = setup({ recordArguments: (action) => action.target === 'echo', upstream: 'notes' });
+      await post({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hi', apiKey: 'k-123', nested: { password: 'p' } } } });
+      await post({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'other', arguments: { text: 'not recorded' } } });
+      expect(events[0]).toMatchObject({ upstream: 'notes', arguments: { text: 'hi', apiKey: '[REDACTED]', nested: { password: '[REDACTED]' } } });
+      expect(events[1]).not.toHaveProperty('arguments');
+      expect(JSON.stringify(events)).not.toContain('k-123');
+    });
+  });
+
   describe('Security', () => {
     it('refuses a whole batch that mixes allowed and denied calls; nothing is forwarded', async () => {
       const { post } = setup();

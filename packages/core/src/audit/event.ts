@@ -2,8 +2,9 @@ import type { ActionKind } from '../types.js';
 
 /**
  * One audit event per decision: every MCP action decided, and every request refused before a
- * decision (guard, authentication). Events never carry a credential or tool arguments; a refused
- * credential appears only as a reference (a key id or a hash prefix).
+ * decision (guard, authentication, rate limit). Events never carry a credential; a refused credential
+ * appears only as a reference (a key id or a hash prefix). Arguments are recorded only for the tools
+ * `recordArguments` names, with secret-looking fields redacted.
  */
 export interface AuditEvent {
   /** ISO 8601 time of the decision. */
@@ -18,6 +19,10 @@ export interface AuditEvent {
   readonly kind: ActionKind | 'request';
   /** Tool or prompt name, or resource URI. */
   readonly target?: string;
+  /** The upstream (gateway) or server label the request was for. */
+  readonly upstream?: string;
+  /** Tool or prompt arguments, only when recording was asked for, secret-looking fields redacted. */
+  readonly arguments?: Readonly<Record<string, unknown>>;
   readonly decision: 'allow' | 'deny';
   /** The rule that decided (`role:reader verb:read`, `authn:credential_invalid`, `guard:origin_not_allowed`…). */
   readonly rule: string;
@@ -32,6 +37,34 @@ export interface AuditEvent {
 
 /** Receives audit events. It must not throw; a slow sink should queue and return. */
 export type AuditSink = (event: AuditEvent) => void;
+
+/**
+ * A sink that can run out of room (a bounded queue in front of a store). While `accepting()` is
+ * false the pipeline refuses new requests with 503 rather than decide without a record.
+ */
+export interface AuditWriter {
+  write(event: AuditEvent): void;
+  accepting(): boolean;
+}
+
+const SECRET_KEY = /pass(word|phrase)?|secret|token|api[-_]?key|auth|credential|cookie|session|private[-_]?key|signature/i;
+
+/**
+ * Copies arguments with the values of secret-looking keys (password, token, api_key, cookie…)
+ * replaced by `[REDACTED]`, at any depth (nesting past 16 levels is cut as `[TRUNCATED]`).
+ */
+export function redactArguments(value: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  return redact(value, 0) as Record<string, unknown>;
+}
+
+function redact(value: unknown, depth: number): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (depth >= 16) return '[TRUNCATED]';
+  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) out[key] = SECRET_KEY.test(key) ? '[REDACTED]' : redact(v, depth + 1);
+  return out;
+}
 
 /** The subset of a pino logger (or any leveled logger) that {@link loggerAuditSink} uses. */
 export interface AuditLogger {
