@@ -9,6 +9,7 @@ export default defineConfig({
     alias: [
       { find: /^@mcp-warden\/core$/, replacement: core('index.ts') },
       { find: /^@mcp-warden\/core\/(express|hono|node)$/, replacement: core('adapters/$1.ts') },
+      { find: /^mcp-warden$/, replacement: fileURLToPath(new URL('./packages/mcp-warden/src/index.ts', import.meta.url)) },
     ],
   },
   test: {

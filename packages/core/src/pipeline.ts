@@ -94,7 +94,8 @@ export function createWarden(options: WardenOptions): Warden {
   if (typeof options !== 'object' || options === null) throw new TypeError('mcp-warden: options are required');
   if (options.policy === undefined) throw new TypeError('mcp-warden: options.policy is required (roles → permissions)');
   const guard = createGuard(options);
-  const policy = options.policy instanceof Policy ? options.policy : new Policy(options.policy);
+  // Duck-typed, not instanceof: a Policy built by another copy of this package works too.
+  const policy = typeof (options.policy as Partial<Policy>).decide === 'function' ? (options.policy as Policy) : new Policy(options.policy as PolicyOptions);
   if (options.server !== undefined) policy.annotations.addServer(options.server);
   const verifiers = [...(options.verifiers ?? [])];
   if (options.tokens !== undefined) verifiers.push(staticTokens(options.tokens));

@@ -1,22 +1,66 @@
 #!/usr/bin/env node
 /**
- * The `mcp-warden` command. Only `--version` and `--help` exist yet: `init`, `keys`, `serve`, `audit`
- * and `explain` come with the gateway issues.
+ * The `mcp-warden` command. Exit codes: 0 ok, 1 a check failed, 2 usage or config error, 3 not found,
+ * 4 store unavailable, 70 internal error (docs/cli.md). User errors print what to do, never a stack.
  */
 import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../config/load.js';
+import { StoreUnavailableError } from '../store/open.js';
+import { registerAudit } from './commands/audit.js';
+import { registerConfig } from './commands/config.js';
+import { registerExplain } from './commands/explain.js';
+import { registerInit } from './commands/init.js';
+import { registerKeys } from './commands/keys.js';
+import { ExitCode, UserError, err } from './output.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-const [command] = process.argv.slice(2);
 
-if (command === '--version' || command === '-V') {
-  process.stdout.write(`${pkg.version}\n`);
-} else if (command === undefined || command === '--help' || command === '-h') {
-  process.stdout.write(
-    'Usage: mcp-warden <command>\n\n' +
-      'The gateway and its commands (serve, init, keys, audit, explain) are not in this release yet.\n' +
-      'Use the library: @mcp-warden/core (see README.md).\n',
-  );
-} else {
-  process.stderr.write(`mcp-warden: unknown command "${command}". Run mcp-warden --help.\n`);
-  process.exitCode = 2;
+function buildProgram(): Command {
+  const program = new Command('mcp-warden')
+    .description('authentication, authorization and audit for MCP servers')
+    .version(pkg.version, '-V, --version')
+    .option('-c, --config <file>', 'configuration file (default: $MCP_WARDEN_CONFIG or ./mcp-warden.yaml)')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerInit(program);
+  registerKeys(program);
+  registerExplain(program);
+  registerAudit(program);
+  registerConfig(program);
+  for (const command of program.commands) {
+    command.exitOverride();
+    for (const sub of command.commands) sub.exitOverride();
+  }
+  return program;
 }
+
+async function main(argv: readonly string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync([...argv]);
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version exit 0; commander has already printed usage errors.
+      return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help' ? ExitCode.Ok : ExitCode.Usage;
+    }
+    if (error instanceof UserError) {
+      err(`mcp-warden: ${error.message}`);
+      return error.exitCode;
+    }
+    if (error instanceof ConfigError) {
+      for (const problem of error.problems) err(`mcp-warden: ${problem}`);
+      return ExitCode.Usage;
+    }
+    if (error instanceof StoreUnavailableError) {
+      err(`mcp-warden: ${error.message}. Check the store settings in the config and that the database is reachable.`);
+      return ExitCode.StoreUnavailable;
+    }
+    err(`mcp-warden: internal error: ${(error as Error).message ?? String(error)}`);
+    if (process.env['MCP_WARDEN_DEBUG'] === '1') err((error as Error).stack ?? '');
+    else err('Run again with MCP_WARDEN_DEBUG=1 for details, and report it.');
+    return ExitCode.Internal;
+  }
+}
+
+process.exitCode = await main(process.argv);

@@ -1,0 +1,59 @@
+/** Verification of the audit hash chain: the first changed, missing or out-of-place event. */
+import type { AuditHead, StoredAuditEvent } from '../store/types.js';
+import { eventHash } from './chain.js';
+
+/** The verdict of {@link verifyChain}. */
+export type ChainVerdict =
+  | { readonly ok: true; readonly events: number; readonly head: { readonly seq: number; readonly hash: string } }
+  | {
+      readonly ok: false;
+      readonly events: number;
+      /** The seq of the first event that does not check out. */
+      readonly seq: number;
+      readonly problem: 'changed' | 'missing' | 'broken-link' | 'head-mismatch';
+      readonly message: string;
+    };
+
+/**
+ * Walks events in seq order from the anchor retention left (or genesis) and reports the first one
+ * whose content does not match its hash (`changed`), whose predecessor is not the one it names
+ * (`broken-link`: reordered, replaced or re-hashed), a gap (`missing`), or a head that the events do
+ * not reach (`head-mismatch`: events removed from the end).
+ */
+export async function verifyChain(head: AuditHead, events: AsyncIterable<StoredAuditEvent>): Promise<ChainVerdict> {
+  let expected = head.prunedSeq + 1;
+  let prev = head.prunedHash;
+  let count = 0;
+  for await (const event of events) {
+    if (event.seq < expected) continue;
+    if (event.seq > expected) {
+      return { ok: false, events: count, seq: expected, problem: 'missing', message: `event ${expected} is missing (the next event is ${event.seq})` };
+    }
+    if (eventHash(event.prevHash, event.seq, event) !== event.hash) {
+      return { ok: false, events: count, seq: event.seq, problem: 'changed', message: `event ${event.seq} was changed: its content does not match its hash` };
+    }
+    if (event.prevHash !== prev) {
+      return {
+        ok: false,
+        events: count,
+        seq: event.seq,
+        problem: 'broken-link',
+        message: `event ${event.seq} does not follow event ${event.seq - 1}: one of them was reordered, replaced or re-hashed`,
+      };
+    }
+    prev = event.hash;
+    expected += 1;
+    count += 1;
+  }
+  if (head.seq !== expected - 1 || head.hash !== prev) {
+    const seq = Math.min(expected, head.seq);
+    return {
+      ok: false,
+      events: count,
+      seq,
+      problem: 'head-mismatch',
+      message: head.seq >= expected ? `events ${expected}..${head.seq} are missing from the end of the log` : `the chain head (event ${head.seq}) does not match the last event`,
+    };
+  }
+  return { ok: true, events: count, head: { seq: head.seq, hash: head.hash } };
+}

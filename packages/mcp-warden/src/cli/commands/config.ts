@@ -1,0 +1,52 @@
+/** `mcp-warden config check` and `mcp-warden migrate`. */
+import type { Command } from 'commander';
+import { Policy, compilePattern, staticTokens } from '@mcp-warden/core';
+import { ConfigError } from '../../config/load.js';
+import { openStore } from '../../store/open.js';
+import { type GlobalOptions, configPath, readConfig } from '../context.js';
+import { ExitCode, colour, out } from '../output.js';
+
+export function registerConfig(program: Command): void {
+  const config = program.command('config').description('work with the configuration file');
+  config
+    .command('check')
+    .description('validate the configuration: file, key path, what was expected, what was found')
+    .action(() => {
+      const options = program.opts<GlobalOptions>();
+      const file = configPath(options);
+      const { config: parsed } = readConfig(options);
+      const problems: string[] = [];
+      const attempt = (work: () => unknown) => {
+        try {
+          work();
+        } catch (error) {
+          problems.push(`${file}: ${(error as Error).message}`);
+        }
+      };
+      attempt(() => new Policy({ roles: parsed.roles, ...(parsed.deny === undefined ? {} : { deny: parsed.deny }) }));
+      attempt(() => staticTokens(parsed.auth.staticTokens));
+      parsed.audit.recordArguments.forEach((p, i) => attempt(() => compilePattern(p, `audit.recordArguments[${i}]`)));
+      for (const [i, token] of parsed.auth.staticTokens.entries()) {
+        for (const role of token.roles) {
+          if (!Object.hasOwn(parsed.roles, role)) problems.push(`${file}: auth.staticTokens[${i}].roles: role "${role}" is not defined under roles`);
+        }
+      }
+      if (problems.length > 0) throw new ConfigError(problems);
+      out(`${colour.green('ok')}: ${file} is valid (store: ${parsed.store.type}, roles: ${Object.keys(parsed.roles).join(', ') || 'none'})`);
+    });
+
+  program
+    .command('migrate')
+    .description('apply pending database migrations (they also run when the gateway starts)')
+    .action(async () => {
+      const { config: parsed } = readConfig(program.opts<GlobalOptions>());
+      const store = await openStore(parsed.store, { migrate: false });
+      try {
+        const applied = await store.migrate();
+        out(applied.length === 0 ? 'The database is up to date.' : `Applied: ${applied.join(', ')}`);
+      } finally {
+        await store.close();
+      }
+      process.exitCode = ExitCode.Ok;
+    });
+}

@@ -1,0 +1,95 @@
+/**
+ * The configuration file (YAML), validated with zod. `config/load.ts` turns zod's issues into
+ * precise errors (file, key path, what was expected, what was found). `${VAR}` references in strings
+ * are replaced from the environment before validation, so secrets never need to be inline.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+const duration = z
+  .string()
+  .refine((v) => parseDuration(v) !== undefined, { message: 'expected a duration such as 500ms, 30s, 15m, 24h or 30d' })
+  .transform((v) => parseDuration(v) as number);
+
+const verb = z.enum(['read', 'write', 'delete']);
+const patterns = z.strictObject({ allow: z.array(z.string().min(1)).optional(), deny: z.array(z.string().min(1)).optional() });
+const role = z.union([
+  z.array(verb),
+  z.strictObject({
+    verbs: z.array(verb).optional(),
+    tools: patterns.optional(),
+    resources: patterns.optional(),
+    prompts: patterns.optional(),
+    methods: patterns.optional(),
+  }),
+]);
+
+const store = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1).default('.warden/warden.db') }),
+  z.strictObject({ type: z.literal('postgres'), url: z.string().min(1), schema: z.string().optional(), maxConnections: z.number().int().positive().optional() }),
+  z.strictObject({ type: z.literal('memory') }),
+]);
+
+const limit = z.strictObject({ attempts: z.number().int().positive(), window: duration, block: duration });
+
+const staticToken = z
+  .strictObject({
+    id: z.string().min(1),
+    tokenEnv: z.string().min(1).optional(),
+    sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex digits').optional(),
+    roles: z.array(z.string()),
+    scopes: z.array(z.string()).optional(),
+  })
+  .refine((t) => (t.tokenEnv === undefined) !== (t.sha256 === undefined), { message: 'expected exactly one of tokenEnv or sha256 (no inline tokens)' });
+
+const sink = z.union([z.enum(['database', 'stdout']), z.strictObject({ jsonl: z.string().min(1) })]);
+
+/** The validated configuration. */
+export const configSchema = z.strictObject({
+  store: store.default({ type: 'sqlite', path: '.warden/warden.db' }),
+  auth: z
+    .strictObject({
+      apiKeys: z.strictObject({ enabled: z.boolean().default(true), cacheTtl: duration.default(30_000) }).prefault({}),
+      staticTokens: z.array(staticToken).default([]),
+      rateLimit: z
+        .strictObject({
+          perAddress: limit.default({ attempts: 20, window: 60_000, block: 300_000 }),
+          perKey: limit.default({ attempts: 10, window: 60_000, block: 900_000 }),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  roles: z.record(z.string().min(1), role).default({}),
+  deny: z
+    .strictObject({
+      tools: z.array(z.string()).optional(),
+      resources: z.array(z.string()).optional(),
+      prompts: z.array(z.string()).optional(),
+      methods: z.array(z.string()).optional(),
+    })
+    .optional(),
+  toolAnnotations: z
+    .record(
+      z.string(),
+      z.strictObject({ readOnlyHint: z.boolean().optional(), destructiveHint: z.boolean().optional(), idempotentHint: z.boolean().optional(), openWorldHint: z.boolean().optional() }),
+    )
+    .optional(),
+  audit: z
+    .strictObject({
+      sinks: z.array(sink).min(1).default(['database']),
+      queue: z
+        .strictObject({
+          capacity: z.number().int().positive().default(10_000),
+          batchSize: z.number().int().positive().default(500),
+          flushInterval: duration.default(50),
+          onFull: z.enum(['reject', 'drop']).default('reject'),
+        })
+        .prefault({}),
+      retention: duration.optional(),
+      recordArguments: z.array(z.string().min(1)).default([]),
+    })
+    .prefault({}),
+});
+
+/** The configuration after validation and defaults. */
+export type WardenConfig = z.output<typeof configSchema>;

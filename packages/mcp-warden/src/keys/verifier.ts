@@ -1,0 +1,126 @@
+/**
+ * The API key verifier: a `CredentialVerifier` for `mcpw_` keys, with a short-lived in-process cache
+ * and last-used times written in the background.
+ */
+import type { Credential, CredentialVerifier, Principal, VerificationResult } from '@mcp-warden/core';
+import type { ApiKeyRecord, KeyStore } from '../store/types.js';
+import { hashSecret, hashesEqual, looksLikeKey, parseKey } from './format.js';
+
+/** Options of {@link createApiKeyVerifier}. */
+export interface ApiKeyVerifierOptions {
+  /**
+   * How long a key read from the store is trusted without reading it again, in ms. Revocations made
+   * in this process, and (through the store's change token) in other processes, drop entries at once.
+   * @default 30000
+   */
+  readonly cacheTtlMs?: number;
+  /** Most keys kept in the cache. @default 100000 */
+  readonly maxCacheEntries?: number;
+  /** How often last-used times are written, in ms. @default 10000 */
+  readonly lastUsedFlushMs?: number;
+  readonly now?: () => number;
+  /** Called when writing last-used times fails (they are retried at the next flush). */
+  readonly onError?: (error: unknown) => void;
+}
+
+interface CacheEntry {
+  readonly record: ApiKeyRecord;
+  readonly principal: Principal;
+  readonly fetchedAt: number;
+  readonly token: number;
+}
+
+/** A verifier that can also drop cached keys and must be closed (it flushes last-used times). */
+export interface ApiKeyVerifier extends CredentialVerifier {
+  invalidate(id: string): void;
+  /** Writes pending last-used times now. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function principalOf(record: ApiKeyRecord): Principal {
+  return {
+    id: record.id,
+    kind: 'api-key',
+    subject: record.name,
+    roles: Object.freeze([...record.roles]),
+    scopes: Object.freeze([]),
+    claims: Object.freeze({ name: record.name }),
+    ...(record.expiresAt === undefined ? {} : { expiresAt: Math.floor(record.expiresAt / 1000) }),
+  };
+}
+
+/** Verifies `mcpw_` keys against a key store. Other credentials are left to other verifiers. */
+export function createApiKeyVerifier(store: KeyStore, options: ApiKeyVerifierOptions = {}): ApiKeyVerifier {
+  const ttl = options.cacheTtlMs ?? 30_000;
+  const maxEntries = options.maxCacheEntries ?? 100_000;
+  const now = options.now ?? Date.now;
+  const cache = new Map<string, CacheEntry>();
+  const lastUsed = new Map<string, number>();
+  let flushing: Promise<void> | undefined;
+
+  const refuse = (reason: 'unknown' | 'expired' | 'revoked' | 'invalid', description: string, id?: string): VerificationResult => ({
+    ok: false,
+    reason,
+    description,
+    ...(id === undefined ? {} : { credentialRef: `key:${id}` }),
+  });
+
+  function judge(record: ApiKeyRecord, secret: string, at: number): VerificationResult {
+    if (!hashesEqual(hashSecret(record.id, secret), record.hash)) return refuse('unknown', 'The API key is not valid', record.id);
+    if (record.revokedAt !== undefined && record.revokedAt <= at) return refuse('revoked', 'The API key has been revoked', record.id);
+    if (record.expiresAt !== undefined && record.expiresAt <= at) return refuse('expired', 'The API key has expired', record.id);
+    lastUsed.set(record.id, at);
+    return { ok: true, principal: (cache.get(record.id)?.principal ?? principalOf(record)) };
+  }
+
+  async function flush(): Promise<void> {
+    if (flushing !== undefined) return flushing;
+    if (lastUsed.size === 0) return;
+    const batch = new Map(lastUsed);
+    lastUsed.clear();
+    flushing = store
+      .touchKeys(batch)
+      .catch((error: unknown) => {
+        for (const [id, at] of batch) if ((lastUsed.get(id) ?? 0) < at) lastUsed.set(id, at);
+        options.onError?.(error);
+      })
+      .finally(() => {
+        flushing = undefined;
+      });
+    return flushing;
+  }
+  const timer = setInterval(() => void flush(), options.lastUsedFlushMs ?? 10_000);
+  timer.unref();
+
+  return {
+    name: 'api-keys',
+    verify(credential: Credential): VerificationResult | undefined | Promise<VerificationResult | undefined> {
+      if (!looksLikeKey(credential.value)) return undefined;
+      const parsed = parseKey(credential.value);
+      if (parsed === undefined) return refuse('invalid', 'The API key is malformed (wrong length, characters or checksum)');
+      const at = now();
+      const token = store.changeToken();
+      const cached = cache.get(parsed.id);
+      if (cached !== undefined && at - cached.fetchedAt < ttl && cached.token === token) return judge(cached.record, parsed.secret, at);
+      return store.getKey(parsed.id).then((record) => {
+        if (record === undefined) {
+          cache.delete(parsed.id);
+          return refuse('unknown', 'The API key is not valid', parsed.id);
+        }
+        if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
+        cache.delete(parsed.id);
+        cache.set(parsed.id, { record, principal: principalOf(record), fetchedAt: at, token });
+        return judge(record, parsed.secret, at);
+      });
+    },
+    invalidate(id: string): void {
+      cache.delete(id);
+    },
+    flush,
+    async close(): Promise<void> {
+      clearInterval(timer);
+      await flush();
+    },
+  };
+}

@@ -1,0 +1,94 @@
+/** The in-memory backend: for tests and for the library. Nothing survives the process. */
+import type { AuditEvent } from '@mcp-warden/core';
+import { GENESIS_HASH, sealEvents } from '../audit/chain.js';
+import type { ApiKeyRecord, AuditHead, AuditQuery, AuditStore, KeyStore, StoredAuditEvent, Store } from './types.js';
+
+class MemoryKeyStore implements KeyStore {
+  readonly #keys = new Map<string, ApiKeyRecord>();
+  #version = 0;
+
+  async insertKey(record: ApiKeyRecord): Promise<void> {
+    if (this.#keys.has(record.id)) throw new Error(`key ${record.id} already exists`);
+    this.#keys.set(record.id, { ...record });
+    this.#version++;
+  }
+  async getKey(id: string): Promise<ApiKeyRecord | undefined> {
+    const record = this.#keys.get(id);
+    return record === undefined ? undefined : { ...record };
+  }
+  async listKeys(): Promise<ApiKeyRecord[]> {
+    return [...this.#keys.values()].sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id)).map((r) => ({ ...r }));
+  }
+  async revokeKey(id: string, at: number): Promise<boolean> {
+    const record = this.#keys.get(id);
+    if (record === undefined) return false;
+    if (record.revokedAt === undefined) this.#keys.set(id, { ...record, revokedAt: at });
+    this.#version++;
+    return true;
+  }
+  async markRotated(oldId: string, newId: string, expiresAt: number): Promise<void> {
+    const record = this.#keys.get(oldId);
+    if (record === undefined) throw new Error(`key ${oldId} does not exist`);
+    this.#keys.set(oldId, { ...record, replacedBy: newId, expiresAt: Math.min(record.expiresAt ?? Infinity, expiresAt) });
+    this.#version++;
+  }
+  async touchKeys(uses: ReadonlyMap<string, number>): Promise<void> {
+    for (const [id, at] of uses) {
+      const record = this.#keys.get(id);
+      if (record !== undefined && (record.lastUsedAt ?? 0) < at) this.#keys.set(id, { ...record, lastUsedAt: at });
+    }
+  }
+  changeToken(): number {
+    return this.#version;
+  }
+}
+
+class MemoryAuditStore implements AuditStore {
+  #events: StoredAuditEvent[] = [];
+  #head: AuditHead = { seq: 0, hash: GENESIS_HASH, prunedSeq: 0, prunedHash: GENESIS_HASH };
+
+  async append(events: readonly AuditEvent[]): Promise<readonly StoredAuditEvent[]> {
+    const sealed = sealEvents(this.#head, events);
+    const last = sealed.at(-1);
+    if (last !== undefined) {
+      this.#events.push(...sealed);
+      this.#head = { ...this.#head, seq: last.seq, hash: last.hash };
+    }
+    return sealed;
+  }
+  async query(query: AuditQuery): Promise<StoredAuditEvent[]> {
+    const since = query.since;
+    let out = this.#events.filter(
+      (e) =>
+        (query.afterSeq === undefined || e.seq > query.afterSeq) &&
+        (since === undefined || Date.parse(e.time) >= since) &&
+        (query.principalId === undefined || e.principal?.id === query.principalId) &&
+        (query.decision === undefined || e.decision === query.decision),
+    );
+    if (query.newestFirst === true) out = out.reverse();
+    return query.limit === undefined ? out : out.slice(0, query.limit);
+  }
+  async head(): Promise<AuditHead> {
+    return this.#head;
+  }
+  async prune(before: number): Promise<number> {
+    const keep = this.#events.findIndex((e) => Date.parse(e.time) >= before);
+    const cut = keep < 0 ? this.#events.length : keep;
+    const last = this.#events[cut - 1];
+    if (last === undefined) return 0;
+    this.#events = this.#events.slice(cut);
+    this.#head = { ...this.#head, prunedSeq: last.seq, prunedHash: last.hash };
+    return cut;
+  }
+}
+
+/** A fresh in-memory store. */
+export function createMemoryStore(): Store {
+  return {
+    kind: 'memory',
+    keys: new MemoryKeyStore(),
+    audit: new MemoryAuditStore(),
+    migrate: async () => [],
+    close: async () => {},
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * Schema migrations, portable between SQLite and PostgreSQL (Kysely's schema builder). They run on
+ * start and through `mcp-warden migrate`; applied names are kept in `kysely_migration`.
+ */
+import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
+import { GENESIS_HASH } from '../../audit/chain.js';
+
+const migrations: Record<string, Migration> = {
+  '2026-11-28-001-keys-and-audit': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('mcpw_api_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .addColumn('roles', 'text', (c) => c.notNull())
+        .addColumn('note', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint')
+        .addColumn('revoked_at', 'bigint')
+        .addColumn('last_used_at', 'bigint')
+        .addColumn('rotated_from', 'text')
+        .addColumn('replaced_by', 'text')
+        .execute();
+      await db.schema
+        .createTable('mcpw_audit_events')
+        .addColumn('seq', 'bigint', (c) => c.primaryKey())
+        .addColumn('time', 'text', (c) => c.notNull())
+        .addColumn('time_ms', 'bigint', (c) => c.notNull())
+        .addColumn('request_id', 'text', (c) => c.notNull())
+        .addColumn('principal_id', 'text')
+        .addColumn('principal_kind', 'text')
+        .addColumn('upstream', 'text')
+        .addColumn('method', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('target', 'text')
+        .addColumn('decision', 'text', (c) => c.notNull())
+        .addColumn('rule', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('latency_micros', 'integer', (c) => c.notNull())
+        .addColumn('client_address', 'text')
+        .addColumn('user_agent', 'text')
+        .addColumn('credential_ref', 'text')
+        .addColumn('arguments', 'text')
+        .addColumn('prev_hash', 'text', (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('mcpw_audit_events_time').on('mcpw_audit_events').column('time_ms').execute();
+      await db.schema.createIndex('mcpw_audit_events_principal').on('mcpw_audit_events').columns(['principal_id', 'seq']).execute();
+      await db.schema
+        .createTable('mcpw_audit_head')
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('seq', 'bigint', (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .addColumn('pruned_seq', 'bigint', (c) => c.notNull())
+        .addColumn('pruned_hash', 'text', (c) => c.notNull())
+        .execute();
+      await (db as Kysely<{ mcpw_audit_head: { id: number; seq: number; hash: string; pruned_seq: number; pruned_hash: string } }>)
+        .insertInto('mcpw_audit_head')
+        .values({ id: 1, seq: 0, hash: GENESIS_HASH, pruned_seq: 0, pruned_hash: GENESIS_HASH })
+        .execute();
+    },
+  },
+};
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+/** Applies pending migrations; returns the names applied. Throws with the failing migration's name. */
+export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
+  const { error, results } = await new Migrator({ db, provider }).migrateToLatest();
+  if (error !== undefined) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new Error(`migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

@@ -1,0 +1,57 @@
+/** Table types for Kysely. Times are integers (ms since the epoch); PostgreSQL returns BIGINT as text. */
+import type { Generated } from 'kysely';
+
+type BigIntColumn = number | string;
+
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  hash: string;
+  /** JSON array of role names. */
+  roles: string;
+  note: string | null;
+  created_at: BigIntColumn;
+  expires_at: BigIntColumn | null;
+  revoked_at: BigIntColumn | null;
+  last_used_at: BigIntColumn | null;
+  rotated_from: string | null;
+  replaced_by: string | null;
+}
+
+export interface AuditEventsTable {
+  seq: BigIntColumn;
+  time: string;
+  time_ms: BigIntColumn;
+  request_id: string;
+  principal_id: string | null;
+  principal_kind: string | null;
+  upstream: string | null;
+  method: string;
+  kind: string;
+  target: string | null;
+  decision: string;
+  rule: string;
+  reason: string;
+  latency_micros: number;
+  client_address: string | null;
+  user_agent: string | null;
+  credential_ref: string | null;
+  /** JSON of the recorded (redacted) arguments. */
+  arguments: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditHeadTable {
+  id: Generated<number>;
+  seq: BigIntColumn;
+  hash: string;
+  pruned_seq: BigIntColumn;
+  pruned_hash: string;
+}
+
+export interface Database {
+  mcpw_api_keys: ApiKeysTable;
+  mcpw_audit_events: AuditEventsTable;
+  mcpw_audit_head: AuditHeadTable;
+}

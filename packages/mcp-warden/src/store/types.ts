@@ -1,0 +1,92 @@
+/**
+ * Storage interfaces, one small async interface per aggregate. Backends (memory, SQLite, PostgreSQL)
+ * implement them; nothing outside `store/` and the wiring names a backend. One contract test suite
+ * (test/store/contract.test.ts) runs against every backend.
+ */
+import type { AuditEvent } from '@mcp-warden/core';
+
+/** A managed API key as stored: never the secret, only its hash. Times in ms since the epoch. */
+export interface ApiKeyRecord {
+  /** Public key id (the part after `mcpw_`). */
+  readonly id: string;
+  readonly name: string;
+  /** Hex SHA-256 of `<id>:<secret>`. */
+  readonly hash: string;
+  readonly roles: readonly string[];
+  readonly note?: string;
+  readonly createdAt: number;
+  readonly expiresAt?: number;
+  readonly revokedAt?: number;
+  readonly lastUsedAt?: number;
+  /** The key this one replaced by rotation. */
+  readonly rotatedFrom?: string;
+  /** The key that replaced this one by rotation. */
+  readonly replacedBy?: string;
+}
+
+/** Keys: create, read, revoke, rotate, and record use. */
+export interface KeyStore {
+  insertKey(record: ApiKeyRecord): Promise<void>;
+  getKey(id: string): Promise<ApiKeyRecord | undefined>;
+  listKeys(): Promise<ApiKeyRecord[]>;
+  /** Marks a key revoked at `at`; false when no such key. An already revoked key keeps its time. */
+  revokeKey(id: string, at: number): Promise<boolean>;
+  /** Ends the old key of a rotation at `expiresAt` (never later than an expiry it already had) and links the pair. */
+  markRotated(oldId: string, newId: string, expiresAt: number): Promise<void>;
+  /** Writes last-used times (coalesced by the caller); a later time never goes backwards. */
+  touchKeys(uses: ReadonlyMap<string, number>): Promise<void>;
+  /**
+   * A cheap, synchronous token that changes when another process may have changed keys (SQLite's
+   * `data_version`, a PostgreSQL NOTIFY counter). Caches compare it to drop entries at once.
+   */
+  changeToken(): number;
+}
+
+/** An audit event as stored: with its place in the hash chain. */
+export interface StoredAuditEvent extends AuditEvent {
+  readonly seq: number;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+/** The chain's head, and where retention cut it. */
+export interface AuditHead {
+  readonly seq: number;
+  readonly hash: string;
+  /** Events up to this seq were removed by retention; verification starts after it. */
+  readonly prunedSeq: number;
+  /** The hash of the last pruned event (the genesis hash when nothing was pruned). */
+  readonly prunedHash: string;
+}
+
+/** Filters for reading the audit log. */
+export interface AuditQuery {
+  readonly afterSeq?: number;
+  /** Only events at or after this time (ms since the epoch). */
+  readonly since?: number;
+  readonly principalId?: string;
+  readonly decision?: 'allow' | 'deny';
+  /** Newest first when true (for `tail`), oldest first otherwise. */
+  readonly newestFirst?: boolean;
+  readonly limit?: number;
+}
+
+/** The audit log: append sealed batches, read, prune. */
+export interface AuditStore {
+  /** Seals events into the chain after the current head, atomically, and stores them. */
+  append(events: readonly AuditEvent[]): Promise<readonly StoredAuditEvent[]>;
+  query(query: AuditQuery): Promise<StoredAuditEvent[]>;
+  head(): Promise<AuditHead>;
+  /** Removes events older than `before` (ms), moving the verification anchor past them. Returns how many. */
+  prune(before: number): Promise<number>;
+}
+
+/** A storage backend: its aggregates, migrations and lifecycle. */
+export interface Store {
+  readonly kind: 'memory' | 'sqlite' | 'postgres';
+  readonly keys: KeyStore;
+  readonly audit: AuditStore;
+  /** Applies pending migrations; returns the names applied. */
+  migrate(): Promise<string[]>;
+  close(): Promise<void>;
+}
