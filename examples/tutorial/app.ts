@@ -7,7 +7,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import express, { type Express } from 'express';
 import { z } from 'zod';
-import { type AuditSink, type StaticTokenEntry } from '@mcp-warden/core';
+import { type AuditSink, type StaticTokenEntry, type WardenOptions, staticTokens } from '@mcp-warden/core';
 import { warden } from '@mcp-warden/core/express';
 
 /** The tutorial's tokens. Real deployments take them from the environment (`tokenEnv`) or use hashes. */
@@ -71,6 +71,16 @@ export interface TutorialAppOptions {
   /** Tutorial mode: raw `Authorization: secret123` accepted and a wrong secret answered 403. */
   readonly tutorialMode: boolean;
   readonly audit?: AuditSink;
+  /**
+   * Pipeline options from mcp-warden's services (managed API keys, the audit queue, the limiter,
+   * the config's roles): their verifiers are tried before the tutorial's static tokens.
+   */
+  readonly managed?: WardenOptions;
+}
+
+function listOf<T>(value: T | readonly T[] | undefined): T[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? [...(value as readonly T[])] : [value as T];
 }
 
 /** The Express app: mcp-warden in front of `/mcp`, a stateless SDK server per request behind it. */
@@ -79,13 +89,14 @@ export function createTutorialApp(options: TutorialAppOptions): Express {
   app.use(
     '/mcp',
     warden({
-      tokens: TUTORIAL_TOKENS,
       policy: { roles: TUTORIAL_ROLES },
+      ...options.managed,
+      verifiers: [...(options.managed?.verifiers ?? []), staticTokens(TUTORIAL_TOKENS)],
       // Annotations are read from a reference instance, so calls are decided before any tools/list.
       server: createTutorialServer(),
       rawAuthorization: options.tutorialMode,
       invalidCredentialStatus: options.tutorialMode ? 403 : 401,
-      ...(options.audit === undefined ? {} : { audit: options.audit }),
+      audit: [...listOf(options.managed?.audit), ...listOf(options.audit)],
     }),
   );
   app.all('/mcp', async (req, res) => {
