@@ -59,6 +59,23 @@ function formatPath(path: readonly PropertyKey[]): string {
   return out === '' ? '(top level)' : out;
 }
 
+/**
+ * For a value no branch of a union accepts, the branch that accepted its type says most (a list of
+ * verbs with one misspelt is better described by the list branch than by "invalid input").
+ */
+function unionBranch(issue: z.core.$ZodIssueInvalidUnion): readonly z.core.$ZodIssue[] | undefined {
+  const typed = issue.errors.filter((branch) => !branch.some((i) => i.code === 'invalid_type' && i.path.length === 0));
+  return typed.length === 1 ? typed[0] : undefined;
+}
+
+function issueMessages(file: string, raw: unknown, issue: z.core.$ZodIssue): string[] {
+  if (issue.code === 'invalid_union') {
+    const branch = unionBranch(issue);
+    if (branch !== undefined) return branch.flatMap((i) => issueMessages(file, raw, { ...i, path: [...issue.path, ...i.path] }));
+  }
+  return [issueMessage(file, raw, issue)];
+}
+
 function issueMessage(file: string, raw: unknown, issue: z.core.$ZodIssue): string {
   const found = valueAt(raw, issue.path);
   let expected = issue.message;
@@ -80,7 +97,7 @@ export function parseConfig(text: string, file: string, env: Readonly<Record<str
   const raw = expandEnv(document.toJS() ?? {}, env, '', problems);
   if (problems.length > 0) throw new ConfigError(problems.map((p) => `${file}: ${p}`));
   const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => issueMessage(file, raw, issue)));
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.flatMap((issue) => issueMessages(file, raw, issue)));
   const config = parsed.data;
   if (config.store.type === 'sqlite' && config.store.path !== ':memory:' && !isAbsolute(config.store.path)) {
     config.store.path = resolve(dirname(resolve(file)), config.store.path);

@@ -33,6 +33,13 @@ function waitSeconds(res: RateLimiterRes | null): number | undefined {
   return Math.max(1, Math.ceil(res.msBeforeNext / 1000));
 }
 
+/** Counts a failure; the failure that uses up the window's attempts starts the block. */
+async function count(limiter: RateLimiterMemory, key: string, limit: AttemptLimit): Promise<void> {
+  // consume() rejects once the attempts are used up; that is the limit working, not an error.
+  const res = await limiter.consume(key).catch((rejected: unknown) => rejected as RateLimiterRes);
+  if (res.remainingPoints <= 0) await limiter.block(key, Math.max(1, Math.ceil(limit.block / 1000)));
+}
+
 /** Creates the limiter the pipeline consults before verifying a credential. */
 export function createAuthLimiter(options: AuthLimiterOptions): AuthAttemptLimiter {
   const byAddress = memoryLimiter(options.perAddress, 'mcpw-auth-addr');
@@ -49,10 +56,9 @@ export function createAuthLimiter(options: AuthLimiterOptions): AuthAttemptLimit
       return blocked.length === 0 ? undefined : Math.max(...blocked);
     },
     async failed(attempt) {
-      // consume() rejects once the limit is passed; that rejection is the block, not an error.
-      if (attempt.address !== undefined) await byAddress.consume(attempt.address).catch(() => {});
+      if (attempt.address !== undefined) await count(byAddress, attempt.address, options.perAddress);
       const keyId = keyIdOf(attempt);
-      if (keyId !== undefined) await byKey.consume(keyId).catch(() => {});
+      if (keyId !== undefined) await count(byKey, keyId, options.perKey);
     },
   };
 }

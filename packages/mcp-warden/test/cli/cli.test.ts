@@ -1,0 +1,160 @@
+/**
+ * The CLI as a user runs it: spawned processes in a temporary directory, against the tutorial server.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli, startTutorial, stop } from './run-cli.js';
+
+const KEY = /^mcpw_[a-z2-7]{12}_[0-9A-Za-z]{43}_[0-9A-Za-z]{6}$/;
+
+async function mcp(url: string, key: string, body: unknown) {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key}` },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  const data = text.split('\n').find((l) => l.startsWith('data: '));
+  return { status: response.status, json: (data !== undefined ? JSON.parse(data.slice(6)) : text.startsWith('{') ? JSON.parse(text) : undefined) as any };
+}
+
+describe('mcp-warden CLI', () => {
+  let dir: string;
+  let env: Record<string, string>;
+  let server: ChildProcess | undefined;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'mcp-warden-cli-'));
+    env = { MCP_WARDEN_CONFIG: join(dir, 'mcp-warden.yaml') };
+  });
+  afterAll(async () => {
+    if (server !== undefined) await stop(server);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('init → reader key → works against the tutorial server → revoke → 401 on the next request', async () => {
+    const init = await cli(dir, ['init']);
+    expect(init.code).toBe(0);
+    expect(init.stdout).toMatch(/Your admin key \([a-z2-7]{12}\) is shown once/);
+    const adminKey = /(mcpw_\S+)/.exec(init.stdout)?.[1] ?? '';
+    expect(adminKey).toMatch(KEY);
+    expect(readFileSync(join(dir, 'mcp-warden.yaml'), 'utf8')).toContain('# mcp-warden configuration');
+
+    const created = await cli(dir, ['keys', 'create', '--name', 'reader-bot', '--role', 'reader', '--expires', '30d'], env);
+    expect(created.code).toBe(0);
+    const readerKey = created.stdout.trim();
+    expect(readerKey).toMatch(KEY);
+    expect(created.stderr).toContain('shown only once');
+    const readerId = readerKey.slice(5, 17);
+
+    const tutorial = await startTutorial({ ...env, TUTORIAL_MODE: '0' });
+    server = tutorial.child;
+    const list = await mcp(tutorial.url, readerKey, { jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    expect(list.status).toBe(200);
+    expect(list.json.result.tools.map((t: { name: string }) => t.name).sort()).toEqual(['list_notes', 'read_note', 'whoami']);
+    const denied = await mcp(tutorial.url, readerKey, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'delete_note', arguments: { name: 'welcome' } } });
+    expect(denied.json.error).toMatchObject({ code: -32003, data: { permission: 'delete' } });
+    expect((await mcp(tutorial.url, adminKey, { jsonrpc: '2.0', id: 3, method: 'tools/list' })).json.result.tools).toHaveLength(5);
+
+    const revoked = await cli(dir, ['keys', 'revoke', readerId], env);
+    expect(revoked.code).toBe(0);
+    const after = await mcp(tutorial.url, readerKey, { jsonrpc: '2.0', id: 4, method: 'tools/list' });
+    expect(after.status).toBe(401);
+    expect(after.json.error.message).toBe('The API key has been revoked');
+
+    await stop(tutorial.child);
+    server = undefined;
+    const tail = await cli(dir, ['audit', 'tail', '--json', '--principal', readerId], env);
+    const events = tail.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.map((e: { method: string; decision: string }) => `${e.method}:${e.decision}`)).toEqual(['tools/list:allow', 'tools/call:deny']);
+    const verify = await cli(dir, ['audit', 'verify'], env);
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(/^ok: \d+ events, chain intact/);
+    const shown = await cli(dir, ['keys', 'show', readerId, '--json'], env);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ id: readerId, status: 'revoked', roles: ['reader'], name: 'reader-bot' });
+    expect(JSON.parse(shown.stdout).lastUsedAt).not.toBeNull();
+  });
+
+  it('lists keys as a table and as JSON, never with a secret', async () => {
+    const table = await cli(dir, ['keys', 'list'], env);
+    expect(table.code).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+ROLES\s+STATUS/);
+    const json = JSON.parse((await cli(dir, ['keys', 'list', '--json'], env)).stdout) as { id: string; status: string }[];
+    expect(json.map((k) => k.status)).toEqual(['active', 'revoked']);
+    expect(table.stdout + JSON.stringify(json)).not.toMatch(/mcpw_/);
+  });
+
+  it('rotates a key: the successor alone on stdout, the old key ending after the grace period', async () => {
+    const created = (await cli(dir, ['keys', 'create', '--name', 'rotating', '--role', 'reader'], env)).stdout.trim();
+    const id = created.slice(5, 17);
+    const rotated = await cli(dir, ['keys', 'rotate', id, '--grace', '1h'], env);
+    expect(rotated.code).toBe(0);
+    expect(rotated.stdout.trim()).toMatch(KEY);
+    expect(rotated.stderr).toContain(`Key ${id} rotated to ${rotated.stdout.trim().slice(5, 17)}`);
+    const old = JSON.parse((await cli(dir, ['keys', 'show', id, '--json'], env)).stdout);
+    expect(old.status).toBe('rotating');
+    expect(Date.parse(old.expiresAt) - Date.now()).toBeGreaterThan(59 * 60_000);
+  });
+
+  it('explains decisions for roles and keys without calling anything', async () => {
+    const deny = await cli(dir, ['explain', '--role', 'reader', '--tool', 'drop_table'], env);
+    expect(deny.code).toBe(0);
+    expect(deny.stdout).toContain('deny  tools/call drop_table');
+    expect(deny.stdout).toContain('rule:   default-deny');
+    expect(deny.stdout).toContain('needs:  delete');
+    const allow = JSON.parse((await cli(dir, ['explain', '--role', 'reader', '--tool', 'get_weather', '--annotations', '{"readOnlyHint":true}', '--args', '{"city":"Oslo"}', '--json'], env)).stdout);
+    expect(allow).toMatchObject({ decision: 'allow', rule: 'role:reader verb:read' });
+    const resource = JSON.parse((await cli(dir, ['explain', '--role', 'reader', '--resource', 'file:///docs/../etc/passwd', '--json'], env)).stdout);
+    expect(resource).toMatchObject({ decision: 'deny', rule: 'builtin:invalid-target' });
+  });
+
+  describe('user errors say what to do, with documented exit codes and no stack traces', () => {
+    it.each([
+      [['keys', 'create', '--name', 'x', '--role', 'ghost'], 2, /--role: ghost is not defined in the config/],
+      [['keys', 'create', '--name', 'x', '--role', 'reader', '--expires', 'soon'], 2, /--expires: "soon" is not a duration/],
+      [['keys', 'revoke', 'nosuchkey123'], 3, /no key with id nosuchkey123; see mcp-warden keys list/],
+      [['explain', '--tool', 'x'], 2, /pass exactly one of --key ID or --role ROLE/],
+      [['explain', '--role', 'reader', '--tool', 'x', '--args', '{oops'], 2, /--args: not valid JSON/],
+      [['audit', 'tail', '--decision', 'maybe'], 2, /--decision: expected allow or deny/],
+      [['keys', 'frobnicate'], 2, /unknown command 'frobnicate'/],
+    ])('%j → exit %i', async (args, code, message) => {
+      const result = await cli(dir, args, env);
+      expect(result.code).toBe(code);
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr).not.toMatch(/\n\s+at /);
+    });
+
+    it('names a missing config file and how to create one', async () => {
+      const result = await cli(dir, ['keys', 'list'], { MCP_WARDEN_CONFIG: join(dir, 'missing.yaml') });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain('missing.yaml: no such file. Run "mcp-warden init"');
+    });
+
+    it('refuses to overwrite an existing config without --force', async () => {
+      const result = await cli(dir, ['init']);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain('already exists');
+    });
+
+    it('prints --help for every command', async () => {
+      for (const args of [['--help'], ['keys', '--help'], ['keys', 'create', '--help'], ['audit', 'verify', '--help'], ['explain', '--help'], ['config', 'check', '--help']]) {
+        const result = await cli(dir, args, env);
+        expect(result.code, args.join(' ')).toBe(0);
+        expect(result.stdout, args.join(' ')).toMatch(/^Usage: mcp-warden/);
+      }
+    });
+
+    it('reports an unreachable store with exit code 4', async () => {
+      const { writeFileSync } = await import('node:fs');
+      const file = join(dir, 'pg.yaml');
+      writeFileSync(file, 'store: { type: postgres, url: "postgres://nobody:hunter2@127.0.0.1:1/none" }\nroles: { reader: [read] }\n');
+      const result = await cli(dir, ['--config', file, 'keys', 'list']);
+      expect(result.code).toBe(4);
+      expect(result.stderr).toContain('cannot open the postgres store');
+      expect(result.stderr).not.toContain('hunter2');
+    });
+  });
+});
