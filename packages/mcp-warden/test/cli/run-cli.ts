@@ -30,10 +30,11 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts the tutorial server (built sources via tsx) with a config; resolves once it listens. */
+/** Starts the tutorial server (its sources through tsx) with a config; resolves once it listens. */
 export async function startTutorial(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; output: () => string }> {
   const port = await freePort();
-  const child = spawn(`${ROOT}node_modules/.bin/tsx`, ['examples/tutorial/server.ts'], {
+  // One process (no tsx wrapper), so a signal reaches the server itself.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/tutorial/server.ts'], {
     cwd: ROOT,
     env: { PATH: process.env['PATH'] ?? '', PORT: String(port), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
