@@ -6,7 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, startTutorial, stop } from './run-cli.js';
+import { ROOT, cli, startTutorial, stop } from './run-cli.js';
+
+async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 const KEY = /^mcpw_[a-z2-7]{12}_[0-9A-Za-z]{43}_[0-9A-Za-z]{6}$/;
 
@@ -109,6 +117,34 @@ describe('mcp-warden CLI', () => {
     expect(allow).toMatchObject({ decision: 'allow', rule: 'role:reader verb:read' });
     const resource = JSON.parse((await cli(dir, ['explain', '--role', 'reader', '--resource', 'file:///docs/../etc/passwd', '--json'], env)).stdout);
     expect(resource).toMatchObject({ decision: 'deny', rule: 'builtin:invalid-target' });
+  });
+
+  it('follows the audit log with tail -f', async () => {
+    const { spawn } = await import('node:child_process');
+    const { createSqliteStore } = await import('../../src/store/sql/sql-store.js');
+    const follower = spawn(process.execPath, [`${ROOT}packages/mcp-warden/dist/cli/main.js`, 'audit', 'tail', '-f', '--json', '--decision', 'deny', '-n', '1'], {
+      cwd: dir,
+      env: { PATH: process.env['PATH'] ?? '', NO_COLOR: '1', ...env },
+    });
+    let output = '';
+    follower.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    try {
+      // The first test left a denial: the follower prints it, then must pick up the new one while following.
+      await waitFor(() => output.includes('\n'));
+      expect(output).not.toContain('new denial');
+      const store = createSqliteStore({ path: join(dir, '.warden', 'warden.db') });
+      await store.audit.append([
+        { time: new Date().toISOString(), requestId: 'followed', method: 'tools/call', kind: 'tool', target: 'x', decision: 'allow', rule: 'r', reason: 'allowed, filtered out', latencyMicros: 1 },
+        { time: new Date().toISOString(), requestId: 'followed', method: 'tools/call', kind: 'tool', target: 'rm', decision: 'deny', rule: 'default-deny', reason: 'new denial', latencyMicros: 1 },
+      ]);
+      await store.close();
+      await waitFor(() => output.includes('new denial'));
+      const last = JSON.parse(output.trim().split('\n').at(-1) ?? '{}');
+      expect(last).toMatchObject({ target: 'rm', decision: 'deny', reason: 'new denial' });
+      expect(output).not.toContain('allowed, filtered out');
+    } finally {
+      follower.kill('SIGINT');
+    }
   });
 
   describe('user errors say what to do, with documented exit codes and no stack traces', () => {
