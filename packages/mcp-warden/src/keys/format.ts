@@ -73,8 +73,10 @@ export function hashSecret(id: string, secret: string): string {
   return createHash('sha256').update(`${id}:${secret}`).digest('hex');
 }
 
-/** Compares two hex hashes of equal length in constant time. */
+const HEX = /^(?:[0-9a-f]{2})+$/;
+
+/** Compares two hex hashes in constant time; false for different lengths or anything not lower-case hex. */
 export function hashesEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
+  if (a.length !== b.length || !HEX.test(a) || !HEX.test(b)) return false;
   return timingSafeEqual(Buffer.from(a, 'hex'), Buffer.from(b, 'hex'));
 }

@@ -74,8 +74,9 @@ export function createApiKeyVerifier(store: KeyStore, options: ApiKeyVerifierOpt
     return { ok: true, principal: (cache.get(record.id)?.principal ?? principalOf(record)) };
   }
 
+  /** Writes every use recorded so far: waits for a write in progress, then writes what came since. */
   async function flush(): Promise<void> {
-    if (flushing !== undefined) return flushing;
+    while (flushing !== undefined) await flushing;
     if (lastUsed.size === 0) return;
     const batch = new Map(lastUsed);
     lastUsed.clear();

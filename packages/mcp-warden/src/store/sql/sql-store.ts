@@ -349,7 +349,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     kind: 'postgres',
     keys: new SqlKeyStore(db, () => version, notify),
     audit: new SqlAuditStore(db, 'postgres'),
-    migrate: () => migrateToLatest(db as unknown as Kysely<unknown>),
+    migrate: () => migrateToLatest(db as unknown as Kysely<unknown>, schema),
     close: async () => {
       if (closed) return;
       closed = true;
