@@ -148,7 +148,7 @@ describe('createWarden pipeline', () => {
 
     it('asks the limiter before verifying, reports refusals, and answers 429 with Retry-After', async () => {
       const failures: string[] = [];
-      let blocked: number | undefined;
+      let blocked: number | undefined = undefined;
       const { post, events } = setup({
         authLimiter: {
           check: () => blocked,

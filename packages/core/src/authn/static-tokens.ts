@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Credential, CredentialVerifier, Principal, VerificationResult } from '../types.js';
 
 /** One static token: where its secret comes from, and who it stands for. */
@@ -25,7 +25,7 @@ export interface StaticTokensOptions {
 
 /** Hex SHA-256 of a string (UTF-8). */
 export function sha256Hex(value: string): string {
-  return createHash('sha256').update(value, 'utf8').digest('hex');
+  return hash('sha256', value, 'hex');
 }
 
 /**

@@ -7,7 +7,7 @@
  *   is refused before any lookup (the idea of GitHub's token format).
  * Only a hash of `<id>:<secret>` is ever stored.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 
 export const KEY_PREFIX = 'mcpw_';
@@ -26,7 +26,14 @@ function base62(value: bigint, width: number): string {
 }
 
 function checksumOf(body: string): string {
-  return base62(BigInt(crc32(body)), 6);
+  // CRC-32 fits in a double: plain arithmetic, no BigInt, on the verification path.
+  let n = crc32(body);
+  let out = '';
+  for (let i = 0; i < 6; i++) {
+    out = BASE62[n % 62] + out;
+    n = Math.floor(n / 62);
+  }
+  return out;
 }
 
 /** A new key id: 12 base32 characters from 60 random bits. */
@@ -70,7 +77,12 @@ export function parseKey(value: string): ParsedKey | undefined {
 
 /** The stored hash of a key's secret: hex SHA-256 of `<id>:<secret>`. */
 export function hashSecret(id: string, secret: string): string {
-  return createHash('sha256').update(`${id}:${secret}`).digest('hex');
+  return hash('sha256', `${id}:${secret}`, 'hex');
+}
+
+/** The same hash as bytes, for comparing against a decoded stored hash without hex work per request. */
+export function hashSecretBytes(id: string, secret: string): Buffer {
+  return hash('sha256', `${id}:${secret}`, 'buffer');
 }
 
 const HEX = /^(?:[0-9a-f]{2})+$/;

@@ -4,7 +4,8 @@
  */
 import type { Credential, CredentialVerifier, Principal, VerificationResult } from '@mcp-warden/core';
 import type { ApiKeyRecord, KeyStore } from '../store/types.js';
-import { hashSecret, hashesEqual, looksLikeKey, parseKey } from './format.js';
+import { timingSafeEqual } from 'node:crypto';
+import { hashSecretBytes, looksLikeKey, parseKey } from './format.js';
 
 /** Options of {@link createApiKeyVerifier}. */
 export interface ApiKeyVerifierOptions {
@@ -25,6 +26,8 @@ export interface ApiKeyVerifierOptions {
 
 interface CacheEntry {
   readonly record: ApiKeyRecord;
+  /** The stored hash, decoded once; empty when the stored value is not a SHA-256 hex digest. */
+  readonly hash: Buffer;
   readonly principal: Principal;
   readonly fetchedAt: number;
   readonly token: number;
@@ -66,12 +69,19 @@ export function createApiKeyVerifier(store: KeyStore, options: ApiKeyVerifierOpt
     ...(id === undefined ? {} : { credentialRef: `key:${id}` }),
   });
 
-  function judge(record: ApiKeyRecord, secret: string, at: number): VerificationResult {
-    if (!hashesEqual(hashSecret(record.id, secret), record.hash)) return refuse('unknown', 'The API key is not valid', record.id);
+  function entryFor(record: ApiKeyRecord, at: number, token: number): CacheEntry {
+    const hash = /^[0-9a-f]{64}$/.test(record.hash) ? Buffer.from(record.hash, 'hex') : Buffer.alloc(0);
+    return { record, hash, principal: principalOf(record), fetchedAt: at, token };
+  }
+
+  function judge(entry: CacheEntry, secret: string, at: number): VerificationResult {
+    const record = entry.record;
+    const presented = hashSecretBytes(record.id, secret);
+    if (entry.hash.length !== presented.length || !timingSafeEqual(presented, entry.hash)) return refuse('unknown', 'The API key is not valid', record.id);
     if (record.revokedAt !== undefined && record.revokedAt <= at) return refuse('revoked', 'The API key has been revoked', record.id);
     if (record.expiresAt !== undefined && record.expiresAt <= at) return refuse('expired', 'The API key has expired', record.id);
     lastUsed.set(record.id, at);
-    return { ok: true, principal: (cache.get(record.id)?.principal ?? principalOf(record)) };
+    return { ok: true, principal: entry.principal };
   }
 
   /** Writes every use recorded so far: waits for a write in progress, then writes what came since. */
@@ -103,7 +113,7 @@ export function createApiKeyVerifier(store: KeyStore, options: ApiKeyVerifierOpt
       const at = now();
       const token = store.changeToken();
       const cached = cache.get(parsed.id);
-      if (cached !== undefined && at - cached.fetchedAt < ttl && cached.token === token) return judge(cached.record, parsed.secret, at);
+      if (cached !== undefined && at - cached.fetchedAt < ttl && cached.token === token) return judge(cached, parsed.secret, at);
       return store.getKey(parsed.id).then((record) => {
         if (record === undefined) {
           cache.delete(parsed.id);
@@ -111,8 +121,9 @@ export function createApiKeyVerifier(store: KeyStore, options: ApiKeyVerifierOpt
         }
         if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
         cache.delete(parsed.id);
-        cache.set(parsed.id, { record, principal: principalOf(record), fetchedAt: at, token });
-        return judge(record, parsed.secret, at);
+        const entry = entryFor(record, at, token);
+        cache.set(parsed.id, entry);
+        return judge(entry, parsed.secret, at);
       });
     },
     invalidate(id: string): void {
