@@ -1,5 +1,6 @@
 import type { Policy } from '../authz/policy.js';
-import type { JsonRpcId, ListFamily, McpAction, Principal } from '../types.js';
+import type { JsonRpcId, ListFamily, McpAction, Principal, ToolAnnotations } from '../types.js';
+import { scanListResponse } from './list-scan.js';
 
 /**
  * List filtering: `tools/list`, `prompts/list`, `resources/list` and `resources/templates/list`
@@ -79,11 +80,49 @@ function filterMessage(message: unknown, lists: PendingLists, principal: Princip
   return filtered === result ? message : { ...m, result: filtered };
 }
 
+const NOT_SCANNED = Symbol('not scanned');
+
+/**
+ * The fast path for the usual case (one list request, its response a single message): keep items by
+ * slicing the original text, learning annotations from the scanned items. `NOT_SCANNED` when the text
+ * is not of the shape the scanner accepts; the JSON path then decides.
+ */
+function filterByScan(text: string, lists: PendingLists, principal: Principal, policy: Policy): string | undefined | typeof NOT_SCANNED {
+  const [id, family] = lists.entries().next().value as [JsonRpcId, ListFamily];
+  const { member, field } = ITEM_KEY[family];
+  const scanned = scanListResponse(text, member, field, family === 'tools');
+  if (scanned === undefined) return NOT_SCANNED;
+  if (scanned.id !== id) return undefined;
+  if (family === 'tools') {
+    const learned: { name: string; annotations?: ToolAnnotations }[] = [];
+    try {
+      for (const item of scanned.items) {
+        if (item.key !== undefined) learned.push(item.annotations === undefined ? { name: item.key } : { name: item.key, annotations: JSON.parse(item.annotations) as ToolAnnotations });
+      }
+    } catch {
+      return NOT_SCANNED;
+    }
+    policy.annotations.learn(learned);
+  }
+  const kept = scanned.items.filter((item) => item.key !== undefined && policy.decide(principal, actionForItem(family, item.key)).allow);
+  if (kept.length === scanned.items.length) return undefined;
+  return `${text.slice(0, scanned.arrayStart)}[${kept.map((item) => text.slice(item.start, item.end)).join(',')}]${text.slice(scanned.arrayEnd)}`;
+}
+
 /**
  * Filters a JSON response body (one message or a batch). Returns the new text, or `undefined` when
  * nothing changed (including a body that is not JSON: it is passed on as it came).
  */
 export function filterJsonBody(text: string, lists: PendingLists, principal: Principal, policy: Policy): string | undefined {
+  if (lists.size === 1) {
+    const fast = filterByScan(text, lists, principal, policy);
+    if (fast !== NOT_SCANNED) return fast;
+  }
+  return filterJsonBodyParsed(text, lists, principal, policy);
+}
+
+/** The general path: parse, filter, serialise. Exported for tests that compare it with the scan. */
+export function filterJsonBodyParsed(text: string, lists: PendingLists, principal: Principal, policy: Policy): string | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -112,7 +151,8 @@ export class SseListFilter {
   readonly #lists: PendingLists;
   readonly #principal: Principal;
   readonly #policy: Policy;
-  #pending = '';
+  /** The unfinished line's text, in the chunks it came in (joined once a line end arrives). */
+  #held: string[] = [];
   #lines: string[] = [];
 
   constructor(lists: PendingLists, principal: Principal, policy: Policy) {
@@ -123,32 +163,46 @@ export class SseListFilter {
 
   /** Accepts a chunk of the stream; returns the text to send on now. */
   push(chunk: string): string {
-    this.#pending += chunk;
+    const last = this.#held[this.#held.length - 1];
+    // A long data line arrives in many chunks: hold them unjoined until one of them ends a line.
+    if (last !== undefined && !last.endsWith('\r') && chunk.indexOf('\n') < 0 && chunk.indexOf('\r') < 0) {
+      this.#held.push(chunk);
+      return '';
+    }
+    const prefix = this.#held.length === 0 ? '' : this.#held.join('');
+    this.#held = [];
+    const text = prefix + chunk;
     let out = '';
     let start = 0;
-    const text = this.#pending;
-    for (let i = 0; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      if (c !== 0x0a && c !== 0x0d) continue;
-      if (c === 0x0d && i + 1 === text.length) break; // a CR at the end may be half of CRLF
-      const line = text.slice(start, i);
-      if (c === 0x0d && text.charCodeAt(i + 1) === 0x0a) i++;
-      start = i + 1;
+    // The held text has no line end, except perhaps a final CR: resume the search there.
+    let from = Math.max(0, prefix.length - 1);
+    let lf = text.indexOf('\n', from);
+    let cr = text.indexOf('\r', from);
+    for (;;) {
+      if (lf >= 0 && lf < from) lf = text.indexOf('\n', from);
+      if (cr >= 0 && cr < from) cr = text.indexOf('\r', from);
+      const end = lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
+      if (end < 0) break;
+      const isCr = end === cr;
+      if (isCr && end + 1 === text.length) break; // a CR at the end may be half of CRLF
+      const line = text.slice(start, end);
+      start = isCr && text.charCodeAt(end + 1) === 0x0a ? end + 2 : end + 1;
+      from = start;
       if (line === '') out += this.#dispatch();
       else this.#lines.push(line);
     }
-    this.#pending = text.slice(start);
+    if (start < text.length) this.#held.push(text.slice(start));
     return out;
   }
 
   /** Ends the stream: returns whatever was held back (an unterminated event is passed on as it was). */
   flush(): string {
     // A CR held back as a possible half of CRLF ends its line now that nothing follows.
-    const head = this.#pending.endsWith('\r') ? this.push('\n') : '';
+    const head = this.#held[this.#held.length - 1]?.endsWith('\r') === true ? this.push('\n') : '';
     const rest = this.#lines.length > 0 ? `${this.#lines.join('\n')}\n` : '';
-    const out = head + rest + this.#pending;
+    const out = head + rest + this.#held.join('');
     this.#lines = [];
-    this.#pending = '';
+    this.#held = [];
     return out;
   }
 

@@ -1,0 +1,104 @@
+/**
+ * The structural scan that filters list responses by slicing must agree with the parse-and-serialise
+ * path on every input: property tests over generated list responses, plus the shapes it refuses.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Policy } from '../../src/authz/policy.js';
+import { filterJsonBody, filterJsonBodyParsed } from '../../src/mcp/filter.js';
+import { scanListResponse } from '../../src/mcp/list-scan.js';
+import type { JsonRpcId, ListFamily } from '../../src/types.js';
+import { principal } from '../helpers.js';
+
+const roles = { reader: { verbs: ['read' as const], tools: { deny: ['x*'] }, resources: { deny: ['secret://**'] } }, writer: ['write' as const] };
+const tricky = fc.string({ unit: fc.oneof(fc.constantFrom('a', 'x', '"', '\\', '/', '\n', '\u2028', 'é', '😀', '*', ' '), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })), maxLength: 8 });
+const annotations = fc.record({ readOnlyHint: fc.boolean(), destructiveHint: fc.boolean(), title: tricky }, { requiredKeys: [] });
+const tool = fc.record(
+  {
+    name: fc.oneof(tricky, fc.constantFrom('read_a', 'xray', 'write_b')),
+    description: tricky,
+    inputSchema: fc.jsonValue({ maxDepth: 4 }),
+    annotations,
+  },
+  { requiredKeys: ['name'] },
+);
+const item = fc.oneof({ weight: 20, arbitrary: tool }, { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }) });
+const response = fc.record({
+  id: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom('1', 'a"b')),
+  tools: fc.array(item, { maxLength: 8 }),
+  cursor: fc.option(tricky, { nil: undefined }),
+  resultFirst: fc.boolean(),
+  indent: fc.constantFrom(0, 1, 2),
+});
+
+function text(r: { id: JsonRpcId; tools: unknown[]; cursor: string | undefined; resultFirst: boolean; indent: number }): string {
+  const result = r.cursor === undefined ? { tools: r.tools } : { nextCursor: r.cursor, tools: r.tools };
+  const message = r.resultFirst ? { result, jsonrpc: '2.0', id: r.id } : { jsonrpc: '2.0', id: r.id, result };
+  return JSON.stringify(message, null, r.indent);
+}
+
+describe('list scan', () => {
+  it('filters exactly like parse-and-serialise, for any tools/list response', () => {
+    fc.assert(
+      fc.property(response, fc.subarray(['reader', 'writer', 'ghost']), (r, held) => {
+        const body = text(r);
+        const lists = new Map<JsonRpcId, ListFamily>([[1, 'tools']]);
+        const fast = filterJsonBody(body, lists, principal(held), new Policy({ roles }));
+        const slow = filterJsonBodyParsed(body, lists, principal(held), new Policy({ roles }));
+        expect(fast === undefined).toBe(slow === undefined);
+        if (fast !== undefined && slow !== undefined) expect(JSON.parse(fast)).toEqual(JSON.parse(slow));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('filters resources by URI exactly like parse-and-serialise', () => {
+    const resources = fc.array(fc.record({ uri: fc.oneof(fc.constantFrom('file:///a', 'secret://k', 'file:///../x'), tricky), name: tricky }), { maxLength: 6 });
+    fc.assert(
+      fc.property(resources, (items) => {
+        const body = JSON.stringify({ jsonrpc: '2.0', id: 'r', result: { resources: items } });
+        const lists = new Map<JsonRpcId, ListFamily>([['r', 'resources']]);
+        const fast = filterJsonBody(body, lists, principal(['reader']), new Policy({ roles }));
+        const slow = filterJsonBodyParsed(body, lists, principal(['reader']), new Policy({ roles }));
+        expect(fast === undefined).toBe(slow === undefined);
+        if (fast !== undefined && slow !== undefined) expect(JSON.parse(fast)).toEqual(JSON.parse(slow));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('finds the items, their names and annotations', () => {
+    const body = '{ "result" : { "tools" : [ {"name":"a\\"b","annotations":{"readOnlyHint":true}} , {"x":1,"name":"c"} ] }, "jsonrpc":"2.0", "id": 7 }';
+    const scanned = scanListResponse(body, 'tools', 'name', true);
+    expect(scanned?.id).toBe(7);
+    expect(scanned?.items.map((i) => [i.key, i.annotations])).toEqual([
+      ['a"b', '{"readOnlyHint":true}'],
+      ['c', undefined],
+    ]);
+    expect(body.slice(scanned?.arrayStart, scanned?.arrayEnd).startsWith('[')).toBe(true);
+    expect(body.slice(scanned?.arrayStart, scanned?.arrayEnd).endsWith(']')).toBe(true);
+  });
+
+  describe('Security', () => {
+    it('gives up (and leaves the decision to JSON.parse) on shapes it does not fully understand', () => {
+      for (const body of [
+        '[{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}]',
+        '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"b"}],"tools":[]}}',
+        '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a","name":"xray"}]}}',
+        '{"jsonrpc":"2.0","id":1,"result":{"tools":[null]}}',
+        '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}]}} trailing',
+        '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a}]}}',
+        `{"jsonrpc":"2.0","id":1,"result":{"tools":[${'['.repeat(200)}${']'.repeat(200)}]}}`,
+      ]) {
+        expect(scanListResponse(body, 'tools', 'name', true), body.slice(0, 60)).toBeUndefined();
+      }
+    });
+
+    it('cannot be made to keep a denied tool by a duplicated name member', () => {
+      const body = '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read_a","annotations":{"readOnlyHint":true},"name":"xray"}]}}';
+      const out = filterJsonBody(body, new Map([[1, 'tools']]), principal(['reader']), new Policy({ roles }));
+      // JSON.parse keeps the last "name": the tool is "xray", which the reader may not see.
+      expect(JSON.parse(out ?? body).result.tools).toEqual([]);
+    });
+  });
+});
