@@ -7,13 +7,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { filterNodeResponse } from '../mcp/filter-node.js';
 import { nodeRequestView, readNodeBody } from '../node-http.js';
 import { type Warden, type WardenOptions, createWarden } from '../pipeline.js';
-import type { SdkAuthInfo } from '../types.js';
+import type { Principal, SdkAuthInfo } from '../types.js';
 
 /** The request as the handler receives it: `auth` is set by mcp-warden. */
 export type AuthenticatedRequest = IncomingMessage & { auth?: SdkAuthInfo };
 
 /** What runs after the pipeline allowed a request. `body` is the parsed JSON-RPC body of a POST. */
-export type WardenNodeHandler = (req: AuthenticatedRequest, res: ServerResponse, body: unknown) => void | Promise<void>;
+export type WardenNodeHandler = (req: AuthenticatedRequest, res: ServerResponse, body: unknown, principal: Principal) => void | Promise<void>;
 
 /** Wraps a node:http request handler with the pipeline. */
 export function withWarden(options: WardenOptions | Warden, handler: WardenNodeHandler): ((req: IncomingMessage, res: ServerResponse) => void) & { readonly warden: Warden } {
@@ -28,7 +28,7 @@ export function withWarden(options: WardenOptions | Warden, handler: WardenNodeH
         }
         (req as AuthenticatedRequest).auth = result.authInfo;
         if (result.lists !== undefined) filterNodeResponse(res, result.lists, result.principal, pipeline.policy);
-        await handler(req, res, result.body);
+        await handler(req, res, result.body, result.principal);
       })
       .catch((error: unknown) => {
         if (res.headersSent) {

@@ -12,6 +12,7 @@ import { registerConfig } from './commands/config.js';
 import { registerExplain } from './commands/explain.js';
 import { registerInit } from './commands/init.js';
 import { registerKeys } from './commands/keys.js';
+import { registerServe } from './commands/serve.js';
 import { ExitCode, UserError, err } from './output.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -28,6 +29,7 @@ function buildProgram(): Command {
   registerExplain(program);
   registerAudit(program);
   registerConfig(program);
+  registerServe(program);
   for (const command of program.commands) {
     command.exitOverride();
     for (const sub of command.commands) sub.exitOverride();

@@ -42,6 +42,66 @@ const staticToken = z
   })
   .refine((t) => (t.tokenEnv === undefined) !== (t.sha256 === undefined), { message: 'expected exactly one of tokenEnv or sha256 (no inline tokens)' });
 
+const familyPatterns = z
+  .strictObject({
+    tools: z.array(z.string()).optional(),
+    resources: z.array(z.string()).optional(),
+    prompts: z.array(z.string()).optional(),
+    methods: z.array(z.string()).optional(),
+  })
+  .optional();
+
+const annotations = z.record(
+  z.string(),
+  z.strictObject({ readOnlyHint: z.boolean().optional(), destructiveHint: z.boolean().optional(), idempotentHint: z.boolean().optional(), openWorldHint: z.boolean().optional() }),
+);
+
+/** What an upstream adds on top of the global policy: role definitions that replace the global ones of the same name there, more deny patterns, annotations. */
+const upstreamPolicy = z.strictObject({
+  roles: z.record(z.string().min(1), role).optional(),
+  deny: familyPatterns,
+  toolAnnotations: annotations.optional(),
+});
+
+const httpUpstream = z.strictObject({
+  type: z.literal('http'),
+  url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+  /** Headers sent to the upstream (its own credentials), e.g. { Authorization: "Bearer ${UPSTREAM_TOKEN}" }. */
+  headers: z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected a header name'), z.string()).default({}),
+  /** How long to wait for the upstream's response headers. */
+  timeout: duration.default(30_000),
+  policy: upstreamPolicy.optional(),
+});
+
+const stdioUpstream = z.strictObject({
+  type: z.literal('stdio'),
+  command: z.string().min(1),
+  args: z.array(z.string()).default([]),
+  /** The only variables the child gets besides PATH and HOME. */
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name'), z.string()).default({}),
+  cwd: z.string().optional(),
+  maxSessions: z.number().int().positive().default(32),
+  idleTimeout: duration.default(900_000),
+  /** How long a request waits for the child's answer. */
+  timeout: duration.default(60_000),
+  restart: z.strictObject({ maxRestarts: z.number().int().nonnegative().default(3), backoff: duration.default(1_000) }).prefault({}),
+  policy: upstreamPolicy.optional(),
+});
+
+const server = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(8080),
+  /** The URL clients use (behind a proxy or TLS terminator); defaults to http://host:port. */
+  publicUrl: z.url({ protocol: /^https?$/ }).optional(),
+  allowedOrigins: z.array(z.string()).default([]),
+  allowedHosts: z.array(z.string()).optional(),
+  maxBodyBytes: z.number().int().positive().default(1024 * 1024),
+  /** Key for signing session ids (at least 32 characters, from ${ENV}); default: a random key kept in the store, shared by instances on one database. */
+  sessionSecret: z.string().min(32, 'expected at least 32 characters').optional(),
+  /** How long shutdown waits for open streams. */
+  shutdownGrace: duration.default(10_000),
+});
+
 const sink = z.union([z.enum(['database', 'stdout']), z.strictObject({ jsonl: z.string().min(1) })]);
 
 /** The validated configuration. */
@@ -68,12 +128,11 @@ export const configSchema = z.strictObject({
       methods: z.array(z.string()).optional(),
     })
     .optional(),
-  toolAnnotations: z
-    .record(
-      z.string(),
-      z.strictObject({ readOnlyHint: z.boolean().optional(), destructiveHint: z.boolean().optional(), idempotentHint: z.boolean().optional(), openWorldHint: z.boolean().optional() }),
-    )
-    .optional(),
+  toolAnnotations: annotations.optional(),
+  server: server.prefault({}),
+  upstreams: z
+    .record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected a lower-case name (letters, digits, - and _) used in the path /mcp/<name>'), z.discriminatedUnion('type', [httpUpstream, stdioUpstream]))
+    .default({}),
   audit: z
     .strictObject({
       sinks: z.array(sink).min(1).default(['database']),
@@ -93,3 +152,6 @@ export const configSchema = z.strictObject({
 
 /** The configuration after validation and defaults. */
 export type WardenConfig = z.output<typeof configSchema>;
+export type UpstreamConfig = WardenConfig['upstreams'][string];
+export type HttpUpstreamConfig = Extract<UpstreamConfig, { type: 'http' }>;
+export type StdioUpstreamConfig = Extract<UpstreamConfig, { type: 'stdio' }>;

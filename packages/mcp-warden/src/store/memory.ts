@@ -84,10 +84,17 @@ class MemoryAuditStore implements AuditStore {
 
 /** A fresh in-memory store. */
 export function createMemoryStore(): Store {
+  const secrets = new Map<string, string>();
   return {
     kind: 'memory',
     keys: new MemoryKeyStore(),
     audit: new MemoryAuditStore(),
+    secrets: {
+      getOrCreate: async (name, create) => {
+        if (!secrets.has(name)) secrets.set(name, create());
+        return secrets.get(name) as string;
+      },
+    },
     migrate: async () => [],
     close: async () => {},
   };

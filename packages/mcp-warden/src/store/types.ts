@@ -81,11 +81,18 @@ export interface AuditStore {
   prune(before: number): Promise<number>;
 }
 
+/** Values the gateway instances of one store share, created once (the session signing key). */
+export interface SecretStore {
+  /** The value stored under `name`; when there is none, stores `create()`'s (first writer wins). */
+  getOrCreate(name: string, create: () => string): Promise<string>;
+}
+
 /** A storage backend: its aggregates, migrations and lifecycle. */
 export interface Store {
   readonly kind: 'memory' | 'sqlite' | 'postgres';
   readonly keys: KeyStore;
   readonly audit: AuditStore;
+  readonly secrets: SecretStore;
   /** Applies pending migrations; returns the names applied. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;

@@ -19,7 +19,7 @@ import type { ApiKeyRecord, AuditQuery, Store, StoredAuditEvent } from '../../sr
 import { T0, auditEvent, auditEventAt } from './events.js';
 import { PG_URL, TestSchemas } from './postgres.js';
 
-const MIGRATION = '2026-11-28-001-keys-and-audit';
+const MIGRATIONS = ['2026-11-28-001-keys-and-audit', '2026-11-28-002-secrets'];
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const DAY = 86_400_000;
 
@@ -211,7 +211,7 @@ describe.each([memoryBackend, sqliteBackend(), postgresBackend()])('$kind store'
   describe('migrate()', () => {
     it('applies the schema once: a second call, and another instance, apply nothing', async () => {
       const { store, another } = await backend.open();
-      expect(await store.migrate()).toEqual(backend.kind === 'memory' ? [] : [MIGRATION]);
+      expect(await store.migrate()).toEqual(backend.kind === 'memory' ? [] : MIGRATIONS);
       expect(await store.migrate()).toEqual([]);
       if (another !== undefined) expect(await (await another()).migrate()).toEqual([]);
       await store.keys.insertKey(keyRecord('aaaaaaaaaaaa'));
@@ -342,6 +342,16 @@ describe.each([memoryBackend, sqliteBackend(), postgresBackend()])('$kind store'
       const beforeRotation = store.keys.changeToken();
       await writer.keys.markRotated('bbbbbbbbbbbb', 'nnnnnnnnnnnn', T0 + 1_000);
       await expectChanged(() => store.keys.changeToken(), beforeRotation, withinMs);
+    });
+  });
+
+  describe('secrets', () => {
+    it('creates a secret once and gives every instance the same value', async () => {
+      const { store, another } = await openMigrated();
+      const first = await store.secrets.getOrCreate('session-key', () => 'first-value');
+      expect(first).toBe('first-value');
+      expect(await store.secrets.getOrCreate('session-key', () => 'second-value')).toBe('first-value');
+      if (another !== undefined) expect(await (await another()).secrets.getOrCreate('session-key', () => 'third-value')).toBe('first-value');
     });
   });
 
@@ -513,7 +523,7 @@ describe('PostgreSQL store', () => {
   it('migrates a fresh schema while another schema of the database is already migrated', async () => {
     const first = track(await createPostgresStore({ url: PG_URL, schema: await schemas.create() }));
     const second = track(await createPostgresStore({ url: PG_URL, schema: await schemas.create() }));
-    expect(await first.migrate()).toEqual([MIGRATION]);
-    expect(await second.migrate()).toEqual([MIGRATION]);
+    expect(await first.migrate()).toEqual(MIGRATIONS);
+    expect(await second.migrate()).toEqual(MIGRATIONS);
   });
 });

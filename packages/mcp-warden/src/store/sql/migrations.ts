@@ -62,6 +62,15 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '2026-11-28-002-secrets': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('mcpw_secrets')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

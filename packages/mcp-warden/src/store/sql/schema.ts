@@ -50,7 +50,13 @@ export interface AuditHeadTable {
   pruned_hash: string;
 }
 
+export interface SecretsTable {
+  name: string;
+  value: string;
+}
+
 export interface Database {
+  mcpw_secrets: SecretsTable;
   mcpw_api_keys: ApiKeysTable;
   mcpw_audit_events: AuditEventsTable;
   mcpw_audit_head: AuditHeadTable;

@@ -9,7 +9,7 @@ import { type CompiledQuery, Kysely, PostgresDialect, type Selectable, SqliteDia
 import pg from 'pg';
 import type { AuditEvent } from '@mcp-warden/core';
 import { sealEvents } from '../../audit/chain.js';
-import type { ApiKeyRecord, AuditHead, AuditQuery, AuditStore, KeyStore, StoredAuditEvent, Store } from '../types.js';
+import type { ApiKeyRecord, AuditHead, AuditQuery, AuditStore, KeyStore, SecretStore, StoredAuditEvent, Store } from '../types.js';
 import { migrateToLatest } from './migrations.js';
 import type { ApiKeysTable, AuditEventsTable, Database } from './schema.js';
 
@@ -186,6 +186,17 @@ class SqlKeyStore implements KeyStore {
   changeToken(): number {
     return this.#changeToken();
   }
+}
+
+/** Shared secrets: first writer wins, every instance then reads the same value. */
+function sqlSecrets(db: Db): SecretStore {
+  return {
+    async getOrCreate(name, create) {
+      await db.insertInto('mcpw_secrets').values({ name, value: create() }).onConflict((oc) => oc.column('name').doNothing()).execute();
+      const row = await db.selectFrom('mcpw_secrets').select('value').where('name', '=', name).executeTakeFirstOrThrow();
+      return row.value;
+    },
+  };
 }
 
 /** Rows per INSERT: 20 columns × 500 stays under SQLite's and PostgreSQL's parameter limits. */
@@ -390,6 +401,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     kind: 'sqlite',
     keys: new SqliteKeyStore(db, raw, changeToken),
     audit: new SqliteAuditStore(db, raw),
+    secrets: sqlSecrets(db),
     migrate: () => migrateToLatest(db as unknown as Kysely<unknown>),
     close: async () => {
       if (closed) return;
@@ -452,6 +464,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     kind: 'postgres',
     keys: new SqlKeyStore(db, () => version, notify),
     audit: new SqlAuditStore(db, 'postgres'),
+    secrets: sqlSecrets(db),
     migrate: () => migrateToLatest(db as unknown as Kysely<unknown>, schema),
     close: async () => {
       if (closed) return;

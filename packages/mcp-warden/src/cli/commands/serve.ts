@@ -1,0 +1,68 @@
+/** `mcp-warden serve`: run the gateway in front of the configured upstreams. */
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import type { KeyService } from '../../keys/service.js';
+import { startGateway } from '../../server/gateway.js';
+import { type GlobalOptions, readConfig } from '../context.js';
+import { UserError, colour, out } from '../output.js';
+
+/** On a store without any key, creates an admin and a reader key and prints them once. */
+async function bootstrapKeys(keys: KeyService, roles: readonly string[], url: string, firstUpstream: string | undefined): Promise<void> {
+  if ((await keys.list()).length > 0) {
+    out(colour.dim('Using the keys created earlier (mcp-warden keys list). Lost them? mcp-warden keys create --name NAME --role ROLE'));
+    return;
+  }
+  const wanted = ['admin', 'reader'].filter((r) => roles.includes(r));
+  if (wanted.length === 0) return;
+  out('First run: created these keys. They are shown only once; store them now.');
+  const issued: Record<string, string> = {};
+  for (const role of wanted) {
+    const key = await keys.create({ name: `first-${role}`, roles: [role], note: 'created by the first run of mcp-warden serve' });
+    issued[role] = key.plaintext;
+    out(`  ${role.padEnd(6)} ${colour.bold(key.plaintext)}`);
+  }
+  const key = issued['reader'] ?? issued['admin'] ?? '';
+  if (firstUpstream !== undefined) {
+    const endpoint = `${url}/mcp/${firstUpstream}`;
+    out('');
+    out('Try it:');
+    out(`  curl -s ${endpoint} -H "Authorization: Bearer ${key}" -H 'Content-Type: application/json' \\`);
+    out(`    -H 'Accept: application/json, text/event-stream' \\`);
+    out(`    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}'`);
+    out('');
+    out('Or with the MCP TypeScript SDK:');
+    out(`  new StreamableHTTPClientTransport(new URL('${endpoint}'), { requestInit: { headers: { Authorization: 'Bearer <key>' } } })`);
+  }
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the gateway: authentication, per-tool authorization and audit in front of the configured upstreams')
+    .option('--port <port>', 'listen on this port (also $PORT; default: server.port)')
+    .action(async (options: { port?: string }) => {
+      const { file, config } = readConfig(program.opts<GlobalOptions>());
+      const rawPort = options.port ?? process.env['PORT'];
+      let port: number | undefined;
+      if (rawPort !== undefined) {
+        port = Number(rawPort);
+        if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`--port / PORT: expected a port number, got "${rawPort}"`);
+      }
+      if (Object.keys(config.upstreams).length === 0) throw new UserError(`${file}: no upstreams configured; add one under "upstreams:" (see docs/gateway.md)`);
+      const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info', base: { service: 'mcp-warden' } });
+      const gateway = await startGateway({ config, configFile: file, logger, ...(port === undefined ? {} : { port }) });
+      out(`mcp-warden gateway listening on ${gateway.url}`);
+      for (const name of gateway.upstreams.keys()) out(`  /mcp/${name}  →  ${gateway.url}/mcp/${name}`);
+      await bootstrapKeys(gateway.services.keys, Object.keys(config.roles), gateway.url, gateway.upstreams.keys().next().value);
+      let stopping = false;
+      const stop = (signal: string): void => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'shutting down');
+        void gateway.close().then(() => process.exit(0));
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      await new Promise(() => {});
+    });
+}

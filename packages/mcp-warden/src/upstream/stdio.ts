@@ -1,0 +1,232 @@
+/**
+ * A stdio upstream served over Streamable HTTP: one child process per client session, so callers
+ * never share a process's state. The HTTP face is the official SDK's Streamable HTTP server
+ * transport (sessions, SSE, GET stream, DELETE); messages are relayed to and from the child.
+ *
+ * Routing of the child's messages: responses go to the request they answer; progress notifications
+ * to the request whose progress token they carry; other server-to-client messages (logging,
+ * sampling, elicitation) to the most recent request still in flight, else to the GET stream.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Principal } from '@mcp-warden/core';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
+import type { StdioUpstreamConfig } from '../config/schema.js';
+import type { SessionSigner } from '../server/sessions.js';
+import { StdioChild } from './stdio-child.js';
+import type { Upstream, UpstreamLogger } from './types.js';
+
+interface Session {
+  readonly id: string;
+  readonly principalId: string;
+  readonly transport: StreamableHTTPServerTransport;
+  readonly child: StdioChild;
+  lastSeen: number;
+  /** Requests from the client not yet answered, oldest first, with their progress tokens. */
+  readonly inFlight: Map<RequestId, string | number | undefined>;
+}
+
+function isRequest(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId; method: string; params?: Record<string, unknown> } {
+  return 'method' in m && 'id' in m;
+}
+function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } {
+  return !('method' in m) && 'id' in m;
+}
+
+function jsonRpcError(res: ServerResponse, status: number, code: number, message: string): void {
+  if (res.headersSent) return;
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } }));
+}
+
+function progressTokenOf(message: { params?: Record<string, unknown> }): string | number | undefined {
+  const meta = message.params?.['_meta'];
+  const token = typeof meta === 'object' && meta !== null ? (meta as Record<string, unknown>)['progressToken'] : undefined;
+  return typeof token === 'string' || typeof token === 'number' ? token : undefined;
+}
+
+export class StdioUpstream implements Upstream {
+  readonly name: string;
+  readonly #config: StdioUpstreamConfig;
+  readonly #signer: SessionSigner;
+  readonly #log: UpstreamLogger;
+  readonly #sessions = new Map<string, Session>();
+  readonly #sweeper: NodeJS.Timeout;
+  #closing = false;
+
+  constructor(name: string, config: StdioUpstreamConfig, signer: SessionSigner, log: UpstreamLogger) {
+    this.name = name;
+    this.#config = config;
+    this.#signer = signer;
+    this.#log = log;
+    this.#sweeper = setInterval(() => this.#sweep(), Math.max(1000, Math.min(config.idleTimeout / 4, 60_000)));
+    this.#sweeper.unref();
+  }
+
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void> {
+    const header = req.headers['mcp-session-id'];
+    const sessionId = Array.isArray(header) ? undefined : header;
+    if (header !== undefined) {
+      // An id signed for another principal (or forged) is unknown here, exactly like an expired one.
+      const session = sessionId === undefined ? undefined : this.#sessions.get(sessionId);
+      if (sessionId === undefined || this.#signer.verify(this.name, principal.id, sessionId) === undefined || session === undefined || session.principalId !== principal.id) {
+        jsonRpcError(res, 404, -32001, 'Session not found');
+        return;
+      }
+      session.lastSeen = Date.now();
+      await session.transport.handleRequest(req, res, body);
+      return;
+    }
+    const initializing = req.method === 'POST' && typeof body === 'object' && body !== null && !Array.isArray(body) && (body as { method?: unknown }).method === 'initialize';
+    if (!initializing) {
+      jsonRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required (initialize first)');
+      return;
+    }
+    if (this.#closing) {
+      jsonRpcError(res, 503, -32000, 'Service Unavailable: the gateway is shutting down');
+      return;
+    }
+    if (this.#sessions.size >= this.#config.maxSessions) {
+      res.setHeader('retry-after', '5');
+      jsonRpcError(res, 503, -32000, `Service Unavailable: upstream ${this.name} has reached its limit of ${this.#config.maxSessions} sessions`);
+      return;
+    }
+    await this.#openSession(req, res, body, principal);
+  }
+
+  async #openSession(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void> {
+    const child = new StdioChild({
+      command: this.#config.command,
+      args: this.#config.args,
+      env: this.#config.env,
+      ...(this.#config.cwd === undefined ? {} : { cwd: this.#config.cwd }),
+      onStderr: (line) => this.#log.info({ upstream: this.name, pid: child.pid, stderr: line }, 'upstream stderr'),
+    });
+    const inFlight = new Map<RequestId, string | number | undefined>();
+    let session: Session | undefined;
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => this.#signer.mint(this.name, principal.id),
+      onsessioninitialized: (id) => {
+        session = { id, principalId: principal.id, transport, child, lastSeen: Date.now(), inFlight };
+        this.#sessions.set(id, session);
+        this.#log.info({ upstream: this.name, session: id.slice(0, 8), principal: principal.id, pid: child.pid }, 'session opened');
+      },
+    });
+    transport.onmessage = (message) => {
+      if (isRequest(message)) inFlight.set(message.id, progressTokenOf(message));
+      child.send(message).catch((error: unknown) => this.#log.warn({ upstream: this.name, err: (error as Error).message }, 'write to upstream failed'));
+    };
+    transport.onclose = () => {
+      if (session !== undefined) this.#sessions.delete(session.id);
+      void child.close();
+    };
+    child.onmessage = (message) => {
+      if (isResponse(message)) {
+        inFlight.delete(message.id);
+        transport.send(message).catch(() => {});
+        return;
+      }
+      transport.send(message, this.#relatedRequest(message, inFlight)).catch(() => {});
+    };
+    child.onerror = (error) => this.#log.warn({ upstream: this.name, pid: child.pid, err: error.message }, 'upstream error');
+    child.onclose = (code, signal) => {
+      this.#log.info({ upstream: this.name, pid: child.pid, code, signal }, 'upstream process exited');
+      for (const id of inFlight.keys()) {
+        transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream ${this.name} exited before answering` } }).catch(() => {});
+      }
+      inFlight.clear();
+      if (session !== undefined) this.#sessions.delete(session.id);
+      void transport.close();
+    };
+    try {
+      await child.start();
+    } catch (error) {
+      this.#log.error({ upstream: this.name, err: (error as Error).message }, 'cannot start the upstream process');
+      jsonRpcError(res, 502, -32603, `Bad Gateway: upstream ${this.name} could not be started`);
+      return;
+    }
+    await transport.start();
+    await transport.handleRequest(req, res, body);
+    if (session === undefined) await child.close();
+  }
+
+  /** Which client request a server-to-client message belongs to (see the module comment). */
+  #relatedRequest(message: JSONRPCMessage, inFlight: Map<RequestId, string | number | undefined>): { relatedRequestId?: RequestId } {
+    if (inFlight.size === 0) return {};
+    const token = progressTokenOf(message as { params?: Record<string, unknown> });
+    if (token !== undefined) {
+      for (const [id, t] of inFlight) if (t === token) return { relatedRequestId: id };
+    }
+    let last: RequestId | undefined;
+    for (const id of inFlight.keys()) last = id;
+    return last === undefined ? {} : { relatedRequestId: last };
+  }
+
+  #sweep(): void {
+    const cutoff = Date.now() - this.#config.idleTimeout;
+    for (const session of this.#sessions.values()) {
+      if (session.lastSeen < cutoff && session.inFlight.size === 0) {
+        this.#log.info({ upstream: this.name, session: session.id.slice(0, 8) }, 'session closed after idling');
+        this.#sessions.delete(session.id);
+        void session.transport.close();
+      }
+    }
+  }
+
+  /** Asks the upstream for its tools once, outside any client session, to learn their annotations. */
+  async listTools(timeoutMs = 15_000): Promise<unknown[]> {
+    const child = new StdioChild({
+      command: this.#config.command,
+      args: this.#config.args,
+      env: this.#config.env,
+      ...(this.#config.cwd === undefined ? {} : { cwd: this.#config.cwd }),
+    });
+    const pending = new Map<string, (message: JSONRPCMessage) => void>();
+    child.onmessage = (message) => {
+      if (isResponse(message)) pending.get(String(message.id))?.(message);
+    };
+    const call = (method: string, params: Record<string, unknown>): Promise<Record<string, unknown>> =>
+      new Promise((resolve, reject) => {
+        const id = randomUUID();
+        const timer = setTimeout(() => reject(new Error(`${method} timed out`)), timeoutMs);
+        pending.set(id, (message) => {
+          clearTimeout(timer);
+          const m = message as { result?: Record<string, unknown>; error?: { message?: string } };
+          if (m.error !== undefined) reject(new Error(m.error.message ?? `${method} failed`));
+          else resolve(m.result ?? {});
+        });
+        child.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage).catch(reject);
+      });
+    await child.start();
+    try {
+      await call('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'mcp-warden-catalog', version: '0' } });
+      await child.send({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage);
+      const tools: unknown[] = [];
+      let cursor: string | undefined;
+      for (let page = 0; page < 100; page++) {
+        const result = await call('tools/list', cursor === undefined ? {} : { cursor });
+        if (Array.isArray(result['tools'])) tools.push(...result['tools']);
+        cursor = typeof result['nextCursor'] === 'string' ? result['nextCursor'] : undefined;
+        if (cursor === undefined) break;
+      }
+      return tools;
+    } finally {
+      await child.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    clearInterval(this.#sweeper);
+    const sessions = [...this.#sessions.values()];
+    this.#sessions.clear();
+    await Promise.all(sessions.map(async (s) => {
+      await s.transport.close();
+      await s.child.close();
+    }));
+  }
+}

@@ -1,0 +1,20 @@
+/** What the gateway needs of an upstream, whatever its transport. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Principal } from '@mcp-warden/core';
+
+/** The subset of a pino logger the upstreams use. */
+export interface UpstreamLogger {
+  info(object: object, message?: string): void;
+  warn(object: object, message?: string): void;
+  error(object: object, message?: string): void;
+}
+
+export interface Upstream {
+  readonly name: string;
+  /** Serves one request the pipeline allowed: `body` is the parsed JSON-RPC body of a POST. */
+  handle(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void>;
+  /** The upstream's tools, asked outside any client session, so the policy knows their annotations. */
+  listTools(): Promise<unknown[]>;
+  /** Ends every session and process. */
+  close(): Promise<void>;
+}
