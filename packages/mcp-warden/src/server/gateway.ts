@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { Policy, type RoleDefinition, type Verb, createWarden } from '@mcp-warden/core';
 import { withWarden } from '@mcp-warden/core/node';
+import { ConfigError } from '../config/load.js';
 import type { UpstreamConfig, WardenConfig } from '../config/schema.js';
 import { type Services, openServices } from '../services.js';
 import { StdioUpstream } from '../upstream/stdio.js';
@@ -62,7 +63,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const learning: Promise<void>[] = [];
   for (const [name, upstreamConfig] of Object.entries(config.upstreams)) {
     if (upstreamConfig.type !== 'stdio') {
-      throw new TypeError(`upstreams.${name}: type ${upstreamConfig.type} is not served by this release yet (stdio is)`);
+      await services.close();
+      throw new ConfigError([`upstreams.${name}.type: ${upstreamConfig.type} upstreams are not served by this release yet (stdio is); see docs/gateway.md`]);
     }
     const upstream = new StdioUpstream(name, upstreamConfig, signer, logger);
     const policy = upstreamPolicy(config, upstreamConfig);

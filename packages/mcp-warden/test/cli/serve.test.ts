@@ -1,0 +1,82 @@
+/**
+ * `mcp-warden serve` as a user runs it (the command behind `npm start`), on a copy of the demo config
+ * with its state in a temporary directory: first run creates and prints keys, the reader key works,
+ * a second run reuses the keys.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ROOT, freePort, stop } from './run-cli.js';
+
+const running: ChildProcess[] = [];
+afterEach(async () => {
+  for (const child of running.splice(0)) await stop(child);
+});
+
+async function serve(config: string, port: number): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(process.execPath, [`${ROOT}packages/mcp-warden/dist/cli/main.js`, '--config', config, 'serve'], {
+    cwd: ROOT,
+    env: { PATH: `${ROOT}node_modules/.bin:${process.env['PATH'] ?? ''}`, HOME: tmpdir(), PORT: String(port), NO_COLOR: '1', LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.push(child);
+  let output = '';
+  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+  const deadline = Date.now() + 30_000;
+  while (!/keys (created earlier|are shown only once)|shown only once/.test(output)) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start: ${output}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { child, output: () => output };
+}
+
+describe('mcp-warden serve (npm start)', () => {
+  it('creates and prints keys on the first run, serves the demo upstream, and reuses the keys later', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-serve-'));
+    try {
+      const demo = readFileSync(`${ROOT}examples/gateway/mcp-warden.yaml`, 'utf8').replace('path: ../../.warden/warden.db', `path: ${join(dir, 'warden.db')}`);
+      const config = join(dir, 'mcp-warden.yaml');
+      writeFileSync(config, demo);
+      const port = await freePort();
+      const first = await serve(config, port);
+      expect(first.output()).toContain(`mcp-warden gateway listening on http://127.0.0.1:${port}`);
+      const reader = /reader (mcpw_\S+)/.exec(first.output())?.[1] ?? '';
+      expect(reader).toMatch(/^mcpw_/);
+      expect(first.output()).toContain(`curl -s http://127.0.0.1:${port}/mcp/everything -H "Authorization: Bearer ${reader}"`);
+      const response = await fetch(`http://127.0.0.1:${port}/mcp/everything`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${reader}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'test', version: '1' } } }),
+      });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('mcp-session-id')).toMatch(/^[\x21-\x7e]+\.[\x21-\x7e]+$/);
+      expect(await response.text()).toContain('"serverInfo"');
+      await stop(first.child);
+
+      const second = await serve(config, await freePort());
+      expect(second.output()).toContain('Using the keys created earlier');
+      expect(second.output()).not.toMatch(/mcpw_/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('names an upstream type this release does not serve, with exit code 2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-serve-'));
+    try {
+      const config = join(dir, 'mcp-warden.yaml');
+      writeFileSync(config, 'store: { type: memory }\nupstreams:\n  remote: { type: http, url: "http://127.0.0.1:9/mcp" }\n');
+      const child = spawn(process.execPath, [`${ROOT}packages/mcp-warden/dist/cli/main.js`, '--config', config, 'serve'], { env: { PATH: process.env['PATH'] ?? '' } });
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(code).toBe(2);
+      expect(stderr).toContain('upstreams.remote.type: http upstreams are not served by this release yet');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
