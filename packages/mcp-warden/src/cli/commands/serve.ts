@@ -1,5 +1,7 @@
 /** `mcp-warden serve`: run the gateway in front of the configured upstreams. */
+import { watch } from 'node:fs';
 import type { Command } from 'commander';
+import { ConfigError, loadConfig } from '../../config/load.js';
 import { pino } from 'pino';
 import type { KeyService } from '../../keys/service.js';
 import { startGateway } from '../../server/gateway.js';
@@ -51,14 +53,38 @@ export function registerServe(program: Command): void {
       if (Object.keys(config.upstreams).length === 0) throw new UserError(`${file}: no upstreams configured; add one under "upstreams:" (see docs/gateway.md)`);
       const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info', base: { service: 'mcp-warden' } });
       const gateway = await startGateway({ config, configFile: file, logger, ...(port === undefined ? {} : { port }) });
+      await gateway.ready;
       out(`mcp-warden gateway listening on ${gateway.url}`);
       for (const name of gateway.upstreams.keys()) out(`  /mcp/${name}  →  ${gateway.url}/mcp/${name}`);
       await bootstrapKeys(gateway.services.keys, Object.keys(config.roles), gateway.url, gateway.upstreams.keys().next().value);
+      // Hot reload, on SIGHUP and when the file changes: validated, then swapped atomically, or refused.
+      let reloading: Promise<void> = Promise.resolve();
+      const reload = (why: string): void => {
+        reloading = reloading.then(async () => {
+          let next;
+          try {
+            next = loadConfig(file);
+            await gateway.reload(next);
+            logger.info({ why, file }, 'configuration reloaded');
+          } catch (error) {
+            const problems = error instanceof ConfigError ? error.problems : [(error as Error).message];
+            logger.error({ why, file, problems }, 'configuration reload refused; the running configuration is kept');
+          }
+        });
+      };
+      process.on('SIGHUP', () => reload('SIGHUP'));
+      let debounce: NodeJS.Timeout | undefined;
+      const watcher = watch(file, () => {
+        clearTimeout(debounce);
+        debounce = setTimeout(() => reload('file changed'), 200);
+      });
+      watcher.on('error', (error) => logger.warn({ file, err: error.message }, 'cannot watch the configuration file; SIGHUP still reloads'));
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) return;
         stopping = true;
         logger.info({ signal }, 'shutting down');
+        watcher.close();
         void gateway.close().then(() => process.exit(0));
       };
       process.on('SIGINT', () => stop('SIGINT'));

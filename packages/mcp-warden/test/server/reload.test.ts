@@ -1,0 +1,144 @@
+/**
+ * Several upstreams with their own policies, hot reload (in process and through `serve` on SIGHUP
+ * and file change), and /metrics.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { type Gateway, startGateway } from '../../src/server/gateway.js';
+import { ROOT, freePort, stop } from '../cli/run-cli.js';
+
+const everything = createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/dist/index.js');
+const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+
+function configText(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    store: { type: 'memory' },
+    server: { port: 0 },
+    roles: { admin: ['read', 'write', 'delete'], reader: ['read'] },
+    upstreams: {
+      everything: { type: 'stdio', command: process.execPath, args: [everything, 'stdio'] },
+      locked: { type: 'stdio', command: process.execPath, args: [everything, 'stdio'], policy: { deny: { tools: ['echo'] } } },
+    },
+    ...extra,
+  };
+}
+
+async function connect(url: string, key: string): Promise<Client> {
+  const client = new Client({ name: 'reload-test', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+  return client;
+}
+
+describe('several upstreams, reload and metrics (in process)', () => {
+  let gateway: Gateway;
+  let reader: string;
+  const clients: Client[] = [];
+
+  beforeAll(async () => {
+    gateway = await startGateway({ config: parseConfig(JSON.stringify(configText()), 'test.yaml', {}), logger: quiet, port: 0 });
+    await gateway.ready;
+    reader = (await gateway.services.keys.create({ name: 'reader', roles: ['reader'] })).plaintext;
+  }, 60_000);
+  afterAll(async () => {
+    for (const c of clients) await c.close().catch(() => {});
+    await gateway?.close();
+  });
+
+  it('applies each upstream\'s own policy on top of the global roles', async () => {
+    const open = await connect(`${gateway.url}/mcp/everything`, reader);
+    const locked = await connect(`${gateway.url}/mcp/locked`, reader);
+    clients.push(open, locked);
+    expect((await open.listTools()).tools.map((t) => t.name)).toContain('echo');
+    expect((await locked.listTools()).tools.map((t) => t.name)).not.toContain('echo');
+    await expect(locked.callTool({ name: 'echo', arguments: { message: 'x' } })).rejects.toMatchObject({ code: -32003 });
+  });
+
+  it('swaps a valid configuration without dropping a stream in progress, and refuses one that needs a restart', async () => {
+    const client = await connect(`${gateway.url}/mcp/everything`, reader);
+    clients.push(client);
+    const progress: number[] = [];
+    const running = client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 3, steps: 6 } }, undefined, {
+      onprogress: (p) => progress.push(p.progress),
+      timeout: 30_000,
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    await gateway.reload(parseConfig(JSON.stringify(configText({ deny: { tools: ['get-sum'] } })), 'test.yaml', {}));
+    await expect(client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })).rejects.toMatchObject({ code: -32003 });
+    const result = await running;
+    expect(JSON.stringify(result.content)).toMatch(/completed/i);
+    expect(progress).toEqual([1, 2, 3, 4, 5, 6]);
+
+    const storeChange = parseConfig(JSON.stringify(configText({ store: { type: 'sqlite', path: ':memory:' } })), 'test.yaml', {});
+    await expect(gateway.reload(storeChange)).rejects.toBeInstanceOf(ConfigError);
+    await expect(client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })).rejects.toMatchObject({ code: -32003 });
+  }, 60_000);
+
+  it('exposes Prometheus metrics: requests, decisions by rule, sessions, audit queue', async () => {
+    const text = await (await fetch(`${gateway.url}/metrics`)).text();
+    expect(text).toMatch(/mcp_warden_requests_total\{upstream="everything",status="200"\} \d+/);
+    expect(text).toMatch(/mcp_warden_decisions_total\{upstream="locked",decision="deny",rule="policy\.deny\.tools \\"echo\\""\} [1-9]/);
+    expect(text).toMatch(/mcp_warden_request_duration_seconds_bucket\{le="0\.1",upstream="everything"\} \d+/);
+    expect(text).toMatch(/mcp_warden_sessions\{upstream="everything"\} \d+/);
+    expect(text).toContain('mcp_warden_audit_pending_events');
+  });
+});
+
+describe('mcp-warden serve reloads on SIGHUP and on file change', () => {
+  let dir: string;
+  let child: ChildProcess | undefined;
+  afterAll(async () => {
+    if (child !== undefined) await stop(child);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('applies a valid change, and keeps the running configuration when the new one is invalid', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mcp-warden-reload-'));
+    const file = join(dir, 'mcp-warden.yaml');
+    const port = await freePort();
+    const write = (extra: Record<string, unknown>) => writeFileSync(file, JSON.stringify({ ...configText(extra), store: { type: 'sqlite', path: 'warden.db' }, server: { port } }));
+    write({});
+    child = spawn(process.execPath, [`${ROOT}packages/mcp-warden/dist/cli/main.js`, '--config', file, 'serve'], {
+      env: { PATH: process.env['PATH'] ?? '', HOME: dir, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+    const waitFor = async (pattern: RegExp, count = 1) => {
+      const deadline = Date.now() + 30_000;
+      while ((output.match(new RegExp(pattern, 'g')) ?? []).length < count) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}: ${output}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    await waitFor(/shown only once/);
+    const reader = /reader (mcpw_\S+)/.exec(output)?.[1] ?? '';
+    const client = await connect(`http://127.0.0.1:${port}/mcp/everything`, reader);
+    try {
+      expect((await client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })).content).toBeDefined();
+      write({ deny: { tools: ['get-sum'] } });
+      await waitFor(/"msg":"configuration reloaded"/);
+      await expect(client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })).rejects.toMatchObject({ code: -32003 });
+
+      writeFileSync(file, 'roles: { reader: [reed] }\n');
+      await waitFor(/"msg":"configuration reload refused; the running configuration is kept"/);
+      expect(output).toContain('roles.reader[0]: expected one of');
+      await expect(client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })).rejects.toMatchObject({ code: -32003 });
+      expect((await client.callTool({ name: 'echo', arguments: { message: 'still served' } })).content).toBeDefined();
+
+      write({});
+      child.kill('SIGHUP');
+      await waitFor(/"msg":"configuration reloaded"/, 2);
+      expect((await client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })).content).toBeDefined();
+    } finally {
+      await client.close();
+    }
+  }, 90_000);
+});
