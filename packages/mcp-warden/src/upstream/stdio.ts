@@ -21,7 +21,8 @@ interface Session {
   readonly id: string;
   readonly principalId: string;
   readonly transport: StreamableHTTPServerTransport;
-  readonly child: StdioChild;
+  /** Replaced when a crashed process is restarted. */
+  child: StdioChild;
   lastSeen: number;
   /** Requests from the client not yet answered, oldest first, with their progress tokens. */
   readonly inFlight: Map<RequestId, string | number | undefined>;
@@ -98,16 +99,27 @@ export class StdioUpstream implements Upstream {
     await this.#openSession(req, res, body, principal);
   }
 
-  async #openSession(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void> {
-    const child = new StdioChild({
+  #spawn(): StdioChild {
+    const child: StdioChild = new StdioChild({
       command: this.#config.command,
       args: this.#config.args,
       env: this.#config.env,
       ...(this.#config.cwd === undefined ? {} : { cwd: this.#config.cwd }),
       onStderr: (line) => this.#log.info({ upstream: this.name, pid: child.pid, stderr: line }, 'upstream stderr'),
     });
+    return child;
+  }
+
+  async #openSession(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void> {
     const inFlight = new Map<RequestId, string | number | undefined>();
     let session: Session | undefined;
+    let child = this.#spawn();
+    /** The client's handshake, replayed to a restarted child so the session goes on. */
+    let initialize: JSONRPCMessage | undefined;
+    let restarts = 0;
+    /** While a crashed child is being replaced: messages from the client wait here. */
+    let waiting: JSONRPCMessage[] | undefined;
+    let ended = false;
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => this.#signer.mint(this.name, principal.id),
       onsessioninitialized: (id) => {
@@ -116,32 +128,75 @@ export class StdioUpstream implements Upstream {
         this.#log.info({ upstream: this.name, session: id.slice(0, 8), principal: principal.id, pid: child.pid }, 'session opened');
       },
     });
-    transport.onmessage = (message) => {
-      if (isRequest(message)) inFlight.set(message.id, progressTokenOf(message));
+    const forward = (message: JSONRPCMessage): void => {
       child.send(message).catch((error: unknown) => this.#log.warn({ upstream: this.name, err: (error as Error).message }, 'write to upstream failed'));
     };
-    transport.onclose = () => {
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
       if (session !== undefined) this.#sessions.delete(session.id);
       void child.close();
-    };
-    child.onmessage = (message) => {
-      if (isResponse(message)) {
-        inFlight.delete(message.id);
-        transport.send(message).catch(() => {});
-        return;
-      }
-      transport.send(message, this.#relatedRequest(message, inFlight)).catch(() => {});
-    };
-    child.onerror = (error) => this.#log.warn({ upstream: this.name, pid: child.pid, err: error.message }, 'upstream error');
-    child.onclose = (code, signal) => {
-      this.#log.info({ upstream: this.name, pid: child.pid, code, signal }, 'upstream process exited');
-      for (const id of inFlight.keys()) {
-        transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream ${this.name} exited before answering` } }).catch(() => {});
-      }
-      inFlight.clear();
-      if (session !== undefined) this.#sessions.delete(session.id);
       void transport.close();
     };
+    transport.onmessage = (message) => {
+      if (isRequest(message)) {
+        inFlight.set(message.id, progressTokenOf(message));
+        if (message.method === 'initialize') initialize = message;
+      }
+      if (waiting !== undefined) waiting.push(message);
+      else forward(message);
+    };
+    transport.onclose = end;
+
+    const wire = (current: StdioChild, replayId?: string): void => {
+      current.onmessage = (message) => {
+        if (isResponse(message)) {
+          if (replayId !== undefined && message.id === replayId) {
+            // The restarted child answered the replayed handshake: the session is whole again.
+            void current.send({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage);
+            const queued = waiting ?? [];
+            waiting = undefined;
+            for (const m of queued) forward(m);
+            return;
+          }
+          inFlight.delete(message.id);
+          transport.send(message).catch(() => {});
+          return;
+        }
+        transport.send(message, this.#relatedRequest(message, inFlight)).catch(() => {});
+      };
+      current.onerror = (error) => this.#log.warn({ upstream: this.name, pid: current.pid, err: error.message }, 'upstream error');
+      current.onclose = (code, signal) => {
+        if (ended || current !== child) return;
+        this.#log.warn({ upstream: this.name, pid: current.pid, code, signal }, 'upstream process exited');
+        for (const id of inFlight.keys()) {
+          transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream ${this.name} exited before answering` } }).catch(() => {});
+        }
+        inFlight.clear();
+        const { maxRestarts, backoff } = this.#config.restart;
+        if (session === undefined || initialize === undefined || restarts >= maxRestarts || this.#closing) return end();
+        restarts += 1;
+        waiting = [];
+        const delay = backoff * 2 ** (restarts - 1);
+        this.#log.warn({ upstream: this.name, session: session.id.slice(0, 8), attempt: restarts, delayMs: delay }, 'restarting the upstream process');
+        setTimeout(() => {
+          if (ended) return;
+          const next = this.#spawn();
+          child = next;
+          if (session !== undefined) session.child = next;
+          const replay = `mcp-warden-replay-${restarts}`;
+          wire(next, replay);
+          next.start().then(
+            () => next.send({ ...(initialize as object), id: replay } as JSONRPCMessage),
+            (error: unknown) => {
+              this.#log.error({ upstream: this.name, err: (error as Error).message }, 'cannot restart the upstream process');
+              end();
+            },
+          );
+        }, delay).unref();
+      };
+    };
+    wire(child);
     try {
       await child.start();
     } catch (error) {
@@ -151,7 +206,7 @@ export class StdioUpstream implements Upstream {
     }
     await transport.start();
     await transport.handleRequest(req, res, body);
-    if (session === undefined) await child.close();
+    if (session === undefined) end();
   }
 
   /** Which client request a server-to-client message belongs to (see the module comment). */
@@ -188,6 +243,9 @@ export class StdioUpstream implements Upstream {
     const pending = new Map<string, (message: JSONRPCMessage) => void>();
     child.onmessage = (message) => {
       if (isResponse(message)) pending.get(String(message.id))?.(message);
+    };
+    child.onclose = (code) => {
+      for (const settle of pending.values()) settle({ jsonrpc: '2.0', id: 0, error: { code: -32603, message: `the process exited (code ${code})` } } as JSONRPCMessage);
     };
     const call = (method: string, params: Record<string, unknown>): Promise<Record<string, unknown>> =>
       new Promise((resolve, reject) => {

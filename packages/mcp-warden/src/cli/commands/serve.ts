@@ -51,7 +51,12 @@ export function registerServe(program: Command): void {
         if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`--port / PORT: expected a port number, got "${rawPort}"`);
       }
       if (Object.keys(config.upstreams).length === 0) throw new UserError(`${file}: no upstreams configured; add one under "upstreams:" (see docs/gateway.md)`);
-      const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info', base: { service: 'mcp-warden' } });
+      // JSON lines for machines; readable lines on a terminal (NO_COLOR respected by pino-pretty).
+      const logger = pino({
+        level: process.env['LOG_LEVEL'] ?? 'info',
+        base: { service: 'mcp-warden' },
+        ...(process.stdout.isTTY === true ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } } : {}),
+      });
       const gateway = await startGateway({ config, configFile: file, logger, ...(port === undefined ? {} : { port }) });
       await gateway.ready;
       out(`mcp-warden gateway listening on ${gateway.url}`);
