@@ -1,0 +1,40 @@
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { IdentitySigner } from '../../src/server/identity.js';
+import { createMemoryStore } from '../../src/store/memory.js';
+
+const principal = { id: 'k1', kind: 'api-key', subject: 'ci-bot', roles: ['reader'], scopes: [], claims: {} };
+
+describe('IdentitySigner', () => {
+  it('signs short-lived tokens an upstream can verify with the published JWKS', async () => {
+    const signer = await IdentitySigner.open(createMemoryStore().secrets, 'http://127.0.0.1:8080');
+    const { token, expiresAt } = await signer.token(principal, 'http://upstream.local/mcp', 60_000);
+    const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(signer.jwks()), {
+      issuer: 'http://127.0.0.1:8080',
+      audience: 'http://upstream.local/mcp',
+      algorithms: ['ES256'],
+    });
+    expect(payload).toMatchObject({ sub: 'ci-bot', roles: ['reader'], principal_id: 'k1', principal_kind: 'api-key', exp: expiresAt });
+    expect(expiresAt - (payload.iat as number)).toBe(60);
+    expect(protectedHeader.kid).toBe(signer.jwks().keys[0]?.kid);
+    expect(signer.jwks().keys[0]).not.toHaveProperty('d');
+  });
+
+  it('shares one key among instances on one store, and reuses tokens while fresh', async () => {
+    const store = createMemoryStore();
+    const a = await IdentitySigner.open(store.secrets, 'iss');
+    const b = await IdentitySigner.open(store.secrets, 'iss');
+    expect(a.jwks()).toEqual(b.jwks());
+    const first = await a.token(principal, 'aud', 60_000);
+    expect((await a.token(principal, 'aud', 60_000)).token).toBe(first.token);
+    expect((await a.token({ ...principal, id: 'k2' }, 'aud', 60_000)).token).not.toBe(first.token);
+  });
+
+  describe('Security', () => {
+    it('binds the audience: a token for one upstream does not verify for another', async () => {
+      const signer = await IdentitySigner.open(createMemoryStore().secrets, 'iss');
+      const { token } = await signer.token(principal, 'http://a/mcp', 60_000);
+      await expect(jwtVerify(token, createLocalJWKSet(signer.jwks()), { audience: 'http://b/mcp' })).rejects.toThrow(/aud/);
+    });
+  });
+});
