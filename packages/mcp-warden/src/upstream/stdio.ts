@@ -53,6 +53,7 @@ export class StdioUpstream implements Upstream {
   readonly #log: UpstreamLogger;
   readonly #sessions = new Map<string, Session>();
   readonly #sweeper: NodeJS.Timeout;
+  readonly #closingChildren = new Set<Promise<void>>();
   #closing = false;
 
   constructor(name: string, config: StdioUpstreamConfig, signer: SessionSigner, log: UpstreamLogger) {
@@ -135,13 +136,37 @@ export class StdioUpstream implements Upstream {
       if (ended) return;
       ended = true;
       if (session !== undefined) this.#sessions.delete(session.id);
-      void child.close();
+      for (const timer of timers.values()) clearTimeout(timer);
+      this.#track(child.close());
       void transport.close();
+    };
+    /** A request the child has not answered within `timeout` (progress restarts the clock) is answered for it. */
+    const timers = new Map<RequestId, NodeJS.Timeout>();
+    const settle = (id: RequestId): void => {
+      inFlight.delete(id);
+      clearTimeout(timers.get(id));
+      timers.delete(id);
+    };
+    const arm = (id: RequestId): void => {
+      clearTimeout(timers.get(id));
+      const timer = setTimeout(() => {
+        if (!inFlight.has(id)) return;
+        settle(id);
+        forward({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'mcp-warden: upstream timeout' } } as JSONRPCMessage);
+        transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream ${this.name} did not answer within ${this.#config.timeout} ms` } }).catch(() => {});
+      }, this.#config.timeout);
+      timer.unref();
+      timers.set(id, timer);
     };
     transport.onmessage = (message) => {
       if (isRequest(message)) {
         inFlight.set(message.id, progressTokenOf(message));
+        arm(message.id);
         if (message.method === 'initialize') initialize = message;
+      } else if ('method' in message && message.method === 'notifications/cancelled') {
+        // The child will not answer a cancelled request (MCP cancellation): stop waiting for it.
+        const requestId = (message.params as { requestId?: RequestId } | undefined)?.requestId;
+        if (requestId !== undefined) settle(requestId);
       }
       if (waiting !== undefined) waiting.push(message);
       else forward(message);
@@ -159,20 +184,23 @@ export class StdioUpstream implements Upstream {
             for (const m of queued) forward(m);
             return;
           }
-          inFlight.delete(message.id);
+          if (!inFlight.has(message.id)) return; // answered already (timed out) or cancelled
+          settle(message.id);
           transport.send(message).catch(() => {});
           return;
         }
-        transport.send(message, this.#relatedRequest(message, inFlight)).catch(() => {});
+        const related = this.#relatedRequest(message, inFlight);
+        if (related.relatedRequestId !== undefined && 'method' in message && message.method === 'notifications/progress') arm(related.relatedRequestId);
+        transport.send(message, related).catch(() => {});
       };
       current.onerror = (error) => this.#log.warn({ upstream: this.name, pid: current.pid, err: error.message }, 'upstream error');
       current.onclose = (code, signal) => {
         if (ended || current !== child) return;
         this.#log.warn({ upstream: this.name, pid: current.pid, code, signal }, 'upstream process exited');
-        for (const id of inFlight.keys()) {
+        for (const id of [...inFlight.keys()]) {
+          settle(id);
           transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream ${this.name} exited before answering` } }).catch(() => {});
         }
-        inFlight.clear();
         const { maxRestarts, backoff } = this.#config.restart;
         if (session === undefined || initialize === undefined || restarts >= maxRestarts || this.#closing) return end();
         restarts += 1;
@@ -261,7 +289,12 @@ export class StdioUpstream implements Upstream {
       });
     await child.start();
     try {
-      await call('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'mcp-warden-catalog', version: '0' } });
+      // Declare what clients may declare: servers register some tools only for capable clients.
+      await call('initialize', {
+        protocolVersion: '2025-11-25',
+        capabilities: { roots: { listChanged: true }, sampling: {}, elicitation: { form: {}, url: {} } },
+        clientInfo: { name: 'mcp-warden-catalog', version: '0' },
+      });
       await child.send({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage);
       const tools: unknown[] = [];
       let cursor: string | undefined;
@@ -277,14 +310,20 @@ export class StdioUpstream implements Upstream {
     }
   }
 
+  /** Keeps a closing child's promise until it settles, so close() can wait for every process. */
+  #track(closing: Promise<void>): void {
+    this.#closingChildren.add(closing);
+    void closing.finally(() => this.#closingChildren.delete(closing));
+  }
+
+  /** Ends every session and waits until every child process has exited. */
   async close(): Promise<void> {
     this.#closing = true;
     clearInterval(this.#sweeper);
     const sessions = [...this.#sessions.values()];
     this.#sessions.clear();
-    await Promise.all(sessions.map(async (s) => {
-      await s.transport.close();
-      await s.child.close();
-    }));
+    await Promise.all(sessions.map((s) => s.transport.close()));
+    for (const s of sessions) this.#track(s.child.close());
+    await Promise.all([...this.#closingChildren]);
   }
 }
