@@ -1,3 +1,4 @@
+import { WardenError } from '../src/errors.js';
 import type { RequestView } from '../src/http.js';
 import type { Principal } from '../src/types.js';
 
@@ -18,4 +19,14 @@ export function view(init: { method?: string; url?: string; headers?: [string, s
 
 export function principal(roles: string[], id = 'p'): Principal {
   return { id, kind: 'static-token', subject: id, roles, scopes: [], claims: {} };
+}
+
+/** The WardenError code a call throws, or undefined when it does not throw. */
+export function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+    return undefined;
+  } catch (error) {
+    return error instanceof WardenError ? error.code : 'not-a-warden-error';
+  }
 }

@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { extractCredential } from '../../src/authn/extract.js';
-import { WardenError } from '../../src/errors.js';
-import { view } from '../helpers.js';
+import { codeOf, view } from '../helpers.js';
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (error) {
-    return error instanceof WardenError ? error.code : 'not-a-warden-error';
-  }
-}
 
 describe('extractCredential', () => {
   it('reads a bearer token, scheme case-insensitive', () => {

@@ -1,19 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { WardenError } from '../../src/errors.js';
 import { createGuard, hostNameOf, normaliseOrigin } from '../../src/guard/guard.js';
-import { view } from '../helpers.js';
+import { codeOf, view } from '../helpers.js';
 
 const json: [string, string] = ['content-type', 'application/json'];
 const localHost: [string, string] = ['host', '127.0.0.1:8080'];
 
-function codeOf(fn: () => void): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (error) {
-    return error instanceof WardenError ? error.code : 'not-a-warden-error';
-  }
-}
 
 describe('guard', () => {
   it('passes a plain local POST', () => {

@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { WardenError } from '../../src/errors.js';
 import { checkMcpHeaders, classifyBody, classifyMessage, decodeMcpHeaderValue } from '../../src/mcp/classify.js';
-import { view } from '../helpers.js';
+import { codeOf, view } from '../helpers.js';
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (error) {
-    return error instanceof WardenError ? error.code : 'not-a-warden-error';
-  }
-}
 
 const request = (method: string, params?: unknown, id: number | string = 1) => ({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) });
 
