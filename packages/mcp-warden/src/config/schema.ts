@@ -70,6 +70,13 @@ const httpUpstream = z.strictObject({
   headers: z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected a header name'), z.string()).default({}),
   /** How long to wait for the upstream's response headers. */
   timeout: duration.default(30_000),
+  /** Send a short-lived JWT the gateway signs (subject, roles, audience = url) in this header. */
+  identity: z
+    .strictObject({
+      header: z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected a header name').default('x-mcp-identity'),
+      ttl: duration.default(60_000),
+    })
+    .optional(),
   policy: upstreamPolicy.optional(),
 });
 

@@ -12,9 +12,11 @@ import { withWarden } from '@mcp-warden/core/node';
 import { ConfigError } from '../config/load.js';
 import type { UpstreamConfig, WardenConfig } from '../config/schema.js';
 import { type Services, buildPipelineOptions, openServices } from '../services.js';
+import { HttpUpstream } from '../upstream/http.js';
 import { StdioUpstream } from '../upstream/stdio.js';
 import type { Upstream, UpstreamLogger } from '../upstream/types.js';
 import { createGatewayMetrics } from './metrics.js';
+import { IdentitySigner } from './identity.js';
 import { SessionSigner } from './sessions.js';
 
 export interface GatewayOptions {
@@ -63,11 +65,19 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
 }
 
-function createUpstream(name: string, config: UpstreamConfig, signer: SessionSigner, logger: UpstreamLogger): Upstream {
-  if (config.type !== 'stdio') {
-    throw new ConfigError([`upstreams.${name}.type: ${config.type} upstreams are not served by this release yet (stdio is); see docs/gateway.md`]);
+function createUpstream(name: string, config: UpstreamConfig, signer: SessionSigner, logger: UpstreamLogger, identity: IdentitySigner | undefined): Upstream {
+  if (config.type === 'stdio') return new StdioUpstream(name, config, signer, logger);
+  const wanted = config.identity;
+  try {
+    return new HttpUpstream(name, config, signer, logger, {
+      ...(wanted === undefined || identity === undefined
+        ? {}
+        : { identity: async (principal) => [wanted.header.toLowerCase(), (await identity.token(principal, config.url, wanted.ttl)).token] as const }),
+    });
+  } catch (error) {
+    if (error instanceof TypeError) throw new ConfigError([error.message]);
+    throw error;
   }
-  return new StdioUpstream(name, config, signer, logger);
 }
 
 /** Starts the gateway on the configured host and port. */
@@ -80,6 +90,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   const secret = config.server.sessionSecret ?? (await services.store.secrets.getOrCreate('session-signing-key', () => randomBytes(32).toString('base64url')));
   const signer = new SessionSigner(secret);
+  const listenHost = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
+  // The identity signer exists from the start, so a reload may turn identity on for an upstream.
+  let identity: IdentitySigner;
+  try {
+    identity = await IdentitySigner.open(services.store.secrets, config.server.publicUrl ?? '');
+  } catch (error) {
+    await services.close();
+    throw error;
+  }
   const upstreams = new Map<string, Upstream>();
   const metrics = createGatewayMetrics(() => upstreams, services.audit);
   const countDecision = (event: AuditEvent): void => metrics.decision(event);
@@ -104,7 +123,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       for (const [name, upstreamConfig] of Object.entries(next.upstreams)) {
         const previous = current.get(name);
         const same = previous !== undefined && isDeepStrictEqual(transportOf(upstreamConfig), transportOf(config.upstreams[name] as UpstreamConfig));
-        const upstream = same ? previous : createUpstream(name, upstreamConfig, signer, logger);
+        const upstream = same ? previous : createUpstream(name, upstreamConfig, signer, logger, identity);
         if (!same) created.push(upstream);
         built.set(name, upstream);
         const policy = upstreamPolicy(next, upstreamConfig);
@@ -174,6 +193,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return route(req, res);
     }
     if (req.method === 'GET' && path === '/healthz') return json(res, 200, { status: 'ok' });
+    if (req.method === 'GET' && path === '/.well-known/jwks.json') return json(res, 200, identity.jwks());
     if (req.method === 'GET' && path === '/readyz') {
       services.store.audit.head().then(
         () => json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'starting', auditQueue: services.audit.stats() }),
@@ -202,11 +222,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     throw error;
   }
   const port = (server.address() as AddressInfo).port;
-  const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
+  identity.issuer = config.server.publicUrl ?? `http://${listenHost}:${port}`;
   let closing: Promise<void> | undefined;
 
   return {
-    url: config.server.publicUrl ?? `http://${host}:${port}`,
+    url: config.server.publicUrl ?? `http://${listenHost}:${port}`,
     port,
     services,
     upstreams,

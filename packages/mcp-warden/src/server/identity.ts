@@ -16,14 +16,15 @@ export interface IdentityToken {
 }
 
 export class IdentitySigner {
-  readonly #issuer: string;
+  /** The gateway's URL, known once it listens. */
+  issuer: string;
   readonly #key: CryptoKey;
   readonly #kid: string;
   readonly #publicJwk: JWK;
   readonly #cache = new Map<string, IdentityToken>();
 
   private constructor(issuer: string, key: CryptoKey, kid: string, publicJwk: JWK) {
-    this.#issuer = issuer;
+    this.issuer = issuer;
     this.#key = key;
     this.#kid = kid;
     this.#publicJwk = publicJwk;
@@ -51,14 +52,14 @@ export class IdentitySigner {
    */
   async token(principal: Principal, audience: string, ttlMs: number): Promise<IdentityToken> {
     const now = Math.floor(Date.now() / 1000);
-    const cacheKey = `${audience}\n${principal.kind}\n${principal.id}`;
+    const cacheKey = `${this.issuer}\n${audience}\n${principal.kind}\n${principal.id}`;
     const cached = this.#cache.get(cacheKey);
     const ttl = Math.max(1, Math.floor(ttlMs / 1000));
     if (cached !== undefined && cached.expiresAt - now > ttl / 2) return cached;
     const expiresAt = now + ttl;
     const token = await new SignJWT({ roles: [...principal.roles], principal_id: principal.id, principal_kind: principal.kind })
       .setProtectedHeader({ alg: 'ES256', kid: this.#kid, typ: 'JWT' })
-      .setIssuer(this.#issuer)
+      .setIssuer(this.issuer)
       .setSubject(principal.subject)
       .setAudience(audience)
       .setIssuedAt(now)

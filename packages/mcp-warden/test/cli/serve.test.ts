@@ -26,7 +26,7 @@ async function serve(config: string, port: number): Promise<{ child: ChildProces
   child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
   const deadline = Date.now() + 30_000;
-  while (!/keys (created earlier|are shown only once)|shown only once/.test(output)) {
+  while (!/reader +mcpw_\S+\n|Using the keys created earlier/.test(output)) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start: ${output}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -64,17 +64,17 @@ describe('mcp-warden serve (npm start)', () => {
     }
   });
 
-  it('names an upstream type this release does not serve, with exit code 2', async () => {
+  it('refuses a configured upstream header the gateway must control, with exit code 2', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-serve-'));
     try {
       const config = join(dir, 'mcp-warden.yaml');
-      writeFileSync(config, 'store: { type: memory }\nupstreams:\n  remote: { type: http, url: "http://127.0.0.1:9/mcp" }\n');
+      writeFileSync(config, 'store: { type: memory }\nupstreams:\n  remote: { type: http, url: "http://127.0.0.1:9/mcp", headers: { Connection: close } }\n');
       const child = spawn(process.execPath, [`${ROOT}packages/mcp-warden/dist/cli/main.js`, '--config', config, 'serve'], { env: { PATH: process.env['PATH'] ?? '' } });
       let stderr = '';
       child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
       const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
       expect(code).toBe(2);
-      expect(stderr).toContain('upstreams.remote.type: http upstreams are not served by this release yet');
+      expect(stderr).toContain('upstreams.remote.headers.Connection: this header is set by the gateway');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -118,7 +118,7 @@ describe('mcp-warden serve reloads on SIGHUP and on file change', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
     };
-    await waitFor(/shown only once/);
+    await waitFor(/reader +mcpw_\S+\n/);
     const reader = /reader (mcpw_\S+)/.exec(output)?.[1] ?? '';
     const client = await connect(`http://127.0.0.1:${port}/mcp/everything`, reader);
     try {

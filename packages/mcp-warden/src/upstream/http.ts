@@ -1,0 +1,494 @@
+/**
+ * A Streamable HTTP upstream: a reverse proxy at the MCP level, one keep-alive undici `Pool` per
+ * upstream. POST bodies are re-serialised from what the pipeline parsed; responses are relayed as
+ * they arrive (SSE chunk by chunk, JSON checked whole before a byte is sent, so a broken upstream
+ * still yields a clean JSON-RPC error); GET (the server's SSE stream, resumable with Last-Event-ID)
+ * and DELETE (session termination) pass through.
+ *
+ * Headers travel on allow-lists in both directions, so the caller's credential (`Authorization`,
+ * `Cookie`, `X-API-Key`, anything not listed) never reaches the upstream, which gets the configured
+ * `headers` instead (MCP authorization, "Access Token Privilege Restriction": no token passthrough).
+ *
+ * The upstream's `Mcp-Session-Id` is handed to the client base64url-encoded and signed for the
+ * principal (see `SessionSigner`), so one principal cannot use another's session and any gateway
+ * instance holding the key can translate it back without shared state.
+ * @see https://modelcontextprotocol.io/specification/2025-11-25/basic/transports#streamable-http
+ */
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { StringDecoder } from 'node:string_decoder';
+import type { Principal } from '@mcp-warden/core';
+import { type Dispatcher, Pool } from 'undici';
+import type { HttpUpstreamConfig } from '../config/schema.js';
+import type { SessionSigner } from '../server/sessions.js';
+import type { Upstream, UpstreamLogger } from './types.js';
+
+/** The protocol revision the gateway's own catalog client asks for. */
+const CATALOG_PROTOCOL_VERSION = '2025-11-25';
+
+/** Largest JSON answer held in memory for checking; past it the upstream is treated as broken. */
+const MAX_JSON_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+/** How many verified session ids are remembered per upstream (oldest forgotten first). */
+const VERIFIED_SESSIONS = 4096;
+
+/** Request headers that carry MCP semantics and nothing about the caller's identity. */
+const FORWARDED_REQUEST_HEADERS = new Set(['accept', 'mcp-protocol-version', 'last-event-id', 'mcp-method', 'mcp-name']);
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1), plus those undici manages itself and refuses to be given. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const MANAGED_BY_PROXY = new Set(['content-length', 'content-type', 'expect', 'mcp-session-id']);
+
+/** Why the proxy aborted an upstream request; compared by identity with `Exchange.reason`. */
+const TIMED_OUT = new Error('upstream timed out');
+const CLIENT_GONE = new Error('client disconnected');
+const CLOSING = new Error('upstream closing');
+
+/** A response the upstream should not have sent (garbage JSON, an unknown content type…). */
+class UpstreamProtocolError extends Error {}
+
+type JsonRpcId = string | number | null;
+
+interface Forwarded {
+  /** The signed session id the client presented, reused when the upstream echoes the same id. */
+  readonly presented: string | undefined;
+  /** The upstream's own session id, decoded from `presented`. */
+  readonly session: string | undefined;
+}
+
+/**
+ * One request to the upstream and its abort switch, timed out after `timeout` ms unless cleared.
+ * undici accepts an EventEmitter as `signal` and reads its `reason`: far cheaper per request than an
+ * AbortController, whose EventTarget costs several microseconds on the hot path.
+ */
+class Exchange extends EventEmitter {
+  reason: Error | undefined;
+  readonly timer: NodeJS.Timeout;
+
+  constructor(timeout: number) {
+    super();
+    this.timer = setTimeout(() => this.abort(TIMED_OUT), timeout);
+  }
+
+  abort(reason: Error): void {
+    if (this.reason !== undefined) return;
+    this.reason = reason;
+    this.emit('abort');
+  }
+}
+
+function requestIdOf(body: unknown): JsonRpcId {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
+  const id = (body as { id?: unknown }).id;
+  return typeof id === 'string' || typeof id === 'number' ? id : null;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Ends `res` with a JSON-RPC error, or just ends it once headers are out (nothing else is possible then). */
+function jsonRpcError(res: ServerResponse, status: number, id: JsonRpcId, code: number, message: string): void {
+  if (res.headersSent || res.writableEnded) {
+    if (!res.writableEnded && !res.destroyed) res.end();
+    return;
+  }
+  const body = JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } });
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) }).end(body);
+}
+
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string') return code;
+  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  return typeof cause === 'string' ? cause : (error as Error | undefined)?.name ?? 'Error';
+}
+
+/** Reads a whole body, refusing past `limit` bytes (events, not async iteration: this is the hot path). */
+function readBody(body: Dispatcher.ResponseData['body'], limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    body.on('data', (chunk: Buffer) => {
+      length += chunk.length;
+      if (length > limit) body.destroy(new UpstreamProtocolError(`answered more than ${limit} bytes of JSON`));
+      else chunks.push(chunk);
+    });
+    body.once('error', reject);
+    body.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length)));
+  });
+}
+
+/** The JSON-RPC messages of an SSE stream, as they arrive (only `data` lines matter to MCP). */
+async function* sseMessages(body: AsyncIterable<Buffer>): AsyncGenerator<unknown> {
+  const decoder = new StringDecoder('utf8');
+  let buffer = '';
+  let data: string[] = [];
+  for await (const chunk of body) {
+    buffer += decoder.write(chunk);
+    let newline: number;
+    while ((newline = buffer.indexOf('\n')) !== -1) {
+      const line = buffer.endsWith('\r', newline) ? buffer.slice(0, newline - 1) : buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+      if (line === '') {
+        // An event without data (the priming event of a resumable stream) carries no message.
+        const text = data.join('\n');
+        if (text !== '') yield JSON.parse(text);
+        data = [];
+      } else if (line.startsWith('data:')) {
+        data.push(line.charCodeAt(5) === 0x20 ? line.slice(6) : line.slice(5));
+      }
+    }
+  }
+}
+
+/**
+ * Serves one upstream MCP server reached over Streamable HTTP. Constructed once per configured
+ * upstream by the gateway; `handle` is called only for requests the pipeline allowed.
+ * @throws TypeError when `config.headers` names a header the proxy must control (hop-by-hop,
+ * `Content-Length`, `Content-Type`, `Expect`, `Mcp-Session-Id`) or holds a value with control characters.
+ */
+export class HttpUpstream implements Upstream {
+  readonly name: string;
+  readonly #config: HttpUpstreamConfig;
+  readonly #signer: SessionSigner;
+  readonly #log: UpstreamLogger;
+  readonly #pool: Pool;
+  readonly #path: string;
+  readonly #injected: Readonly<Record<string, string>>;
+  readonly #inFlight = new Set<Exchange>();
+  /** Session ids already verified: the HMAC is computed once per session, not once per request. */
+  readonly #verified = new Map<string, { readonly principalId: string; readonly session: string }>();
+  #closed = false;
+
+  readonly #identity: ((principal: Principal) => Promise<readonly [string, string]>) | undefined;
+
+  /**
+   * `identity`, when given, supplies a header naming the caller (the gateway's signed identity JWT,
+   * see server/identity.ts), sent instead of anything the caller presented.
+   */
+  constructor(
+    name: string,
+    config: HttpUpstreamConfig,
+    signer: SessionSigner,
+    log: UpstreamLogger,
+    options: { readonly identity?: (principal: Principal) => Promise<readonly [string, string]> } = {},
+  ) {
+    this.#identity = options.identity;
+    this.name = name;
+    this.#config = config;
+    this.#signer = signer;
+    this.#log = log;
+    const injected: Record<string, string> = {};
+    for (const [key, value] of Object.entries(config.headers)) {
+      const lower = key.toLowerCase();
+      if (HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || MANAGED_BY_PROXY.has(lower)) {
+        throw new TypeError(`upstreams.${name}.headers.${key}: this header is set by the gateway and cannot be configured`);
+      }
+      // A CR or LF would split the request; undici would refuse it on every call, so refuse it once here.
+      if (/[\0\r\n]/.test(value)) throw new TypeError(`upstreams.${name}.headers.${key}: the value contains a control character`);
+      injected[lower] = value;
+    }
+    this.#injected = injected;
+    const url = new URL(config.url);
+    this.#path = `${url.pathname}${url.search}`;
+    // Keep-alive stays at undici's default (4 s, or less when the server says so): shorter than
+    // common servers' idle timeouts, so a request is not sent on a socket the server is closing.
+    this.#pool = new Pool(url.origin, {
+      // The proxy's own timer (config.timeout) covers connecting and waiting for headers; undici's
+      // timers only back it up. SSE streams may stay silent for as long as the client listens.
+      connectTimeout: config.timeout,
+      headersTimeout: config.timeout,
+      bodyTimeout: 0,
+    });
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void> {
+    const id = requestIdOf(body);
+    if (this.#closed) return jsonRpcError(res, 503, id, -32000, `Service Unavailable: upstream ${this.name} is shutting down`);
+    const method = req.method;
+    if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
+      res.setHeader('allow', 'GET, POST, DELETE');
+      return jsonRpcError(res, 405, id, -32000, 'Method Not Allowed');
+    }
+    let forwarded: Forwarded = { presented: undefined, session: undefined };
+    const header = req.headers['mcp-session-id'];
+    if (header !== undefined) {
+      // A forged id, one signed for another principal or upstream, and a duplicated header are all
+      // unknown here; the upstream is not asked, so it cannot be probed with guessed ids.
+      const session = typeof header === 'string' ? this.#upstreamSession(header, principal.id) : undefined;
+      if (session === undefined || typeof header !== 'string') return jsonRpcError(res, 404, id, -32001, 'Session not found');
+      forwarded = { presented: header, session };
+    }
+    const headers = this.#requestHeaders(req, forwarded.session);
+    if (this.#identity !== undefined) {
+      const [name, value] = await this.#identity(principal);
+      headers[name] = value;
+    }
+    let payload: string | undefined;
+    if (method === 'POST') {
+      payload = JSON.stringify(body);
+      if (payload === undefined) return jsonRpcError(res, 400, null, -32700, 'Parse error: the request has no JSON body');
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(payload));
+    }
+
+    const exchange = this.#start();
+    const onClose = (): void => {
+      if (!res.writableFinished) exchange.abort(CLIENT_GONE);
+    };
+    res.once('close', onClose);
+    let answered = false;
+    try {
+      const response = await this.#pool.request({ path: this.#path, method, headers, body: payload, signal: exchange });
+      answered = true;
+      await this.#relay(response, res, exchange, forwarded, principal, id);
+    } catch (error) {
+      this.#fail(res, id, error, exchange.reason, method, answered);
+    } finally {
+      this.#finish(exchange);
+      res.off('close', onClose);
+    }
+  }
+
+  #start(): Exchange {
+    const exchange = new Exchange(this.#config.timeout);
+    this.#inFlight.add(exchange);
+    return exchange;
+  }
+
+  #finish(exchange: Exchange): void {
+    clearTimeout(exchange.timer);
+    this.#inFlight.delete(exchange);
+  }
+
+  /** The upstream's own session id behind a signed one, when it was signed for this principal. */
+  #upstreamSession(presented: string, principalId: string): string | undefined {
+    const known = this.#verified.get(presented);
+    // The MAC binds the principal: an id verified for one principal is unknown to every other.
+    if (known !== undefined) return known.principalId === principalId ? known.session : undefined;
+    const inner = this.#signer.verify(this.name, principalId, presented);
+    if (inner === undefined) return undefined;
+    const session = Buffer.from(inner, 'base64url').toString('utf8');
+    this.#remember(presented, principalId, session);
+    return session;
+  }
+
+  #remember(presented: string, principalId: string, session: string): void {
+    if (this.#verified.size >= VERIFIED_SESSIONS) {
+      const oldest = this.#verified.keys().next();
+      if (oldest.done !== true) this.#verified.delete(oldest.value);
+    }
+    this.#verified.set(presented, { principalId, session });
+  }
+
+  /** The caller's MCP headers that may travel, then the configured ones, then the upstream's session. */
+  #requestHeaders(req: IncomingMessage, session: string | undefined): Record<string, string> {
+    const incoming = req.headers;
+    const connection = incoming.connection?.toLowerCase();
+    // Headers named in Connection are hop-by-hop for this request only (RFC 9110 §7.6.1).
+    const hopByHop = connection === undefined || connection === 'keep-alive' || connection === 'close' ? undefined : new Set(connection.split(',').map((token) => token.trim()));
+    const headers: Record<string, string> = {};
+    for (const key in incoming) {
+      const value = incoming[key];
+      if (value === undefined || !(FORWARDED_REQUEST_HEADERS.has(key) || key.startsWith('mcp-param-')) || hopByHop?.has(key)) continue;
+      headers[key] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    Object.assign(headers, this.#injected);
+    if (session !== undefined) headers['mcp-session-id'] = session;
+    return headers;
+  }
+
+  /** Relays the upstream's answer: SSE as it flows, JSON once checked, an empty body as is. */
+  async #relay(response: Dispatcher.ResponseData, res: ServerResponse, exchange: Exchange, forwarded: Forwarded, principal: Principal, id: JsonRpcId): Promise<void> {
+    const { statusCode, headers, body } = response;
+    const type = headerValue(headers['content-type']);
+    if (statusCode === 401) {
+      // The upstream refused the gateway's configured credential, not the caller's: relaying a 401
+      // would send the caller's client into an OAuth flow against the gateway that cannot help.
+      body.dump().catch(() => {});
+      throw new UpstreamProtocolError('refused the configured credentials (HTTP 401)');
+    }
+    const out: OutgoingHttpHeaders = {};
+    if (type !== undefined) out['content-type'] = type;
+    const cacheControl = headerValue(headers['cache-control']);
+    if (cacheControl !== undefined) out['cache-control'] = cacheControl;
+    const session = headerValue(headers['mcp-session-id']);
+    if (session !== undefined) {
+      // Re-signing costs an HMAC; the id the client presented is already the signed form of this one.
+      if (session === forwarded.session && forwarded.presented !== undefined) out['mcp-session-id'] = forwarded.presented;
+      else {
+        const signed = this.#signer.sign(this.name, principal.id, Buffer.from(session, 'utf8').toString('base64url'));
+        this.#remember(signed, principal.id, session);
+        out['mcp-session-id'] = signed;
+      }
+    }
+    const lowerType = type?.toLowerCase();
+
+    if (lowerType?.startsWith('text/event-stream') === true) {
+      clearTimeout(exchange.timer);
+      res.writeHead(statusCode, out);
+      // Headers go out now: a stream may stay silent for a long time before its first event.
+      res.flushHeaders();
+      await this.#stream(body, res, exchange, id);
+      return;
+    }
+    if (lowerType !== undefined && !lowerType.startsWith('application/json')) {
+      body.dump().catch(() => {});
+      throw new UpstreamProtocolError(`answered with an unexpected content type (${type})`);
+    }
+    // A JSON answer (or an empty one) is read whole before anything is sent, under the same timeout
+    // as the headers, so garbage or a stalled body still becomes a clean JSON-RPC error.
+    exchange.timer.refresh();
+    const bytes = await readBody(body, MAX_JSON_RESPONSE_BYTES);
+    clearTimeout(exchange.timer);
+    if (lowerType === undefined) {
+      if (bytes.length > 0) throw new UpstreamProtocolError('answered a body without a content type');
+      res.writeHead(statusCode, out).end();
+      return;
+    }
+    if (bytes.length === 0 && (statusCode === 202 || statusCode === 204)) {
+      res.writeHead(statusCode, out).end();
+      return;
+    }
+    const text = bytes.toString('utf8');
+    try {
+      JSON.parse(text);
+    } catch {
+      throw new UpstreamProtocolError('answered a body that is not JSON');
+    }
+    out['content-length'] = bytes.length;
+    // A string, not the buffer: Node then sends headers and body in one write instead of a writev.
+    res.writeHead(statusCode, out).end(text);
+  }
+
+  /** Pipes an SSE body to the client with back-pressure; a stream that breaks just ends the client's. */
+  #stream(body: Dispatcher.ResponseData['body'], res: ServerResponse, exchange: Exchange, id: JsonRpcId): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const resume = (): void => {
+        body.resume();
+      };
+      const finish = (): void => {
+        res.off('drain', resume);
+        if (!res.writableEnded && !res.destroyed) res.end();
+        resolve();
+      };
+      body.on('data', (chunk: Buffer) => {
+        if (!res.write(chunk)) body.pause();
+      });
+      res.on('drain', resume);
+      body.once('end', finish);
+      body.once('error', (error: unknown) => {
+        // The proxy's own aborts (client gone, closing) are not the upstream's fault.
+        if (exchange.reason === undefined) {
+          this.#log.warn({ upstream: this.name, id, err: errorCode(error) }, 'upstream stream broke off');
+        }
+        finish();
+      });
+    });
+  }
+
+  /** Maps a failed exchange to its answer: 504 for slowness, 503 while closing, 502 otherwise. */
+  #fail(res: ServerResponse, id: JsonRpcId, error: unknown, reason: unknown, method: string, answered: boolean): void {
+    if (reason === CLIENT_GONE) {
+      if (!res.destroyed) res.destroy();
+      return;
+    }
+    if (reason === CLOSING) return jsonRpcError(res, 503, id, -32000, `Service Unavailable: upstream ${this.name} is shutting down`);
+    const code = errorCode(error);
+    if (reason === TIMED_OUT || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+      this.#log.warn({ upstream: this.name, method, id, timeout: this.#config.timeout }, 'upstream timed out');
+      return jsonRpcError(res, 504, id, -32603, `Gateway Timeout: upstream ${this.name} did not answer within ${this.#config.timeout} ms`);
+    }
+    if (error instanceof UpstreamProtocolError) {
+      this.#log.warn({ upstream: this.name, method, id, err: error.message }, 'upstream answered badly');
+      return jsonRpcError(res, 502, id, -32603, `Bad Gateway: upstream ${this.name} ${error.message}`);
+    }
+    this.#log.warn({ upstream: this.name, method, id, err: code }, answered ? 'upstream broke off its answer' : 'upstream unreachable');
+    jsonRpcError(res, 502, id, -32603, `Bad Gateway: upstream ${this.name} ${answered ? 'broke off its answer' : 'is unreachable'} (${code})`);
+  }
+
+  /**
+   * Asks the upstream for its tools as a client of its own (configured headers only): initialize,
+   * `notifications/initialized`, `tools/list` page by page, then DELETE of the session. Each step
+   * waits at most `config.timeout` for its answer.
+   */
+  async listTools(): Promise<unknown[]> {
+    const base: Record<string, string> = { ...this.#injected, accept: 'application/json, text/event-stream' };
+    let nextId = 0;
+    const post = async (method: string, params: Record<string, unknown> | undefined, request: boolean): Promise<{ result: Record<string, unknown>; session: string | undefined }> => {
+      const id = request ? ++nextId : undefined;
+      const payload = JSON.stringify({ jsonrpc: '2.0', ...(id === undefined ? {} : { id }), method, ...(params === undefined ? {} : { params }) });
+      return this.#catalogExchange(method, { ...base, 'content-type': 'application/json' }, payload, id);
+    };
+    const init = await post('initialize', { protocolVersion: CATALOG_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'mcp-warden-catalog', version: '0' } }, true);
+    if (init.session !== undefined) base['mcp-session-id'] = init.session;
+    base['mcp-protocol-version'] = typeof init.result['protocolVersion'] === 'string' ? init.result['protocolVersion'] : CATALOG_PROTOCOL_VERSION;
+    try {
+      await post('notifications/initialized', undefined, false);
+      const tools: unknown[] = [];
+      let cursor: string | undefined;
+      for (let page = 0; page < 100; page++) {
+        const { result } = await post('tools/list', cursor === undefined ? {} : { cursor }, true);
+        if (Array.isArray(result['tools'])) tools.push(...(result['tools'] as unknown[]));
+        cursor = typeof result['nextCursor'] === 'string' ? result['nextCursor'] : undefined;
+        if (cursor === undefined) break;
+      }
+      return tools;
+    } finally {
+      // Ending the session frees what a stateful upstream keeps per session; 405 (no session
+      // termination) and other failures change nothing for the catalog.
+      if (init.session !== undefined) await this.#catalogExchange('DELETE', base, undefined, undefined).catch(() => {});
+    }
+  }
+
+  /** One request of the catalog client; resolves with the answer to `id` (JSON or SSE). */
+  async #catalogExchange(method: string, headers: Record<string, string>, payload: string | undefined, id: number | undefined): Promise<{ result: Record<string, unknown>; session: string | undefined }> {
+    if (this.#closed) throw new Error(`upstream ${this.name} is closed`);
+    const exchange = this.#start();
+    try {
+      const response = await this.#pool.request({ path: this.#path, method: payload === undefined ? 'DELETE' : 'POST', headers, body: payload, signal: exchange });
+      const session = headerValue(response.headers['mcp-session-id']);
+      if (response.statusCode >= 300) {
+        await response.body.dump().catch(() => {});
+        throw new Error(`${method} answered HTTP ${response.statusCode}`);
+      }
+      if (id === undefined) {
+        await response.body.dump();
+        return { result: {}, session };
+      }
+      const type = headerValue(response.headers['content-type'])?.toLowerCase() ?? '';
+      let messages: AsyncIterable<unknown> | Iterable<unknown>;
+      if (type.startsWith('text/event-stream')) messages = sseMessages(response.body as AsyncIterable<Buffer>);
+      else if (type.startsWith('application/json')) {
+        const parsed: unknown = await response.body.json();
+        messages = Array.isArray(parsed) ? parsed : [parsed];
+      } else {
+        await response.body.dump().catch(() => {});
+        throw new Error(`${method} answered an unexpected content type (${type || 'none'})`);
+      }
+      for await (const message of messages) {
+        const m = message as { id?: unknown; result?: Record<string, unknown>; error?: { message?: string } };
+        if (m.id !== id || (m.result === undefined && m.error === undefined)) continue;
+        // Leaving the loop ends the iteration, which destroys a stream that stays open for more events.
+        if (m.error !== undefined) throw new Error(`${method} failed: ${m.error.message ?? 'unknown error'}`);
+        return { result: m.result ?? {}, session };
+      }
+      throw new Error(`${method}: the upstream ended without answering`);
+    } catch (error) {
+      if (exchange.reason === TIMED_OUT) throw new Error(`${method} timed out after ${this.#config.timeout} ms`, { cause: error });
+      throw error;
+    } finally {
+      this.#finish(exchange);
+    }
+  }
+
+  /** Aborts every request in flight (their clients get 503, or the end of their stream) and closes the pool. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const exchange of this.#inFlight) exchange.abort(CLOSING);
+    this.#inFlight.clear();
+    await this.#pool.destroy();
+  }
+}

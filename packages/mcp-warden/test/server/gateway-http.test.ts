@@ -1,0 +1,141 @@
+/**
+ * The gateway in front of Streamable HTTP upstreams: server-everything over HTTP through the SDK
+ * client, and a recording upstream proving what arrives there (never the caller's credential; the
+ * configured one; the gateway's signed identity, checkable against its JWKS).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { type IncomingHttpHeaders, type Server, createServer } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import { type Gateway, startGateway } from '../../src/server/gateway.js';
+import { freePort } from '../cli/run-cli.js';
+
+const everything = createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/dist/index.js');
+const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+const UPSTREAM_TOKEN = 'upstream-credential-from-env';
+
+describe('gateway in front of Streamable HTTP upstreams', () => {
+  let gateway: Gateway;
+  let everythingProcess: ChildProcess;
+  let recorder: Server;
+  let recorderUrl: string;
+  const recorded: IncomingHttpHeaders[] = [];
+  let reader: string;
+  let admin: string;
+  const clients: Client[] = [];
+
+  beforeAll(async () => {
+    const port = await freePort();
+    everythingProcess = spawn(process.execPath, [everything, 'streamableHttp'], { env: { PATH: process.env['PATH'] ?? '', PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    await new Promise<void>((resolve, reject) => {
+      const collect = (chunk: Buffer): void => {
+        output += chunk.toString();
+        if (output.includes('listening on port')) resolve();
+      };
+      everythingProcess.stdout?.on('data', collect);
+      everythingProcess.stderr?.on('data', collect);
+      everythingProcess.once('exit', (code) => reject(new Error(`server-everything exited (${code}): ${output}`)));
+    });
+    // A recording upstream: answers initialize and tools/list, and keeps every request's headers.
+    recorder = createServer((req, res) => {
+      recorded.push(req.headers);
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        const message = body === '' ? {} : (JSON.parse(body) as { id?: number; method?: string });
+        if (message.id === undefined) return void res.writeHead(202).end();
+        const result =
+          message.method === 'initialize'
+            ? { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'recorder', version: '1' } }
+            : message.method === 'tools/list'
+              ? { tools: [{ name: 'look', inputSchema: { type: 'object' }, annotations: { readOnlyHint: true } }] }
+              : {};
+        res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'recorder-session' }).end(JSON.stringify({ jsonrpc: '2.0', id: message.id, result }));
+      });
+    }).listen(0, '127.0.0.1');
+    await once(recorder, 'listening');
+    recorderUrl = `http://127.0.0.1:${(recorder.address() as AddressInfo).port}/mcp`;
+    const config = parseConfig(
+      JSON.stringify({
+        store: { type: 'memory' },
+        roles: { admin: ['read', 'write', 'delete'], reader: ['read'] },
+        upstreams: {
+          everything: { type: 'http', url: `http://127.0.0.1:${port}/mcp` },
+          recorder: { type: 'http', url: recorderUrl, headers: { Authorization: 'Bearer ${UPSTREAM_TOKEN}' }, identity: { header: 'X-MCP-Identity', ttl: '2m' } },
+        },
+      }),
+      'http.yaml',
+      { UPSTREAM_TOKEN },
+    );
+    gateway = await startGateway({ config, logger: quiet, port: 0 });
+    await gateway.ready;
+    reader = (await gateway.services.keys.create({ name: 'reader', roles: ['reader'] })).plaintext;
+    admin = (await gateway.services.keys.create({ name: 'admin', roles: ['admin'] })).plaintext;
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const c of clients) await c.close().catch(() => {});
+    await gateway?.close();
+    everythingProcess?.kill();
+    recorder?.close();
+  });
+
+  async function connect(upstream: string, key: string): Promise<Client> {
+    const client = new Client({ name: 'gateway-http', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp/${upstream}`), { requestInit: { headers: { Authorization: `Bearer ${key}`, Cookie: 'session=caller-cookie' } } }));
+    clients.push(client);
+    return client;
+  }
+
+  it('serves server-everything over HTTP: filtered for a reader, everything for the admin, progress streamed', async () => {
+    const r = await connect('everything', reader);
+    const names = (await r.listTools()).tools.map((t) => t.name);
+    expect(names).toContain('echo');
+    expect(names).not.toContain('toggle-simulated-logging');
+    await expect(r.callTool({ name: 'toggle-simulated-logging', arguments: {} })).rejects.toMatchObject({ code: -32003 });
+    const progress: number[] = [];
+    await r.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 2 } }, undefined, { onprogress: (p) => progress.push(p.progress) });
+    expect(progress).toEqual([1, 2]);
+    const a = await connect('everything', admin);
+    expect((await a.listTools()).tools.map((t) => t.name)).toContain('toggle-simulated-logging');
+  });
+
+  describe('Security', () => {
+    it('never forwards the caller\'s credential or cookie; sends the configured credential and a verifiable identity', async () => {
+      recorded.length = 0;
+      const client = await connect('recorder', reader);
+      await client.listTools();
+      expect(recorded.length).toBeGreaterThan(0);
+      for (const headers of recorded) {
+        expect(headers.authorization).toBe(`Bearer ${UPSTREAM_TOKEN}`);
+        expect(JSON.stringify(headers)).not.toContain(reader);
+        expect(headers.cookie).toBeUndefined();
+        expect(headers['x-api-key']).toBeUndefined();
+      }
+      const identity = recorded.at(-1)?.['x-mcp-identity'];
+      expect(typeof identity).toBe('string');
+      const jwks = createRemoteJWKSet(new URL(`${gateway.url}/.well-known/jwks.json`));
+      const { payload } = await jwtVerify(identity as string, jwks, { issuer: gateway.url, audience: recorderUrl, algorithms: ['ES256'] });
+      expect(payload).toMatchObject({ sub: 'reader', roles: ['reader'], principal_kind: 'api-key' });
+      expect((payload.exp as number) - (payload.iat as number)).toBe(120);
+    });
+
+    it('answers 404 to another principal presenting a session id, without asking the upstream', async () => {
+      const a = await connect('everything', admin);
+      const sessionId = (a.transport as StreamableHTTPClientTransport).sessionId ?? '';
+      const response = await fetch(`${gateway.url}/mcp/everything`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${reader}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+      });
+      expect(response.status).toBe(404);
+    });
+  });
+});
