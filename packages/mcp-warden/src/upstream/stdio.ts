@@ -14,6 +14,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { StdioUpstreamConfig } from '../config/schema.js';
 import type { SessionSigner } from '../server/sessions.js';
+import { ModernStdioFace, isModernMessage } from './modern-stdio.js';
 import { StdioChild } from './stdio-child.js';
 import type { Upstream, UpstreamLogger } from './types.js';
 
@@ -54,6 +55,8 @@ export class StdioUpstream implements Upstream {
   readonly #sessions = new Map<string, Session>();
   readonly #sweeper: NodeJS.Timeout;
   readonly #closingChildren = new Set<Promise<void>>();
+  /** 2026-07-28 (session-less) clients: served by the SDK v2 entry, answered through a child per principal. */
+  readonly #modern: ModernStdioFace;
   #closing = false;
 
   constructor(name: string, config: StdioUpstreamConfig, signer: SessionSigner, log: UpstreamLogger) {
@@ -63,6 +66,7 @@ export class StdioUpstream implements Upstream {
     this.#log = log;
     this.#sweeper = setInterval(() => this.#sweep(), Math.max(1000, Math.min(config.idleTimeout / 4, 60_000)));
     this.#sweeper.unref();
+    this.#modern = new ModernStdioFace(name, () => this.#spawn(), log, config.idleTimeout);
   }
 
   get sessionCount(): number {
@@ -71,6 +75,11 @@ export class StdioUpstream implements Upstream {
 
   async handle(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void> {
     const header = req.headers['mcp-session-id'];
+    const version = req.headers['mcp-protocol-version'];
+    if (header === undefined && req.method === 'POST' && isModernMessage(body, typeof version === 'string' ? version : undefined)) {
+      if (this.#closing) return jsonRpcError(res, 503, -32000, 'Service Unavailable: the gateway is shutting down');
+      return this.#modern.handle(req, res, body, principal);
+    }
     const sessionId = Array.isArray(header) ? undefined : header;
     if (header !== undefined) {
       // An id signed for another principal (or forged) is unknown here, exactly like an expired one.
@@ -320,6 +329,7 @@ export class StdioUpstream implements Upstream {
   async close(): Promise<void> {
     this.#closing = true;
     clearInterval(this.#sweeper);
+    await this.#modern.close();
     const sessions = [...this.#sessions.values()];
     this.#sessions.clear();
     await Promise.all(sessions.map((s) => s.transport.close()));

@@ -1,0 +1,345 @@
+/**
+ * Clients of every protocol revision through the gateway to an SDK v2 upstream (modern-server.ts):
+ * the v1 SDK client (2025-11-25, and 2025-06-18 forced on its wire), the v2 client in its default
+ * legacy mode, and the v2 client pinned to 2026-07-28 (session-less: `server/discover`, then every
+ * request enveloped, with `Mcp-Method` / `Mcp-Name` headers). Each one, as a reader, sees only the
+ * read-only tools and is refused the writing one with -32003; as an admin it may write. A modern
+ * request whose headers disagree with its body is refused (400, -32020) before the upstream hears
+ * of it. Last, the pinned client against a stdio upstream, which does not work yet.
+ */
+import { createRequire } from 'node:module';
+import { Client, type FetchLike, ProtocolError, SdkError, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import { type Gateway, startGateway } from '../../src/server/gateway.js';
+import { type ModernUpstream, type WhoAmI, startModernUpstream } from './modern-server.js';
+
+const everything = createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/dist/index.js');
+const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+const MODERN = '2026-07-28';
+
+/** One request as the client put it on the wire. */
+interface WireRequest {
+  readonly httpMethod: string;
+  readonly rpcMethod: string | null;
+  readonly mcpMethod: string | null;
+  readonly mcpName: string | null;
+  readonly protocolVersion: string | null;
+  readonly sessionId: string | null;
+}
+
+/**
+ * A `fetch` that records each request (through the transports' `fetch` option) and may rewrite a
+ * POST body first: the v1 client offers no way to choose its protocol revision, so forcing
+ * 2025-06-18 means rewriting its `initialize` on the way out.
+ */
+function recordingFetch(log: WireRequest[], rewrite?: (body: Record<string, unknown>) => void): FetchLike {
+  return async (input, init) => {
+    let request = new Request(input, init);
+    let rpcMethod: string | null = null;
+    if (request.method === 'POST') {
+      const body = JSON.parse(await request.clone().text()) as Record<string, unknown>;
+      rpcMethod = typeof body['method'] === 'string' ? body['method'] : null;
+      if (rewrite !== undefined) {
+        rewrite(body);
+        request = new Request(request, { body: JSON.stringify(body) });
+      }
+    }
+    log.push({
+      httpMethod: request.method,
+      rpcMethod,
+      mcpMethod: request.headers.get('mcp-method'),
+      mcpName: request.headers.get('mcp-name'),
+      protocolVersion: request.headers.get('mcp-protocol-version'),
+      sessionId: request.headers.get('mcp-session-id'),
+    });
+    return fetch(request);
+  };
+}
+
+/** What a test needs from a connected client, whichever SDK it comes from. */
+interface ConnectedClient {
+  listToolNames(): Promise<string[]>;
+  callText(name: string, args?: Record<string, unknown>): Promise<string>;
+  readonly protocolVersion: string | undefined;
+  readonly wire: readonly WireRequest[];
+  close(): Promise<void>;
+}
+
+function textOf(result: object): string {
+  const first = ((result as { content?: unknown }).content as { type: string; text?: string }[] | undefined)?.[0];
+  if (first?.type !== 'text' || first.text === undefined) throw new Error(`expected text content, got ${JSON.stringify(result)}`);
+  return first.text;
+}
+
+async function connectV1(url: URL, key: string, version?: string): Promise<ConnectedClient> {
+  const wire: WireRequest[] = [];
+  const rewrite =
+    version === undefined
+      ? undefined
+      : (body: Record<string, unknown>) => {
+          if (body['method'] === 'initialize') (body['params'] as Record<string, unknown>)['protocolVersion'] = version;
+        };
+  const client = new V1Client({ name: 'modern-test-v1', version: '1.0.0' });
+  const transport = new V1Transport(url, { requestInit: { headers: { Authorization: `Bearer ${key}` } }, fetch: recordingFetch(wire, rewrite) });
+  await client.connect(transport);
+  return {
+    listToolNames: async () => (await client.listTools()).tools.map((t) => t.name).sort(),
+    callText: async (name, args = {}) => textOf(await client.callTool({ name, arguments: args })),
+    protocolVersion: transport.protocolVersion,
+    wire,
+    close: async () => {
+      if (transport.sessionId !== undefined) await transport.terminateSession().catch(() => {});
+      await client.close();
+    },
+  };
+}
+
+async function connectV2(url: URL, key: string, pinned: boolean): Promise<ConnectedClient> {
+  const wire: WireRequest[] = [];
+  const client = new Client({ name: 'modern-test-v2', version: '1.0.0' }, pinned ? { versionNegotiation: { mode: { pin: MODERN } } } : {});
+  const transport = new StreamableHTTPClientTransport(url, { requestInit: { headers: { Authorization: `Bearer ${key}` } }, fetch: recordingFetch(wire) });
+  await client.connect(transport);
+  return {
+    listToolNames: async () => (await client.listTools()).tools.map((t) => t.name).sort(),
+    callText: async (name, args = {}) => textOf(await client.callTool({ name, arguments: args })),
+    protocolVersion: client.getNegotiatedProtocolVersion(),
+    wire,
+    close: async () => {
+      if (transport.sessionId !== undefined) await transport.terminateSession().catch(() => {});
+      await client.close();
+    },
+  };
+}
+
+interface ClientKind {
+  readonly name: string;
+  readonly tag: string;
+  readonly connect: (url: URL, key: string) => Promise<ConnectedClient>;
+  /** The revision the client ends up speaking. */
+  readonly protocolVersion: string;
+  /** The era the upstream's factory was asked to build for (from `whoami`). */
+  readonly era: WhoAmI['era'];
+  /** The error class the client raises for a JSON-RPC error answer. */
+  readonly errorClass: new (...args: never[]) => Error;
+}
+
+const CLIENT_KINDS: readonly ClientKind[] = [
+  { name: 'v1 client (2025-11-25)', tag: 'v1', connect: (u, k) => connectV1(u, k), protocolVersion: '2025-11-25', era: 'legacy', errorClass: McpError },
+  { name: 'v1 client forced to 2025-06-18', tag: 'v1-0618', connect: (u, k) => connectV1(u, k, '2025-06-18'), protocolVersion: '2025-06-18', era: 'legacy', errorClass: McpError },
+  { name: 'v2 client, default (legacy) negotiation', tag: 'v2-default', connect: (u, k) => connectV2(u, k, false), protocolVersion: '2025-11-25', era: 'legacy', errorClass: ProtocolError },
+  { name: 'v2 client pinned to 2026-07-28', tag: 'v2-pinned', connect: (u, k) => connectV2(u, k, true), protocolVersion: MODERN, era: 'modern', errorClass: ProtocolError },
+];
+
+async function rejectionOf(promise: Promise<unknown>): Promise<Error & { code?: unknown; data?: unknown }> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error & { code?: unknown; data?: unknown };
+  }
+  throw new Error('expected a refusal, but the call succeeded');
+}
+
+describe('an SDK v2 upstream over HTTP through the gateway, for clients of every revision', () => {
+  let upstream: ModernUpstream;
+  let gateway: Gateway;
+  let adminKey: string;
+  let readerKey: string;
+  let url: URL;
+  const open: ConnectedClient[] = [];
+
+  beforeAll(async () => {
+    upstream = await startModernUpstream();
+    const config = parseConfig(
+      JSON.stringify({
+        store: { type: 'memory' },
+        roles: { admin: ['read', 'write', 'delete'], reader: ['read'] },
+        upstreams: {
+          modern: { type: 'http', url: upstream.url, timeout: '10s' },
+          everything: { type: 'stdio', command: process.execPath, args: [everything, 'stdio'] },
+        },
+      }),
+      'modern.yaml',
+      {},
+    );
+    gateway = await startGateway({ config, logger: quiet, port: 0 });
+    await gateway.ready;
+    adminKey = (await gateway.services.keys.create({ name: 'admin', roles: ['admin'] })).plaintext;
+    readerKey = (await gateway.services.keys.create({ name: 'reader', roles: ['reader'] })).plaintext;
+    url = new URL(`${gateway.url}/mcp/modern`);
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const c of open.splice(0)) await c.close().catch(() => {});
+    await gateway?.close();
+    await upstream?.close();
+  });
+
+  /** Opens a client for one test and always closes it. */
+  async function withClient<T>(kind: ClientKind, key: string, use: (client: ConnectedClient) => Promise<T>): Promise<T> {
+    const client = await kind.connect(url, key);
+    open.push(client);
+    try {
+      return await use(client);
+    } finally {
+      open.splice(open.indexOf(client), 1);
+      await client.close();
+    }
+  }
+
+  describe.each(CLIENT_KINDS)('$name', (kind) => {
+    it('negotiates its revision through the gateway, and the upstream serves it in the same era', async () => {
+      await withClient(kind, readerKey, async (client) => {
+        expect(client.protocolVersion).toBe(kind.protocolVersion);
+        const seen = JSON.parse(await client.callText('whoami')) as WhoAmI;
+        expect(seen).toMatchObject({ era: kind.era, protocolVersion: kind.protocolVersion, sessionId: null });
+        if (kind.era === 'modern') expect(seen).toMatchObject({ mcpMethod: 'tools/call', mcpName: 'whoami' });
+        else expect(seen).toMatchObject({ mcpMethod: null, mcpName: null });
+      });
+    });
+
+    it('gives a reader only the read-only tools, echo working and write_thing refused with -32003 before the upstream', async () => {
+      await withClient(kind, readerKey, async (client) => {
+        expect(await client.listToolNames()).toEqual(['echo', 'whoami']);
+        expect(await client.callText('echo', { message: `from ${kind.tag}` })).toBe(`echo: from ${kind.tag}`);
+        const before = upstream.hits.length;
+        const writtenBefore = upstream.written.length;
+        const error = await rejectionOf(client.callText('write_thing', { value: `reader ${kind.tag}` }));
+        expect(error).toBeInstanceOf(kind.errorClass);
+        expect(error.code).toBe(-32003);
+        expect(error.message).toContain('missing permission: write');
+        expect(upstream.hits.slice(before).filter((h) => h.rpcName === 'write_thing')).toEqual([]);
+        expect(upstream.written.length).toBe(writtenBefore);
+      });
+    });
+
+    it('lets an admin list every tool and call write_thing', async () => {
+      await withClient(kind, adminKey, async (client) => {
+        expect(await client.listToolNames()).toEqual(['echo', 'whoami', 'write_thing']);
+        expect(await client.callText('write_thing', { value: `admin ${kind.tag}` })).toBe(`wrote admin ${kind.tag}`);
+        expect(upstream.written).toContain(`admin ${kind.tag}`);
+      });
+    });
+  });
+
+  describe('the pinned 2026-07-28 client on the wire', () => {
+    it('is session-less end to end: server/discover first, Mcp-Method (and Mcp-Name) on every request, no session id', async () => {
+      const kind = CLIENT_KINDS.find((k) => k.tag === 'v2-pinned') as ClientKind;
+      const hitsBefore = upstream.hits.length;
+      const wire = await withClient(kind, readerKey, async (client) => {
+        await client.listToolNames();
+        await client.callText('echo', { message: 'on the wire' });
+        return [...client.wire];
+      });
+      expect(wire.map((w) => w.rpcMethod)).toEqual(['server/discover', 'tools/list', 'tools/call']);
+      for (const request of wire) {
+        expect(request).toMatchObject({ httpMethod: 'POST', mcpMethod: request.rpcMethod, protocolVersion: MODERN, sessionId: null });
+      }
+      expect(wire[2]?.mcpName).toBe('echo');
+      // What the gateway forwarded: the same requests, headers intact, the configured credential only.
+      const hits = upstream.hits.slice(hitsBefore);
+      expect(hits.map((h) => h.rpcMethod)).toEqual(['server/discover', 'tools/list', 'tools/call']);
+      for (const hit of hits) {
+        expect(hit).toMatchObject({ httpMethod: 'POST', mcpMethod: hit.rpcMethod, protocolVersion: MODERN, sessionId: null, authorization: null });
+      }
+      expect(hits[2]?.mcpName).toBe('echo');
+    });
+  });
+
+  describe('a modern request whose headers disagree with its body', () => {
+    async function post(key: string, headers: Record<string, string>, body: unknown): Promise<{ status: number; body: { id?: unknown; error?: { code?: number; message?: string } } }> {
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${key}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': MODERN,
+          ...headers,
+        },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(5000),
+      });
+      return { status: response.status, body: (await response.json()) as { error?: { code?: number; message?: string } } };
+    }
+
+    const envelope = { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
+    const call = (name: string) => ({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: { value: 'smuggled', message: 'x' }, _meta: envelope } });
+
+    it('is answered 400 with -32020 (HEADER_MISMATCH) and never reaches the upstream: Mcp-Name naming another tool', async () => {
+      const before = upstream.hits.length;
+      const writtenBefore = upstream.written.length;
+      // An admin could call write_thing; the refusal is about the headers, not the policy.
+      for (const key of [adminKey, readerKey]) {
+        const answer = await post(key, { 'mcp-method': 'tools/call', 'mcp-name': 'echo' }, call('write_thing'));
+        expect(answer.status).toBe(400);
+        expect(answer.body).toMatchObject({ id: 7, error: { code: -32020, message: expect.stringContaining('Mcp-Name') } });
+      }
+      expect(upstream.hits.length).toBe(before);
+      expect(upstream.written.length).toBe(writtenBefore);
+    });
+
+    it('is answered 400 with -32020 for an Mcp-Method naming another method, without reaching the upstream', async () => {
+      const before = upstream.hits.length;
+      const answer = await post(adminKey, { 'mcp-method': 'tools/list' }, call('echo'));
+      expect(answer.status).toBe(400);
+      expect(answer.body).toMatchObject({ error: { code: -32020, message: expect.stringContaining('Mcp-Method') } });
+      expect(upstream.hits.length).toBe(before);
+    });
+
+    it('goes through when the headers agree (the control case): the upstream is hit once', async () => {
+      const before = upstream.hits.length;
+      const answer = await post(readerKey, { 'mcp-method': 'tools/call', 'mcp-name': 'echo' }, call('echo'));
+      expect(answer.status).toBe(200);
+      expect(answer.body).toMatchObject({ id: 7, result: { content: [{ text: 'echo: x' }] } });
+      expect(upstream.hits.length).toBe(before + 1);
+    });
+  });
+
+  describe('the pinned 2026-07-28 client against a stdio upstream', () => {
+    // LIMITATION (not a bug to fix in a test): the stdio bridge (src/upstream/stdio.ts) serves each
+    // session through the SDK v1 StreamableHTTPServerTransport, which knows no 2026-07-28. The
+    // pinned client's connect-time `server/discover` (no session id) is answered by the v1 transport
+    // with HTTP 400 "Bad Request: ...", so `connect()` rejects with SdkError
+    // ERA_NEGOTIATION_FAILED ("the server did not offer pinned protocol version 2026-07-28 via
+    // server/discover (no fallback in pin mode)"). This flips to passing once the bridge speaks the
+    // modern era (e.g. serves stdio children through the SDK v2 createMcpHandler/serveStdio).
+    it.fails('connects, lists the read-only tools for a reader and calls echo', async () => {
+      const wire: WireRequest[] = [];
+      const client = new Client({ name: 'modern-stdio', version: '1.0.0' }, { versionNegotiation: { mode: { pin: MODERN } } });
+      const transport = new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp/everything`), {
+        requestInit: { headers: { Authorization: `Bearer ${readerKey}` } },
+        fetch: recordingFetch(wire),
+      });
+      try {
+        await client.connect(transport);
+        expect(client.getNegotiatedProtocolVersion()).toBe(MODERN);
+        const names = (await client.listTools()).tools.map((t) => t.name);
+        expect(names).toContain('echo');
+        expect(textOf(await client.callTool({ name: 'echo', arguments: { message: 'modern over stdio' } }))).toBe('Echo: modern over stdio');
+      } finally {
+        await client.close().catch(() => {});
+      }
+    });
+
+    it('fails today exactly as described above: connect rejects with ERA_NEGOTIATION_FAILED after one server/discover', async () => {
+      const wire: WireRequest[] = [];
+      const client = new Client({ name: 'modern-stdio', version: '1.0.0' }, { versionNegotiation: { mode: { pin: MODERN } } });
+      const transport = new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp/everything`), {
+        requestInit: { headers: { Authorization: `Bearer ${readerKey}` } },
+        fetch: recordingFetch(wire),
+      });
+      try {
+        const error = await rejectionOf(client.connect(transport));
+        expect(error).toBeInstanceOf(SdkError);
+        expect(error.code).toBe('ERA_NEGOTIATION_FAILED');
+        expect(wire.map((w) => w.rpcMethod)).toEqual(['server/discover']);
+      } finally {
+        await client.close().catch(() => {});
+      }
+    });
+  });
+});
