@@ -128,6 +128,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         built.set(name, upstream);
         const policy = upstreamPolicy(next, upstreamConfig);
         policies.set(name, policy);
+        // A changed tool list is read again (debounced), so annotations follow the upstream.
+        let relearn: NodeJS.Timeout | undefined;
+        upstream.onToolsChanged = () => {
+          clearTimeout(relearn);
+          relearn = setTimeout(() => void learn(new Map([[name, policy]]), new Map([[name, upstream]])), 500);
+          relearn.unref();
+        };
         const warden = createWarden({
           ...base,
           policy,

@@ -49,6 +49,7 @@ function progressTokenOf(message: { params?: Record<string, unknown> }): string 
 
 export class StdioUpstream implements Upstream {
   readonly name: string;
+  onToolsChanged?: () => void;
   readonly #config: StdioUpstreamConfig;
   readonly #signer: SessionSigner;
   readonly #log: UpstreamLogger;
@@ -198,6 +199,7 @@ export class StdioUpstream implements Upstream {
           transport.send(message).catch(() => {});
           return;
         }
+        if ('method' in message && message.method === 'notifications/tools/list_changed') this.onToolsChanged?.();
         const related = this.#relatedRequest(message, inFlight);
         if (related.relatedRequestId !== undefined && 'method' in message && message.method === 'notifications/progress') arm(related.relatedRequestId);
         transport.send(message, related).catch(() => {});

@@ -17,4 +17,6 @@ export interface Upstream {
   listTools(): Promise<unknown[]>;
   /** Ends every session and process. */
   close(): Promise<void>;
+  /** Set by the gateway: called when the upstream announces `notifications/tools/list_changed`. */
+  onToolsChanged?: () => void;
 }

@@ -1,0 +1,72 @@
+/**
+ * When an upstream announces notifications/tools/list_changed, the gateway reads its tools again, so
+ * a tool added upstream is decided by its real annotations without anyone listing tools first.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import { type Gateway, startGateway } from '../../src/server/gateway.js';
+
+const catalogServer = new URL('../fixtures/catalog-server.mjs', import.meta.url).pathname;
+const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+
+describe('tools/list_changed', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-catalog-'));
+  const file = join(dir, 'catalog.json');
+  let gateway: Gateway;
+  let reader: string;
+  const clients: Client[] = [];
+
+  beforeAll(async () => {
+    writeFileSync(file, JSON.stringify([{ name: 'alpha', annotations: { readOnlyHint: true } }]));
+    const config = parseConfig(
+      JSON.stringify({
+        store: { type: 'memory' },
+        roles: { reader: ['read'] },
+        upstreams: { catalog: { type: 'stdio', command: process.execPath, args: [catalogServer], env: { CATALOG_FILE: file } } },
+      }),
+      'catalog.yaml',
+      {},
+    );
+    gateway = await startGateway({ config, logger: quiet, port: 0 });
+    await gateway.ready;
+    reader = (await gateway.services.keys.create({ name: 'reader', roles: ['reader'] })).plaintext;
+  }, 30_000);
+  afterAll(async () => {
+    for (const c of clients) await c.close().catch(() => {});
+    await gateway?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function connect(): Promise<Client> {
+    const client = new Client({ name: 'list-changed', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp/catalog`), { requestInit: { headers: { Authorization: `Bearer ${reader}` } } }));
+    clients.push(client);
+    return client;
+  }
+
+  it('re-reads annotations after the upstream announces a change', async () => {
+    const before = await connect();
+    // beta is unknown to the policy: a tool nobody described needs the delete verb.
+    await expect(before.callTool({ name: 'beta', arguments: {} })).rejects.toMatchObject({ code: -32003, message: expect.stringContaining('missing permission: delete') });
+    writeFileSync(file, JSON.stringify([{ name: 'alpha', annotations: { readOnlyHint: true } }, { name: 'beta', annotations: { readOnlyHint: true } }]));
+    await before.callTool({ name: 'announce', arguments: {} });
+    const deadline = Date.now() + 10_000;
+    const after = await connect();
+    for (;;) {
+      try {
+        const result = await after.callTool({ name: 'beta', arguments: {} });
+        expect(JSON.stringify(result.content)).toContain('beta');
+        break;
+      } catch (error) {
+        expect((error as { code?: number }).code).toBe(-32003);
+        if (Date.now() > deadline) throw error;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  });
+});
