@@ -67,6 +67,8 @@ export interface WardenErrorDetails {
   readonly data?: Record<string, unknown>;
   /** Seconds after which a retry may succeed (`Retry-After`). */
   readonly retryAfterSeconds?: number;
+  /** The id of the single JSON-RPC request refused, when it is known (else the answer's id is null). */
+  readonly id?: string | number;
   readonly cause?: unknown;
 }
 
@@ -228,5 +230,5 @@ export function toErrorResponse(error: unknown, options: ErrorResponseOptions = 
   if (error.details.retryAfterSeconds !== undefined) {
     headers['retry-after'] = String(Math.max(0, Math.ceil(error.details.retryAfterSeconds)));
   }
-  return { status, headers, body: jsonRpcErrorBody(null, JSON_RPC_CODE[error.code], error.message, error.details.data) };
+  return { status, headers, body: jsonRpcErrorBody(error.details.id ?? null, JSON_RPC_CODE[error.code], error.message, error.details.data) };
 }

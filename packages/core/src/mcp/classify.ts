@@ -187,15 +187,16 @@ export function checkMcpHeaders(request: RequestView, classified: ClassifiedBody
   const methodHeader = request.header('mcp-method');
   const nameHeader = request.header('mcp-name');
   if (methodHeader === undefined && nameHeader === undefined) return;
-  if (request.headerCount('mcp-method') > 1 || request.headerCount('mcp-name') > 1) {
-    throw mismatch('the Mcp-Method and Mcp-Name headers may appear once each');
-  }
   const first = classified.actions[0];
+  const id = classified.batch ? undefined : first?.id;
+  if (request.headerCount('mcp-method') > 1 || request.headerCount('mcp-name') > 1) {
+    throw mismatch('the Mcp-Method and Mcp-Name headers may appear once each', id);
+  }
   if (classified.batch || first === undefined || first.kind === 'response') {
     throw mismatch('Mcp-Method and Mcp-Name describe a single request, but the body is not one');
   }
   if (methodHeader !== undefined && methodHeader.trim() !== first.method) {
-    throw mismatch(`the body names method ${JSON.stringify(first.method)} but the Mcp-Method header does not`);
+    throw mismatch(`the body names method ${JSON.stringify(first.method)} but the Mcp-Method header does not`, id);
   }
   if (nameHeader !== undefined && Object.hasOwn(MCP_NAME_SOURCE, first.method)) {
     const decoded = decodeMcpHeaderValue(nameHeader.trim());
@@ -203,11 +204,12 @@ export function checkMcpHeaders(request: RequestView, classified: ClassifiedBody
     const field = MCP_NAME_SOURCE[first.method] ?? '';
     const bodyValue = isRecord(body.params) ? body.params[field] : undefined;
     if (decoded === undefined || decoded !== bodyValue) {
-      throw mismatch(`the Mcp-Name header does not match params.${field} of the body`);
+      throw mismatch(`the Mcp-Name header does not match params.${field} of the body`, id);
     }
   }
 }
 
-function mismatch(description: string): WardenError {
-  return new WardenError('header_mismatch', `Bad Request: the request headers and body disagree: ${description}`);
+/** The answer keeps the request's id, so a 2026-07-28 client reads it as the request's JSON-RPC error. */
+function mismatch(description: string, id?: JsonRpcId): WardenError {
+  return new WardenError('header_mismatch', `Bad Request: the request headers and body disagree: ${description}`, id === undefined ? {} : { id });
 }

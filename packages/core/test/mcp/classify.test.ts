@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { toErrorResponse } from '../../src/errors.js';
 import { checkMcpHeaders, classifyBody, classifyMessage, decodeMcpHeaderValue } from '../../src/mcp/classify.js';
 import { codeOf, view } from '../helpers.js';
 
@@ -97,8 +98,13 @@ describe('checkMcpHeaders (2026-07-28 Mcp-Method / Mcp-Name)', () => {
     expect(codeOf(() => checkMcpHeaders(headers([['mcp-method', 'resources/read'], ['mcp-name', 'file:///a']]), read))).toBeUndefined();
     expect(codeOf(() => checkMcpHeaders(headers([]), call))).toBeUndefined();
   });
-  it('refuses a method header that disagrees with the body', () => {
+  it('refuses a method header that disagrees with the body, answering with the request id', () => {
     expect(codeOf(() => checkMcpHeaders(headers([['mcp-method', 'tools/list']]), call))).toBe('header_mismatch');
+    try {
+      checkMcpHeaders(headers([['mcp-method', 'tools/list']]), call);
+    } catch (error) {
+      expect(JSON.parse(toErrorResponse(error).body)).toMatchObject({ id: 1, error: { code: -32020 } });
+    }
   });
   it('refuses a name header that disagrees with the body, or cannot be decoded', () => {
     expect(codeOf(() => checkMcpHeaders(headers([['mcp-method', 'tools/call'], ['mcp-name', 'read_file']]), call))).toBe('header_mismatch');

@@ -5,10 +5,10 @@
  * request enveloped, with `Mcp-Method` / `Mcp-Name` headers). Each one, as a reader, sees only the
  * read-only tools and is refused the writing one with -32003; as an admin it may write. A modern
  * request whose headers disagree with its body is refused (400, -32020) before the upstream hears
- * of it. Last, the pinned client against a stdio upstream, which does not work yet.
+ * of it. Last, the pinned client against a stdio upstream (src/upstream/modern-stdio.ts).
  */
 import { createRequire } from 'node:module';
-import { Client, type FetchLike, ProtocolError, SdkError, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { Client, type FetchLike, ProtocolError, SdkHttpError, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
@@ -198,6 +198,10 @@ describe('an SDK v2 upstream over HTTP through the gateway, for clients of every
         expect(seen).toMatchObject({ era: kind.era, protocolVersion: kind.protocolVersion, sessionId: null });
         if (kind.era === 'modern') expect(seen).toMatchObject({ mcpMethod: 'tools/call', mcpName: 'whoami' });
         else expect(seen).toMatchObject({ mcpMethod: null, mcpName: null });
+        // Every request after the handshake names the negotiated revision on the wire.
+        const after = client.wire.filter((w) => w.httpMethod === 'POST' && w.rpcMethod !== 'initialize' && w.rpcMethod !== 'server/discover');
+        expect(after.length).toBeGreaterThan(0);
+        for (const request of after) expect(request.protocolVersion).toBe(kind.protocolVersion);
       });
     });
 
@@ -276,7 +280,7 @@ describe('an SDK v2 upstream over HTTP through the gateway, for clients of every
       for (const key of [adminKey, readerKey]) {
         const answer = await post(key, { 'mcp-method': 'tools/call', 'mcp-name': 'echo' }, call('write_thing'));
         expect(answer.status).toBe(400);
-        expect(answer.body).toMatchObject({ id: 7, error: { code: -32020, message: expect.stringContaining('Mcp-Name') } });
+        expect(answer.body).toMatchObject({ error: { code: -32020, message: expect.stringContaining('Mcp-Name') } });
       }
       expect(upstream.hits.length).toBe(before);
       expect(upstream.written.length).toBe(writtenBefore);
@@ -290,6 +294,38 @@ describe('an SDK v2 upstream over HTTP through the gateway, for clients of every
       expect(upstream.hits.length).toBe(before);
     });
 
+    /** A pinned client whose `Mcp-Name` is rewritten on the way out (a broken intermediary, or a forger). */
+    async function tamperedPinnedCall(target: URL): Promise<Error & { code?: unknown; data?: unknown }> {
+      const tamper: FetchLike = (input, init) => {
+        const request = new Request(input, init);
+        if (request.headers.get('mcp-method') === 'tools/call') request.headers.set('mcp-name', 'echo');
+        return fetch(request);
+      };
+      const client = new Client({ name: 'modern-tamper', version: '1.0.0' }, { versionNegotiation: { mode: { pin: MODERN } } });
+      await client.connect(new StreamableHTTPClientTransport(target, { requestInit: { headers: { Authorization: `Bearer ${adminKey}` } }, fetch: tamper }));
+      try {
+        return await rejectionOf(client.callTool({ name: 'write_thing', arguments: { value: 'tampered' } }));
+      } finally {
+        await client.close().catch(() => {});
+      }
+    }
+
+    it('directly, the SDK v2 upstream answers it with the request id, so the pinned client raises ProtocolError -32020 (control)', async () => {
+      const error = await tamperedPinnedCall(new URL(upstream.url));
+      expect(error).toBeInstanceOf(ProtocolError);
+      expect(error.code).toBe(-32020);
+      expect(upstream.written).not.toContain('tampered');
+    });
+
+    it('through the gateway, the refusal carries the request id like the upstream\'s, so the pinned client raises ProtocolError -32020', async () => {
+      const answer = await post(adminKey, { 'mcp-method': 'tools/call', 'mcp-name': 'echo' }, call('write_thing'));
+      expect(answer.body).toMatchObject({ id: 7, error: { code: -32020 } });
+      const error = await tamperedPinnedCall(url);
+      expect(error).not.toBeInstanceOf(SdkHttpError);
+      expect(error).toBeInstanceOf(ProtocolError);
+      expect(error.code).toBe(-32020);
+    });
+
     it('goes through when the headers agree (the control case): the upstream is hit once', async () => {
       const before = upstream.hits.length;
       const answer = await post(readerKey, { 'mcp-method': 'tools/call', 'mcp-name': 'echo' }, call('echo'));
@@ -300,43 +336,46 @@ describe('an SDK v2 upstream over HTTP through the gateway, for clients of every
   });
 
   describe('the pinned 2026-07-28 client against a stdio upstream', () => {
-    // LIMITATION (not a bug to fix in a test): the stdio bridge (src/upstream/stdio.ts) serves each
-    // session through the SDK v1 StreamableHTTPServerTransport, which knows no 2026-07-28. The
-    // pinned client's connect-time `server/discover` (no session id) is answered by the v1 transport
-    // with HTTP 400 "Bad Request: ...", so `connect()` rejects with SdkError
-    // ERA_NEGOTIATION_FAILED ("the server did not offer pinned protocol version 2026-07-28 via
-    // server/discover (no fallback in pin mode)"). This flips to passing once the bridge speaks the
-    // modern era (e.g. serves stdio children through the SDK v2 createMcpHandler/serveStdio).
-    it.fails('connects, lists the read-only tools for a reader and calls echo', async () => {
-      const wire: WireRequest[] = [];
+    // Expected not to work when this suite was written (the stdio bridge was the SDK v1 Streamable
+    // HTTP server transport, which answers the session-less `server/discover` with 400, so the
+    // pinned client's connect() rejected with SdkError ERA_NEGOTIATION_FAILED). It works since
+    // src/upstream/modern-stdio.ts serves 2026-07-28 requests through the SDK v2 createMcpHandler,
+    // so these are plain tests.
+    async function connectPinnedToStdio(key: string, wire: WireRequest[]): Promise<Client> {
       const client = new Client({ name: 'modern-stdio', version: '1.0.0' }, { versionNegotiation: { mode: { pin: MODERN } } });
-      const transport = new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp/everything`), {
-        requestInit: { headers: { Authorization: `Bearer ${readerKey}` } },
-        fetch: recordingFetch(wire),
-      });
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp/everything`), { requestInit: { headers: { Authorization: `Bearer ${key}` } }, fetch: recordingFetch(wire) }),
+      );
+      return client;
+    }
+
+    it('connects session-less, lists only the read-only tools for a reader, calls echo, and is refused a writing tool with -32003', async () => {
+      const wire: WireRequest[] = [];
+      const client = await connectPinnedToStdio(readerKey, wire);
       try {
-        await client.connect(transport);
         expect(client.getNegotiatedProtocolVersion()).toBe(MODERN);
-        const names = (await client.listTools()).tools.map((t) => t.name);
-        expect(names).toContain('echo');
+        const tools = (await client.listTools()).tools;
+        expect(tools.map((t) => t.name)).toContain('echo');
+        expect(tools.map((t) => t.name)).not.toContain('toggle-simulated-logging');
+        expect(tools.every((t) => t.annotations?.readOnlyHint === true)).toBe(true);
         expect(textOf(await client.callTool({ name: 'echo', arguments: { message: 'modern over stdio' } }))).toBe('Echo: modern over stdio');
+        const error = await rejectionOf(client.callTool({ name: 'toggle-simulated-logging', arguments: {} }));
+        expect(error).toBeInstanceOf(ProtocolError);
+        expect(error.code).toBe(-32003);
+        expect(wire[0]?.rpcMethod).toBe('server/discover');
+        for (const request of wire) expect(request).toMatchObject({ httpMethod: 'POST', mcpMethod: request.rpcMethod, protocolVersion: MODERN, sessionId: null });
       } finally {
         await client.close().catch(() => {});
       }
     });
 
-    it('fails today exactly as described above: connect rejects with ERA_NEGOTIATION_FAILED after one server/discover', async () => {
-      const wire: WireRequest[] = [];
-      const client = new Client({ name: 'modern-stdio', version: '1.0.0' }, { versionNegotiation: { mode: { pin: MODERN } } });
-      const transport = new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp/everything`), {
-        requestInit: { headers: { Authorization: `Bearer ${readerKey}` } },
-        fetch: recordingFetch(wire),
-      });
+    it('lets an admin call a writing tool', async () => {
+      const client = await connectPinnedToStdio(adminKey, []);
       try {
-        const error = await rejectionOf(client.connect(transport));
-        expect(error).toBeInstanceOf(SdkError);
-        expect(error.code).toBe('ERA_NEGOTIATION_FAILED');
-        expect(wire.map((w) => w.rpcMethod)).toEqual(['server/discover']);
+        expect((await client.listTools()).tools.map((t) => t.name)).toContain('toggle-simulated-logging');
+        expect(textOf(await client.callTool({ name: 'get-sum', arguments: { a: 2, b: 40 } }))).toBe('The sum of 2 and 40 is 42.');
+        await expect(client.callTool({ name: 'toggle-simulated-logging', arguments: {} })).resolves.toMatchObject({ content: [{ type: 'text' }] });
+        await expect(client.callTool({ name: 'toggle-simulated-logging', arguments: {} })).resolves.toMatchObject({ content: [{ type: 'text' }] });
       } finally {
         await client.close().catch(() => {});
       }
