@@ -20,7 +20,7 @@
  * subset of sqlite,postgres), BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/test).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,14 +29,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import type { AuditEvent } from '@mcp-warden/core';
 import { AuditQueue, type Store, type StoredAuditEvent, createPostgresStore, createSqliteStore, databaseSink, verifyChain } from 'mcp-warden';
-
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return value;
-}
+import { envNumber, machineMicros, packageVersion, table } from './common.js';
 
 const DURATION = envNumber('BENCH_DURATION', 5);
 const PG_URL = process.env['BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -175,17 +168,10 @@ async function openPostgres(): Promise<OpenedBackend> {
 // ---------------------------------------------------------------------------------------------
 // Measurement
 
-const CLK_TCK = 100;
-
-/** Machine-wide busy time from /proc/stat (all CPUs), in µs; 0 where /proc is missing. */
+/** Machine-wide busy time (steal included), in µs. */
 function machineBusyMicros(): number {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] as string;
-    const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number) as number[];
-    return (((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * 1e6) / CLK_TCK;
-  } catch {
-    return 0;
-  }
+  const { busy, steal } = machineMicros();
+  return busy + steal;
 }
 
 interface BackendResult {
@@ -303,13 +289,6 @@ async function measure(backend: Backend, opened: OpenedBackend): Promise<Backend
 // ---------------------------------------------------------------------------------------------
 // Report
 
-function table(rows: readonly (readonly string[])[]): string {
-  const widths = (rows[0] as readonly string[]).map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  const line = (r: readonly string[]): string => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] as number) : cell.padStart(widths[c] as number))).join(' | ')} |`;
-  const sep = `|${widths.map((w, c) => (c === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(rows[0] as readonly string[]), sep, ...rows.slice(1).map(line)].join('\n');
-}
-
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 function render(results: readonly BackendResult[]): string {
@@ -329,14 +308,6 @@ function render(results: readonly BackendResult[]): string {
     r.target === undefined ? '—' : r.eventsPerSecond >= r.target ? 'yes' : 'NO',
   ]);
   return table([header, ...rows]);
-}
-
-function packageVersion(name: string): string {
-  try {
-    return (JSON.parse(readFileSync(fileURLToPath(new URL(`../node_modules/${name}/package.json`, import.meta.url)), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@
  * run with --cpu-prof and write their profiles there), BENCH_GATEWAY_CLI (another build's
  * `dist/cli/main.js`, to compare a change against this one; default: this workspace's).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
@@ -47,16 +47,7 @@ import ts from 'typescript';
 import { CATALOG_NAMES, CATALOG_SIZE, ECHO_TEXT, READ_ONLY_NAMES, REQUEST_BODIES, requestHeaders } from './gateway-fixtures.js';
 import type { HopMessage } from './gateway-hop.js';
 import type { UpstreamMessage } from './gateway-upstream.js';
-
-function envNumber(name: string, fallback: number, integer: boolean): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
-    throw new Error(`${name} must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(raw)}`);
-  }
-  return value;
-}
+import { CLK_TCK, cpuMicros, envNumber, machineMicros, median, packageVersion, percentile, rssMiB, sameSet, statFields, table } from './common.js';
 
 const DURATION = envNumber('BENCH_DURATION', 10, true);
 const WARMUP = envNumber('BENCH_WARMUP', 3, true);
@@ -160,49 +151,6 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 // ---------------------------------------------------------------------------------------------
 // /proc
-
-const CLK_TCK = (() => {
-  try {
-    const value = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-    return Number.isFinite(value) && value > 0 ? value : 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** The fields of /proc/<pid>/stat after the command name; [0] is field 3 (state). Undefined once the process is gone. */
-function statFields(pid: number): string[] | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
-}
-
-/** utime + stime of a process, in µs (all its threads: the main thread, GC helpers, libuv pool). */
-function cpuMicros(pid: number): number {
-  const fields = statFields(pid);
-  if (fields === undefined) throw new BenchFailure(`process ${pid} is gone`);
-  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK; // fields 14 (utime) and 15 (stime)
-}
-
-/** Machine-wide busy and steal time from /proc/stat, in µs (summed over CPUs). */
-function machineMicros(): { busy: number; steal: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] as string;
-  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number) as number[];
-  const toMicros = (ticks: number): number => (ticks * 1e6) / CLK_TCK;
-  return { busy: toMicros((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0)), steal: toMicros(steal ?? 0) };
-}
-
-function rssMiB(pid: number): number {
-  try {
-    const pages = Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]);
-    return (pages * 4096) / (1024 * 1024);
-  } catch {
-    return Number.NaN;
-  }
-}
 
 /** A process identified by pid and start time, so a recycled pid is never mistaken for it. */
 interface ProcessId {
@@ -454,10 +402,6 @@ function listedTools(id: ScenarioId, what: string, answer: Answer): { names: str
   return { names: tools.map((t) => t.name), readOnly: tools.map((t) => t.annotations?.readOnlyHint === true) };
 }
 
-function sameSet(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
-}
-
 /** A refusal: HTTP 403, or a JSON-RPC error (or an error result) in a 200. */
 function expectRefused(id: ScenarioId, what: string, answer: Answer): void {
   if (answer.status === 403) return;
@@ -623,12 +567,6 @@ function checkClean(id: ScenarioId, phase: string, result: autocannon.Result): v
   if (problems.length > 0) fail(id, `${phase}: ${problems.join(', ')}`);
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index] as number;
-}
-
 interface RunRecord {
   readonly round: number;
   readonly position: number;
@@ -765,14 +703,6 @@ async function measure(id: ScenarioId, round: number, position: number): Promise
 // ---------------------------------------------------------------------------------------------
 // Report
 
-function median(values: readonly number[]): number {
-  const finite = values.filter(Number.isFinite);
-  if (finite.length === 0) return Number.NaN;
-  const sorted = [...finite].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
-
 interface TargetVerdict {
   readonly what: string;
   readonly target: string;
@@ -861,13 +791,6 @@ function summarise(runs: readonly RunRecord[]): Summary[] {
   });
 }
 
-function table(rows: readonly (readonly string[])[]): string {
-  const widths = (rows[0] as readonly string[]).map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  const line = (r: readonly string[]): string => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] as number) : cell.padStart(widths[c] as number))).join(' | ')} |`;
-  const sep = `|${widths.map((w, c) => (c === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(rows[0] as readonly string[]), sep, ...rows.slice(1).map(line)].join('\n');
-}
-
 const fmt = (n: number, digits: number): string => (Number.isFinite(n) ? n.toFixed(digits) : '—');
 const signed = (n: number, digits: number): string => (Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(digits)}` : '—');
 
@@ -891,15 +814,6 @@ function render(summaries: readonly Summary[]): string {
 
 // ---------------------------------------------------------------------------------------------
 // Main
-
-function packageVersion(name: string): string {
-  try {
-    const path = fileURLToPath(new URL(`../node_modules/${name}/package.json`, import.meta.url));
-    return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
 
 async function main(): Promise<void> {
   const order = (round: number): readonly ScenarioId[] => (round % 2 === 1 ? SELECTED : [...SELECTED].reverse());

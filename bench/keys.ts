@@ -32,14 +32,7 @@ import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 import type { Credential, VerificationResult } from '@mcp-warden/core';
 import { type ApiKeyVerifier, createApiKeyVerifier, createSqliteStore, hashSecret, mintKey, parseKey } from 'mcp-warden';
-
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return value;
-}
+import { envNumber, machineMicros, packageVersion, table } from './common.js';
 
 const DURATION = envNumber('BENCH_DURATION', 5);
 const WARMUP = envNumber('BENCH_WARMUP', 1);
@@ -198,17 +191,10 @@ function cachedKeyDb(): KeyDbMeta | undefined {
 // ---------------------------------------------------------------------------------------------
 // Measurement
 
-const CLK_TCK = 100;
-
-/** Machine-wide busy time from /proc/stat (all CPUs), in µs; 0 where /proc is missing. */
+/** Machine-wide busy time (steal included), in µs. */
 function machineBusyMicros(): number {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] as string;
-    const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number) as number[];
-    return (((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * 1e6) / CLK_TCK;
-  } catch {
-    return 0;
-  }
+  const { busy, steal } = machineMicros();
+  return busy + steal;
 }
 
 interface PhaseResult {
@@ -332,13 +318,6 @@ function shuffle<T>(items: T[]): T[] {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-function table(rows: readonly (readonly string[])[]): string {
-  const widths = (rows[0] as readonly string[]).map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  const line = (r: readonly string[]): string => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] as number) : cell.padStart(widths[c] as number))).join(' | ')} |`;
-  const sep = `|${widths.map((w, c) => (c === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(rows[0] as readonly string[]), sep, ...rows.slice(1).map(line)].join('\n');
-}
-
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 function render(results: readonly PhaseResult[]): string {
@@ -356,14 +335,6 @@ function render(results: readonly PhaseResult[]): string {
     r.target === undefined ? '—' : r.perSecond >= r.target ? 'yes' : 'NO',
   ]);
   return table([header, ...rows]);
-}
-
-function packageVersion(name: string): string {
-  try {
-    return (JSON.parse(readFileSync(fileURLToPath(new URL(`../node_modules/${name}/package.json`, import.meta.url)), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@
  * BENCH_SCENARIOS (a comma-separated subset of the scenario ids; their baselines are added),
  * BENCH_QUIET_WAIT (default 60: seconds to wait, before each run, for the machine to be quiet).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -35,16 +35,7 @@ import {
   requestHeaders,
 } from './middleware-apps.js';
 import type { ServerMessage } from './middleware-server.js';
-
-function envNumber(name: string, fallback: number, integer: boolean): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
-    throw new Error(`${name} must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(raw)}`);
-  }
-  return value;
-}
+import { CLK_TCK, cpuMicros, envNumber, machineMicros, median, packageVersion, percentile, rssMiB, sameSet, table } from './common.js';
 
 const DURATION = envNumber('BENCH_DURATION', 10, true);
 const WARMUP = envNumber('BENCH_WARMUP', 3, true);
@@ -81,36 +72,6 @@ function fail(scenario: ScenarioId, message: string): never {
 
 // ---------------------------------------------------------------------------------------------
 // Server processes
-
-const CLK_TCK = (() => {
-  try {
-    const value = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-    return Number.isFinite(value) && value > 0 ? value : 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** utime + stime of a process, in µs (all its threads: the main thread, GC helpers, libuv pool). */
-function cpuMicros(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
-  const ticks = Number(fields[11]) + Number(fields[12]); // fields 14 (utime) and 15 (stime)
-  return (ticks * 1e6) / CLK_TCK;
-}
-
-/** Machine-wide busy and steal time from /proc/stat, in µs (summed over CPUs). */
-function machineMicros(): { busy: number; steal: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] as string;
-  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number) as number[];
-  const toMicros = (ticks: number): number => (ticks * 1e6) / CLK_TCK;
-  return { busy: toMicros((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0)), steal: toMicros(steal ?? 0) };
-}
-
-function rssMiB(pid: number): number {
-  const pages = Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]);
-  return (pages * 4096) / (1024 * 1024);
-}
 
 /**
  * Transpiles the server modules to JavaScript (types stripped, nothing else changed) so the children
@@ -240,10 +201,6 @@ function listedNames(id: ScenarioId, what: string, answer: Answer): { names: str
   return { names: tools.map((t) => t.name), readOnly: tools.map((t) => t.annotations?.readOnlyHint === true) };
 }
 
-function sameSet(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
-}
-
 /**
  * Checks the scenario and returns the exact body of its measured request's answer, which every
  * measured response must then equal.
@@ -356,12 +313,6 @@ function checkClean(id: ScenarioId, phase: string, result: autocannon.Result): v
   if (problems.length > 0) fail(id, `${phase}: ${problems.join(', ')}`);
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index] as number;
-}
-
 interface RunRecord {
   readonly round: number;
   readonly position: number;
@@ -458,12 +409,6 @@ async function measure(id: ScenarioId, round: number, position: number): Promise
 // ---------------------------------------------------------------------------------------------
 // Report
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
-
 interface Summary {
   readonly scenario: ScenarioId;
   readonly title: string;
@@ -520,13 +465,6 @@ function summarise(runs: readonly RunRecord[]): Summary[] {
   });
 }
 
-function table(rows: readonly (readonly string[])[]): string {
-  const widths = (rows[0] as readonly string[]).map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  const line = (r: readonly string[]): string => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] as number) : cell.padStart(widths[c] as number))).join(' | ')} |`;
-  const sep = `|${widths.map((w, c) => (c === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(rows[0] as readonly string[]), sep, ...rows.slice(1).map(line)].join('\n');
-}
-
 function render(summaries: readonly Summary[]): string {
   const fmt = (n: number, digits: number): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
   const header = ['scenario', 'req/s (median)', 'req/s by round', 'p50 ms', 'p99 ms', 'ratio', 'ratio by round', 'server CPU µs/req', 'Δ CPU µs/req', 'CPU ratio'];
@@ -547,15 +485,6 @@ function render(summaries: readonly Summary[]): string {
 
 // ---------------------------------------------------------------------------------------------
 // Main
-
-function packageVersion(name: string): string {
-  try {
-    const path = fileURLToPath(new URL(`../node_modules/${name}/package.json`, import.meta.url));
-    return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
 
 async function main(): Promise<void> {
   const order = (round: number): readonly ScenarioId[] => (round % 2 === 1 ? SELECTED : [...SELECTED].reverse());
