@@ -83,9 +83,11 @@ export class StdioUpstream implements Upstream {
     }
     const sessionId = Array.isArray(header) ? undefined : header;
     if (header !== undefined) {
-      // An id signed for another principal (or forged) is unknown here, exactly like an expired one.
+      // The process lives here, so the map decides: an id this gateway did not mint (forged, or
+      // another instance's) is absent, and one minted for another principal names that principal.
+      // Both are unknown, exactly like an expired one. (The signature matters to other instances.)
       const session = sessionId === undefined ? undefined : this.#sessions.get(sessionId);
-      if (sessionId === undefined || this.#signer.verify(this.name, principal.id, sessionId) === undefined || session === undefined || session.principalId !== principal.id) {
+      if (session === undefined || session.principalId !== principal.id) {
         jsonRpcError(res, 404, -32001, 'Session not found');
         return;
       }
