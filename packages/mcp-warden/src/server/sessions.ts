@@ -33,8 +33,10 @@ export class SessionSigner {
     const dot = sessionId.lastIndexOf('.');
     if (dot <= 0 || !/^[\x21-\x7e]+$/.test(sessionId)) return undefined;
     const inner = sessionId.slice(0, dot);
-    const given = Buffer.from(sessionId.slice(dot + 1), 'base64url');
-    const expected = this.#mac(upstream, principalId, inner);
+    // Compare the encoded text, not decoded bytes: base64url ignores the last character's spare bits,
+    // so decoding would accept several spellings of one id.
+    const given = Buffer.from(sessionId.slice(dot + 1), 'utf8');
+    const expected = Buffer.from(this.#mac(upstream, principalId, inner).toString('base64url'), 'utf8');
     return given.length === expected.length && timingSafeEqual(given, expected) ? inner : undefined;
   }
 }
