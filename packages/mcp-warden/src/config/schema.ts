@@ -42,6 +42,124 @@ const staticToken = z
   })
   .refine((t) => (t.tokenEnv === undefined) !== (t.sha256 === undefined), { message: 'expected exactly one of tokenEnv or sha256 (no inline tokens)' });
 
+const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected a header name');
+
+/** One claim → roles rule: the claim's value(s) (a string, a space-separated string or a list), each mapped to roles. */
+const claimRoles = z.strictObject({
+  /** Dotted path of the claim, e.g. `groups`, `roles` (Entra app roles), `realm_access.roles` (Keycloak). */
+  claim: z.string().min(1),
+  /** Claim value → mcp-warden roles. Values not listed grant nothing. */
+  values: z.record(z.string(), z.array(z.string().min(1))),
+});
+
+const asymmetricAlg = z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']);
+
+/** A token issuer the gateway trusts: an identity provider's JWTs (JWKS) and/or opaque tokens (introspection). */
+const oauthIssuer = z
+  .strictObject({
+    /** A short name for logs, audit and principal ids (`<name>:<sub>`). */
+    name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected a lower-case name (letters, digits, - and _)'),
+    /** The exact `iss` value its tokens carry (and, for discovery, its issuer identifier). */
+    issuer: z.url({ protocol: /^https?$/ }),
+    /** Where its signing keys are; default: `jwks_uri` from its RFC 8414 / OIDC discovery document. */
+    jwksUri: z.url({ protocol: /^https?$/ }).optional(),
+    /**
+     * Accepted `aud` values. Default: the canonical URL of the protected path (RFC 8707), e.g.
+     * `https://gw.example/mcp/everything`. Set this only for IdPs that cannot mint resource URIs
+     * (an Entra app ID URI such as `api://…`).
+     */
+    audience: z.array(z.string().min(1)).min(1).optional(),
+    /** Signature algorithms accepted (asymmetric only: a shared-secret HS256 is refused by design). */
+    algorithms: z.array(asymmetricAlg).min(1).default(['RS256', 'PS256', 'ES256', 'EdDSA']),
+    /** Leeway for exp/nbf/iat. */
+    clockSkew: duration.default(30_000),
+    /** `rfc9068`: require `typ: at+jwt` and the profile's claims (RFC 9068 §2.2, §4). */
+    profile: z.enum(['jwt', 'rfc9068']).default('jwt'),
+    /** Opaque tokens: RFC 7662 introspection with this client's credentials. */
+    introspection: z
+      .strictObject({
+        endpoint: z.url({ protocol: /^https?$/ }).optional(),
+        clientId: z.string().min(1),
+        clientSecret: z.string().min(1),
+        /** Upper bound on how long an answer is reused (never past the token's `exp`). */
+        cacheTtl: duration.default(60_000),
+      })
+      .optional(),
+    /** Claims → roles and scopes. */
+    claims: z
+      .strictObject({
+        subject: z.string().min(1).default('sub'),
+        /** Where scopes are: `scope` (space-separated, RFC 9068/8693) and `scp` (Entra, string or list) by default. */
+        scopes: z.array(z.string().min(1)).default(['scope', 'scp']),
+        roles: z.array(claimRoles).default([]),
+        /** Roles every principal of this issuer gets. */
+        defaultRoles: z.array(z.string().min(1)).default([]),
+      })
+      .prefault({}),
+  });
+
+/** The built-in OAuth 2.1 authorization server (oidc-provider), under the gateway's public URL. */
+const authorizationServer = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** Dynamic client registration (RFC 7591): open to anyone, with an initial access token, or off. */
+  registration: z
+    .strictObject({
+      mode: z.enum(['open', 'token', 'off']).default('open'),
+      /** For `token` mode: the initial access token (from ${ENV}). */
+      initialAccessToken: z.string().min(16, 'expected at least 16 characters').optional(),
+    })
+    .prefault({}),
+  /** Client ID metadata documents (URL-shaped client ids fetched over https). */
+  clientIdMetadataDocuments: z.boolean().default(true),
+  accessTokenTtl: duration.default(600_000),
+  refreshTokenTtl: duration.default(14 * 86_400_000),
+  /** How long a login session at the authorization server lasts. */
+  sessionTtl: duration.default(86_400_000),
+  /** Pre-registered clients, e.g. machine clients using client credentials. Secrets from ${ENV}. */
+  clients: z
+    .array(
+      z.strictObject({
+        clientId: z.string().min(1),
+        clientSecret: z.string().min(16, 'expected at least 16 characters').optional(),
+        clientName: z.string().optional(),
+        grantTypes: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).default(['authorization_code', 'refresh_token']),
+        redirectUris: z.array(z.string()).default([]),
+        /** Scopes the client may ask for (default: all configured scopes). */
+        scopes: z.array(z.string()).optional(),
+        /** For client credentials: the roles the machine principal gets. */
+        roles: z.array(z.string()).default([]),
+      }),
+    )
+    .default([]),
+  /** "Log in with" an upstream OIDC provider; its groups (or another claim) mapped to roles. */
+  federation: z
+    .strictObject({
+      name: z.string().min(1).default('Single sign-on'),
+      issuer: z.url({ protocol: /^https?$/ }),
+      clientId: z.string().min(1),
+      clientSecret: z.string().min(1),
+      scopes: z.array(z.string()).default(['openid', 'profile', 'email']),
+      roles: z.array(claimRoles).default([]),
+      defaultRoles: z.array(z.string()).default([]),
+    })
+    .optional(),
+});
+
+/** OAuth 2.1: the MCP authorization spec as a resource server, trusted issuers, and the built-in authorization server. */
+const oauth = z.strictObject({
+  /**
+   * Scope → the roles whose permissions it grants. An OAuth token may do what both its principal's
+   * roles and its scopes allow; an action its roles allow but its scopes do not answers 403
+   * `insufficient_scope` naming a scope that would (step-up).
+   */
+  scopes: z.record(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'expected a scope token (RFC 6749 §3.3)'), z.array(z.string().min(1))).default({}),
+  /** Scopes named in the 401 challenge; default: every configured scope. `offline_access` is never challenged. */
+  challengeScopes: z.array(z.string()).optional(),
+  /** External issuers (IdPs) whose tokens are accepted. */
+  issuers: z.array(oauthIssuer).default([]),
+  authorizationServer: authorizationServer.prefault({}),
+});
+
 const familyPatterns = z
   .strictObject({
     tools: z.array(z.string()).optional(),
@@ -67,13 +185,13 @@ const httpUpstream = z.strictObject({
   type: z.literal('http'),
   url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
   /** Headers sent to the upstream (its own credentials), e.g. { Authorization: "Bearer ${UPSTREAM_TOKEN}" }. */
-  headers: z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected a header name'), z.string()).default({}),
+  headers: z.record(headerName, z.string()).default({}),
   /** How long to wait for the upstream's response headers. */
   timeout: duration.default(30_000),
   /** Send a short-lived JWT the gateway signs (subject, roles, audience = url) in this header. */
   identity: z
     .strictObject({
-      header: z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected a header name').default('x-mcp-identity'),
+      header: headerName.default('x-mcp-identity'),
       ttl: duration.default(60_000),
     })
     .optional(),
@@ -118,6 +236,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       apiKeys: z.strictObject({ enabled: z.boolean().default(true), cacheTtl: duration.default(30_000) }).prefault({}),
       staticTokens: z.array(staticToken).default([]),
+      oauth: oauth.prefault({}),
       rateLimit: z
         .strictObject({
           perAddress: limit.default({ attempts: 20, window: 60_000, block: 300_000 }),
@@ -162,3 +281,7 @@ export type WardenConfig = z.output<typeof configSchema>;
 export type UpstreamConfig = WardenConfig['upstreams'][string];
 export type HttpUpstreamConfig = Extract<UpstreamConfig, { type: 'http' }>;
 export type StdioUpstreamConfig = Extract<UpstreamConfig, { type: 'stdio' }>;
+export type OAuthConfig = WardenConfig['auth']['oauth'];
+export type OAuthIssuerConfig = OAuthConfig['issuers'][number];
+export type AuthorizationServerConfig = OAuthConfig['authorizationServer'];
+export type ClaimRolesConfig = OAuthIssuerConfig['claims']['roles'][number];
