@@ -249,7 +249,24 @@ export function createWarden(options: WardenOptions): Warden {
         reason: decision.reason,
       });
     }
-    if (denied) return { type: 'respond', response: deniedResponse(classified, decisions) };
+    if (denied) {
+      const stepUp = stepUpScopes(decisions, principal, request.header('mcp-protocol-version'));
+      if (stepUp !== undefined) {
+        const first = decisions.find((d) => !d.allow && d.scopes !== undefined) as Decision;
+        return {
+          type: 'respond',
+          response: toErrorResponse(
+            new WardenError('insufficient_scope', `Forbidden: ${first.reason}`, {
+              scope: stepUp,
+              data: { rule: first.rule, ...(first.missingPermission === undefined ? {} : { permission: first.missingPermission }) },
+              ...(classified.batch || classified.actions[0]?.id === undefined ? {} : { id: classified.actions[0].id }),
+            }),
+            options,
+          ),
+        };
+      }
+      return { type: 'respond', response: deniedResponse(classified, decisions) };
+    }
 
     const lists = pendingListsOf(classified.actions);
     return {
@@ -266,6 +283,25 @@ export function createWarden(options: WardenOptions): Warden {
     handle,
     errorResponse: (error: unknown) => toErrorResponse(error, options),
   };
+}
+
+/**
+ * The scopes a 403 `insufficient_scope` challenge names, or undefined when no denied action can be
+ * cured by a scope (then the denial is a JSON-RPC error). Revision 2026-07-28 asks for the scopes of
+ * the current operation only (the client unions them with what it holds); earlier revisions
+ * recommend adding the scopes already granted, since their clients (SDK v1) replace their scope set
+ * with the challenge's. `offline_access` is never challenged (MCP authorization, "Refresh Tokens").
+ */
+function stepUpScopes(decisions: readonly Decision[], principal: Principal, protocolVersion: string | undefined): string[] | undefined {
+  const needed = new Set<string>();
+  for (const decision of decisions) {
+    if (decision.allow) continue;
+    if (decision.scopes === undefined || decision.scopes.length === 0) return undefined;
+    for (const scope of decision.scopes) needed.add(scope);
+  }
+  if (needed.size === 0) return undefined;
+  const scopes = protocolVersion !== undefined && protocolVersion >= '2026-07-28' ? [...needed] : [...new Set([...principal.scopes, ...needed])];
+  return scopes.filter((s) => s !== 'offline_access');
 }
 
 /** The message of a denial: names the action and the permission it lacks. */

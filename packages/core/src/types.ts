@@ -21,6 +21,11 @@ export interface Principal {
   readonly expiresAt?: number;
   /** OAuth client id, when the credential names one. */
   readonly clientId?: string;
+  /**
+   * True when the credential's `scopes` bound what it may do (OAuth access tokens): the policy then
+   * allows only what both the roles and the scopes allow. False or absent for static tokens and keys.
+   */
+  readonly scopeLimited?: boolean;
 }
 
 /** How a credential arrived. */

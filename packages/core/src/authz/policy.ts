@@ -39,6 +39,13 @@ export interface PolicyOptions {
   };
   /** Annotations that override what servers declare, by tool name. */
   readonly toolAnnotations?: Readonly<Record<string, ToolAnnotations>>;
+  /**
+   * OAuth scope → the roles whose permissions it grants. A principal whose credential is
+   * scope-limited (`Principal.scopeLimited`, OAuth access tokens) may do what its roles AND its
+   * scopes allow. Scopes not listed here grant nothing. The order of the entries is the order in
+   * which a step-up names a scope that would allow a refused action.
+   */
+  readonly scopes?: Readonly<Record<string, readonly string[]>>;
 }
 
 type Family = 'tools' | 'resources' | 'prompts' | 'methods';
@@ -91,6 +98,7 @@ export class Policy {
   readonly annotations: ToolAnnotationRegistry;
   readonly #roles = new Map<string, CompiledRole>();
   readonly #globalDeny: Readonly<Record<Family, readonly CompiledPattern[]>>;
+  readonly #scopes: ReadonlyMap<string, readonly string[]>;
 
   constructor(options: PolicyOptions) {
     if (typeof options !== 'object' || options === null || typeof options.roles !== 'object' || options.roles === null) {
@@ -115,6 +123,17 @@ export class Policy {
       globalDeny[family] = (options.deny?.[family] ?? []).map((p, i) => compilePattern(p, `policy.deny.${family}[${i}]`));
     }
     this.#globalDeny = globalDeny;
+    const scopes = new Map<string, readonly string[]>();
+    for (const [scope, roles] of Object.entries(options.scopes ?? {})) {
+      if (!Array.isArray(roles)) throw new TypeError(`policy.scopes.${scope} must be a list of role names`);
+      for (const role of roles as readonly unknown[]) {
+        if (typeof role !== 'string' || !this.#roles.has(role)) {
+          throw new TypeError(`policy.scopes.${scope}: "${String(role)}" is not a role this policy defines (${[...this.#roles.keys()].join(', ') || 'none'})`);
+        }
+      }
+      scopes.set(scope, Object.freeze([...(roles as readonly string[])]));
+    }
+    this.#scopes = scopes;
     this.annotations = new ToolAnnotationRegistry(options.toolAnnotations);
   }
 
@@ -123,10 +142,42 @@ export class Policy {
     return [...this.#roles.keys()];
   }
 
-  /** Decides one action for one principal. Pure apart from reading the annotation registry. */
+  /** The scopes this policy maps to roles, in their configured order. */
+  get scopeNames(): readonly string[] {
+    return [...this.#scopes.keys()];
+  }
+
+  /**
+   * Decides one action for one principal. Pure apart from reading the annotation registry.
+   *
+   * For a scope-limited principal (an OAuth access token) an action must be allowed by its roles and
+   * by the roles its scopes grant. When only the scopes fall short, the deny carries `scopes`: the
+   * first configured scope that would allow the action (a step-up: RFC 6750 §3.1
+   * `insufficient_scope`; MCP authorization 2025-11-25 "Runtime Insufficient Scope Errors").
+   */
   decide(principal: Principal, action: McpAction): Decision {
+    const byRoles = this.#decideFor(principal.roles, action);
+    if (!byRoles.allow || principal.scopeLimited !== true) return byRoles;
+    if (action.kind === 'lifecycle' || action.kind === 'notification' || action.kind === 'response' || action.kind === 'list') return byRoles;
+    const granted: string[] = [];
+    for (const scope of principal.scopes) {
+      const roles = this.#scopes.get(scope);
+      if (roles !== undefined) granted.push(...roles);
+    }
+    if (granted.length > 0 && this.#decideFor(granted, action).allow) return byRoles;
+    const held = principal.scopes.length === 0 ? 'the token carries no scope' : `the token's scopes (${principal.scopes.join(' ')}) do not allow it`;
+    const what = describeAction(action);
+    for (const [scope, roles] of this.#scopes) {
+      if (this.#decideFor(roles, action).allow) {
+        return { allow: false, rule: 'scope:insufficient', reason: `${what}: ${held}; scope ${scope} would`, missingPermission: `scope:${scope}`, scopes: [scope] };
+      }
+    }
+    return deny('scope:none', `${what}: ${held}, and no configured scope would`, 'scope');
+  }
+
+  #decideFor(roleNames: readonly string[], action: McpAction): Decision {
     const roles: CompiledRole[] = [];
-    for (const name of principal.roles) {
+    for (const name of roleNames) {
       const role = this.#roles.get(name);
       if (role !== undefined) roles.push(role);
     }
@@ -204,6 +255,13 @@ export class Policy {
     const held = roles.length === 0 ? 'the caller has no role this policy knows' : `the caller's roles (${roles.map((r) => r.name).join(', ')}) do not grant it`;
     return deny('default-deny', `${what} needs the "${verb}" permission; ${held}`, verb);
   }
+}
+
+function describeAction(action: McpAction): string {
+  if (action.kind === 'tool') return `tool ${JSON.stringify(action.target ?? '')}`;
+  if (action.kind === 'prompt') return `prompt ${JSON.stringify(action.target ?? '')}`;
+  if (action.kind === 'resource') return `resource ${JSON.stringify(action.target ?? '')}`;
+  return `method ${action.method}`;
 }
 
 function describeVerb(verb: Verb): string {
