@@ -7,6 +7,11 @@ export { type AuditEvent, type AuditLogger, type AuditSink, type AuditWriter, lo
 export { type AuthenticationOutcome, authenticate } from './authn/authenticate.js';
 export { type ExtractOptions, extractCredential } from './authn/extract.js';
 export type { AuthAttempt, AuthAttemptLimiter } from './authn/limiter.js';
+export { type ClaimMapping, type ClaimRoleRule, claimAt, claimValues, rolesFromClaims, scopesFromClaims } from './authn/claims.js';
+export { type IntrospectionIssuerOptions, type IntrospectionVerifierOptions, introspectionVerifier } from './authn/introspection.js';
+export { ASYMMETRIC_ALGORITHMS, TrustedIssuer, type TrustedIssuerOptions, type JwtVerifierOptions, jwtVerifier } from './authn/jwt.js';
+export { canonicalResourceUri, resourceMetadata, type ResourceMetadataOptions, resourceMetadataUrl } from './authn/resource-metadata.js';
+export { VerifiedTokenCache } from './authn/token-cache.js';
 export { type StaticTokenEntry, type StaticTokensOptions, sha256Hex, staticTokens } from './authn/static-tokens.js';
 export { ToolAnnotationRegistry } from './authz/annotations.js';
 export { compilePattern, foldForComparison, unsafeNameReason, unsafeUriReason } from './authz/patterns.js';

@@ -21,6 +21,11 @@ export interface StaticTokenEntry {
 export interface StaticTokensOptions {
   /** Where `tokenEnv` names are looked up. @default process.env */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Leave credentials that match no token to the verifiers after this one (OAuth introspection)
+   * instead of refusing them. @default false
+   */
+  readonly passUnknown?: boolean;
 }
 
 /** Hex SHA-256 of a string (UTF-8). */
@@ -74,10 +79,11 @@ export function staticTokens(entries: readonly StaticTokenEntry[], options: Stat
 
   return {
     name: 'static-tokens',
-    verify(credential: Credential): VerificationResult {
+    verify(credential: Credential): VerificationResult | undefined {
       const digest = sha256Hex(credential.value);
       const principal = byDigest.get(digest);
       if (principal !== undefined) return { ok: true, principal };
+      if (options.passUnknown === true) return undefined;
       return {
         ok: false,
         reason: 'unknown',
