@@ -2,6 +2,7 @@
 import type { AuditEvent } from '@mcp-warden/core';
 import { GENESIS_HASH, sealEvents } from '../audit/chain.js';
 import type { ApiKeyRecord, AuditHead, AuditQuery, AuditStore, KeyStore, StoredAuditEvent, Store } from './types.js';
+import type { StoredUser, StoredUserUpdate, UserStore } from './types.js';
 
 class MemoryKeyStore implements KeyStore {
   readonly #keys = new Map<string, ApiKeyRecord>();
@@ -82,6 +83,56 @@ class MemoryAuditStore implements AuditStore {
   }
 }
 
+/** Users in a map by id, with the folded name and the federated identity kept unique by scanning. */
+class MemoryUserStore implements UserStore {
+  readonly #users = new Map<string, StoredUser>();
+
+  async insertUser(record: StoredUser): Promise<boolean> {
+    for (const user of this.#users.values()) {
+      if (user.id === record.id || user.usernameFolded === record.usernameFolded) return false;
+      if (record.federated !== undefined && user.federated?.issuer === record.federated.issuer && user.federated.subject === record.federated.subject) return false;
+    }
+    this.#users.set(record.id, copyUser(record));
+    return true;
+  }
+  async getUser(id: string): Promise<StoredUser | undefined> {
+    const user = this.#users.get(id);
+    return user === undefined ? undefined : copyUser(user);
+  }
+  async getUserByFoldedName(usernameFolded: string): Promise<StoredUser | undefined> {
+    const user = [...this.#users.values()].find((u) => u.usernameFolded === usernameFolded);
+    return user === undefined ? undefined : copyUser(user);
+  }
+  async getUserByFederated(issuer: string, subject: string): Promise<StoredUser | undefined> {
+    const user = [...this.#users.values()].find((u) => u.federated?.issuer === issuer && u.federated.subject === subject);
+    return user === undefined ? undefined : copyUser(user);
+  }
+  async listUsers(): Promise<StoredUser[]> {
+    return [...this.#users.values()].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map(copyUser);
+  }
+  async updateUser(id: string, update: StoredUserUpdate, options: { readonly ifPasswordHash?: string } = {}): Promise<boolean> {
+    const user = this.#users.get(id);
+    if (user === undefined) return false;
+    if (options.ifPasswordHash !== undefined && user.passwordHash !== options.ifPasswordHash) return false;
+    const { passwordHash, disabledAt, ...rest } = user;
+    const nextHash = update.passwordHash === undefined ? passwordHash : (update.passwordHash ?? undefined);
+    const nextDisabled = update.disabledAt === undefined ? disabledAt : (update.disabledAt ?? undefined);
+    this.#users.set(id, {
+      ...rest,
+      ...(update.roles === undefined ? {} : { roles: [...update.roles] }),
+      ...(nextHash === undefined ? {} : { passwordHash: nextHash }),
+      ...(nextDisabled === undefined ? {} : { disabledAt: nextDisabled }),
+      updatedAt: update.updatedAt,
+    });
+    return true;
+  }
+}
+
+/** A copy that shares no arrays or objects with the stored one. */
+function copyUser(user: StoredUser): StoredUser {
+  return { ...user, roles: [...user.roles], ...(user.federated === undefined ? {} : { federated: { ...user.federated } }) };
+}
+
 /** A fresh in-memory store. */
 export function createMemoryStore(): Store {
   const secrets = new Map<string, string>();
@@ -89,6 +140,7 @@ export function createMemoryStore(): Store {
     kind: 'memory',
     keys: new MemoryKeyStore(),
     audit: new MemoryAuditStore(),
+    users: new MemoryUserStore(),
     secrets: {
       getOrCreate: async (name, create) => {
         if (!secrets.has(name)) secrets.set(name, create());

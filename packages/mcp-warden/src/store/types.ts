@@ -87,12 +87,61 @@ export interface SecretStore {
   getOrCreate(name: string, create: () => string): Promise<string>;
 }
 
+/**
+ * A person's account as stored: a local account (with a password hash), a federated one (an identity
+ * at an upstream OIDC provider, no password), or both. Times in ms since the epoch.
+ */
+export interface StoredUser {
+  /** `usr_` and 16 random base64url characters. */
+  readonly id: string;
+  /** The name as given, NFC-normalised; shown to people. */
+  readonly username: string;
+  /** The folded name (users/username.ts): unique, what lookups compare. */
+  readonly usernameFolded: string;
+  /** An argon2id PHC string; absent for federated-only accounts. */
+  readonly passwordHash?: string;
+  readonly roles: readonly string[];
+  readonly disabledAt?: number;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  /** The identity at an upstream provider (issuer and `sub`), unique when set. */
+  readonly federated?: { readonly issuer: string; readonly subject: string };
+}
+
+/** A change to a user; absent fields stay as they are, `null` clears. */
+export interface StoredUserUpdate {
+  readonly roles?: readonly string[];
+  readonly passwordHash?: string | null;
+  readonly disabledAt?: number | null;
+  readonly updatedAt: number;
+}
+
+/** Users: insert, read (by id, folded name, federated identity), list, update. */
+export interface UserStore {
+  /**
+   * Inserts a user; false (and nothing written) when its id, folded name or federated identity is
+   * already taken, so two concurrent inserts of one name cannot both succeed.
+   */
+  insertUser(record: StoredUser): Promise<boolean>;
+  getUser(id: string): Promise<StoredUser | undefined>;
+  getUserByFoldedName(usernameFolded: string): Promise<StoredUser | undefined>;
+  getUserByFederated(issuer: string, subject: string): Promise<StoredUser | undefined>;
+  /** Every user, oldest first, ties broken by id. */
+  listUsers(): Promise<StoredUser[]>;
+  /**
+   * Applies `update`; false when no such user, or when `ifPasswordHash` is given and the stored hash
+   * differs (a rehash must not overwrite a password changed in the meantime).
+   */
+  updateUser(id: string, update: StoredUserUpdate, options?: { readonly ifPasswordHash?: string }): Promise<boolean>;
+}
+
 /** A storage backend: its aggregates, migrations and lifecycle. */
 export interface Store {
   readonly kind: 'memory' | 'sqlite' | 'postgres';
   readonly keys: KeyStore;
   readonly audit: AuditStore;
   readonly secrets: SecretStore;
+  readonly users: UserStore;
   /** Applies pending migrations; returns the names applied. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;

@@ -16,10 +16,11 @@ import { type ChainVerdict, verifyChain } from '../../src/audit/verify.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import { createPostgresStore, createSqliteStore } from '../../src/store/sql/sql-store.js';
 import type { ApiKeyRecord, AuditQuery, Store, StoredAuditEvent } from '../../src/store/types.js';
+import type { StoredUser } from '../../src/store/types.js';
 import { T0, auditEvent, auditEventAt } from './events.js';
 import { PG_URL, TestSchemas } from './postgres.js';
 
-const MIGRATIONS = ['2026-11-28-001-keys-and-audit', '2026-11-28-002-secrets'];
+const MIGRATIONS = ['2026-11-28-001-keys-and-audit', '2026-11-28-002-secrets', '2026-11-28-003-users'];
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const DAY = 86_400_000;
 
@@ -342,6 +343,102 @@ describe.each([memoryBackend, sqliteBackend(), postgresBackend()])('$kind store'
       const beforeRotation = store.keys.changeToken();
       await writer.keys.markRotated('bbbbbbbbbbbb', 'nnnnnnnnnnnn', T0 + 1_000);
       await expectChanged(() => store.keys.changeToken(), beforeRotation, withinMs);
+    });
+  });
+
+  describe('users', () => {
+    const HASH = '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g';
+    const user = (id: string, username: string, overrides: Partial<StoredUser> = {}): StoredUser => ({
+      id,
+      username,
+      usernameFolded: username.toLowerCase(),
+      passwordHash: HASH,
+      roles: ['reader'],
+      createdAt: T0,
+      updatedAt: T0,
+      ...overrides,
+    });
+    const federated = (id: string, username: string, issuer: string, subject: string): StoredUser => {
+      const { passwordHash: _none, ...rest } = user(id, username, { federated: { issuer, subject } });
+      return rest;
+    };
+
+    it('reads back a user with every field, and a federated one without a password, unchanged, by id and by folded name', async () => {
+      const { store } = await openMigrated();
+      const full = user('usr_aaaaaaaaaaaaaaaa', 'Jos\u00e9 \u{1F600}', { usernameFolded: 'jos\u00e9 \u{1F600}', roles: ['admin', 'reader'], disabledAt: T0 + 5, updatedAt: T0 + 5 });
+      const fed = federated('usr_bbbbbbbbbbbbbbbb', 'dana', 'https://idp.example', 'sub|123');
+      expect(await store.users.insertUser(full)).toBe(true);
+      expect(await store.users.insertUser(fed)).toBe(true);
+      expect(await store.users.getUser(full.id)).toStrictEqual(full);
+      expect(await store.users.getUser(fed.id)).toStrictEqual(fed);
+      expect(await store.users.getUserByFoldedName('jos\u00e9 \u{1F600}')).toStrictEqual(full);
+      expect(await store.users.getUserByFederated('https://idp.example', 'sub|123')).toStrictEqual(fed);
+      expect(await store.users.getUser('usr_zzzzzzzzzzzzzzzz')).toBeUndefined();
+      expect(await store.users.getUserByFoldedName('Jos\u00e9 \u{1F600}')).toBeUndefined();
+      expect(await store.users.getUserByFederated('https://idp.example', 'sub|124')).toBeUndefined();
+      expect(await store.users.getUserByFederated('https://other.example', 'sub|123')).toBeUndefined();
+    });
+
+    it('refuses (false, nothing written) a second user with the same id, folded name or federated identity', async () => {
+      const { store, another } = await openMigrated();
+      const alice = user('usr_aaaaaaaaaaaaaaaa', 'alice');
+      const dana = federated('usr_bbbbbbbbbbbbbbbb', 'dana', 'https://idp.example', 'sub-1');
+      expect(await store.users.insertUser(alice)).toBe(true);
+      expect(await store.users.insertUser(dana)).toBe(true);
+      const other = another === undefined ? store : await another();
+      expect(await other.users.insertUser(user('usr_cccccccccccccccc', 'ALICE', { usernameFolded: 'alice' }))).toBe(false);
+      expect(await other.users.insertUser(user('usr_aaaaaaaaaaaaaaaa', 'someone else'))).toBe(false);
+      expect(await other.users.insertUser(federated('usr_dddddddddddddddd', 'dana2', 'https://idp.example', 'sub-1'))).toBe(false);
+      // Local accounts have no federated identity: many of them, and one identity per issuer.
+      expect(await other.users.insertUser(user('usr_eeeeeeeeeeeeeeee', 'bob'))).toBe(true);
+      expect(await other.users.insertUser(federated('usr_ffffffffffffffff', 'dana3', 'https://other.example', 'sub-1'))).toBe(true);
+      expect((await store.users.listUsers()).map((u) => u.username)).toEqual(['alice', 'dana', 'bob', 'dana3']);
+      expect(await store.users.getUser('usr_aaaaaaaaaaaaaaaa')).toStrictEqual(alice);
+    });
+
+    it('one of two concurrent inserts of a name wins', async () => {
+      const { store, another } = await openMigrated();
+      const other = another === undefined ? store : await another();
+      const results = await Promise.all([
+        store.users.insertUser(user('usr_aaaaaaaaaaaaaaaa', 'alice')),
+        other.users.insertUser(user('usr_bbbbbbbbbbbbbbbb', 'Alice', { usernameFolded: 'alice' })),
+      ]);
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await store.users.listUsers()).toHaveLength(1);
+    });
+
+    it('lists users oldest first, ties broken by id', async () => {
+      const { store } = await openMigrated();
+      expect(await store.users.listUsers()).toEqual([]);
+      await store.users.insertUser(user('usr_cccccccccccccccc', 'carol', { createdAt: T0 + 2 }));
+      await store.users.insertUser(user('usr_bbbbbbbbbbbbbbbb', 'bob', { createdAt: T0 + 1 }));
+      await store.users.insertUser(user('usr_aaaaaaaaaaaaaaaa', 'alice', { createdAt: T0 + 1 }));
+      await store.users.insertUser(user('usr_dddddddddddddddd', 'dave'));
+      expect((await store.users.listUsers()).map((u) => u.username)).toEqual(['dave', 'alice', 'bob', 'carol']);
+    });
+
+    it('updates roles, password hash and disabled time; null clears; absent fields stay', async () => {
+      const { store } = await openMigrated();
+      const alice = user('usr_aaaaaaaaaaaaaaaa', 'alice');
+      await store.users.insertUser(alice);
+      expect(await store.users.updateUser(alice.id, { roles: ['admin'], disabledAt: T0 + 1, updatedAt: T0 + 1 })).toBe(true);
+      expect(await store.users.getUser(alice.id)).toStrictEqual({ ...alice, roles: ['admin'], disabledAt: T0 + 1, updatedAt: T0 + 1 });
+      expect(await store.users.updateUser(alice.id, { disabledAt: null, passwordHash: `${HASH}x`, updatedAt: T0 + 2 })).toBe(true);
+      expect(await store.users.getUser(alice.id)).toStrictEqual({ ...alice, roles: ['admin'], passwordHash: `${HASH}x`, updatedAt: T0 + 2 });
+      expect(await store.users.updateUser(alice.id, { passwordHash: null, roles: [], updatedAt: T0 + 3 })).toBe(true);
+      const { passwordHash: _gone, ...withoutHash } = alice;
+      expect(await store.users.getUser(alice.id)).toStrictEqual({ ...withoutHash, roles: [], updatedAt: T0 + 3 });
+      expect(await store.users.updateUser('usr_zzzzzzzzzzzzzzzz', { roles: ['admin'], updatedAt: T0 })).toBe(false);
+    });
+
+    it('a conditional update (ifPasswordHash) applies only while the stored hash is the one expected', async () => {
+      const { store } = await openMigrated();
+      const alice = user('usr_aaaaaaaaaaaaaaaa', 'alice');
+      await store.users.insertUser(alice);
+      expect(await store.users.updateUser(alice.id, { passwordHash: 'stale rehash', updatedAt: T0 + 1 }, { ifPasswordHash: 'another hash' })).toBe(false);
+      expect((await store.users.getUser(alice.id))?.passwordHash).toBe(HASH);
+      expect(await store.users.updateUser(alice.id, { passwordHash: 'fresh rehash', updatedAt: T0 + 2 }, { ifPasswordHash: HASH })).toBe(true);
+      expect(await store.users.getUser(alice.id)).toMatchObject({ passwordHash: 'fresh rehash', updatedAt: T0 + 2 });
     });
   });
 

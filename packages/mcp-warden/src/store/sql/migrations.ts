@@ -71,6 +71,26 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '2026-11-28-003-users': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Uniqueness on the folded name (users/username.ts), so `Alice` and `alice` are one account;
+      // the federated pair is unique when set (both SQLite and PostgreSQL treat NULLs as distinct).
+      await db.schema
+        .createTable('mcpw_users')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('username', 'text', (c) => c.notNull())
+        .addColumn('username_folded', 'text', (c) => c.notNull().unique())
+        .addColumn('password_hash', 'text')
+        .addColumn('roles', 'text', (c) => c.notNull())
+        .addColumn('disabled_at', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('federated_issuer', 'text')
+        .addColumn('federated_subject', 'text')
+        .addUniqueConstraint('mcpw_users_federated', ['federated_issuer', 'federated_subject'])
+        .execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -55,9 +55,25 @@ export interface SecretsTable {
   value: string;
 }
 
+export interface UsersTable {
+  id: string;
+  username: string;
+  username_folded: string;
+  /** argon2id PHC string; null for federated-only accounts. */
+  password_hash: string | null;
+  /** JSON array of role names. */
+  roles: string;
+  disabled_at: BigIntColumn | null;
+  created_at: BigIntColumn;
+  updated_at: BigIntColumn;
+  federated_issuer: string | null;
+  federated_subject: string | null;
+}
+
 export interface Database {
   mcpw_secrets: SecretsTable;
   mcpw_api_keys: ApiKeysTable;
   mcpw_audit_events: AuditEventsTable;
   mcpw_audit_head: AuditHeadTable;
+  mcpw_users: UsersTable;
 }

@@ -12,6 +12,7 @@ import { sealEvents } from '../../audit/chain.js';
 import type { ApiKeyRecord, AuditHead, AuditQuery, AuditStore, KeyStore, SecretStore, StoredAuditEvent, Store } from '../types.js';
 import { migrateToLatest } from './migrations.js';
 import type { ApiKeysTable, AuditEventsTable, Database } from './schema.js';
+import { SqlUserStore, SqliteUserStore } from './user-store.js';
 
 type Dialect = 'sqlite' | 'postgres';
 type Db = Kysely<Database>;
@@ -402,6 +403,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     keys: new SqliteKeyStore(db, raw, changeToken),
     audit: new SqliteAuditStore(db, raw),
     secrets: sqlSecrets(db),
+    users: new SqliteUserStore(db, raw),
     migrate: () => migrateToLatest(db as unknown as Kysely<unknown>),
     close: async () => {
       if (closed) return;
@@ -465,6 +467,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     keys: new SqlKeyStore(db, () => version, notify),
     audit: new SqlAuditStore(db, 'postgres'),
     secrets: sqlSecrets(db),
+    users: new SqlUserStore(db),
     migrate: () => migrateToLatest(db as unknown as Kysely<unknown>, schema),
     close: async () => {
       if (closed) return;
