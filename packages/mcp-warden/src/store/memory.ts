@@ -2,6 +2,7 @@
 import type { AuditEvent } from '@mcp-warden/core';
 import { GENESIS_HASH, sealEvents } from '../audit/chain.js';
 import type { ApiKeyRecord, AuditHead, AuditQuery, AuditStore, KeyStore, StoredAuditEvent, Store } from './types.js';
+import type { OAuthEntry, OAuthRecord, OAuthStore } from './types.js';
 import type { StoredUser, StoredUserUpdate, UserStore } from './types.js';
 
 class MemoryKeyStore implements KeyStore {
@@ -133,6 +134,100 @@ function copyUser(user: StoredUser): StoredUser {
   return { ...user, roles: [...user.roles], ...(user.federated === undefined ? {} : { federated: { ...user.federated } }) };
 }
 
+interface MemoryOAuthRow {
+  payload: Readonly<Record<string, unknown>>;
+  expiresAt?: number;
+  consumedAt?: number;
+}
+
+const oauthIndex = (payload: Readonly<Record<string, unknown>>, field: string): string | undefined => {
+  const value = payload[field];
+  return typeof value === 'string' ? value : undefined;
+};
+
+class MemoryOAuthStore implements OAuthStore {
+  /** model → id → row. */
+  readonly #models = new Map<string, Map<string, MemoryOAuthRow>>();
+
+  #rows(model: string): Map<string, MemoryOAuthRow> {
+    let rows = this.#models.get(model);
+    if (rows === undefined) this.#models.set(model, (rows = new Map()));
+    return rows;
+  }
+  static #live(row: MemoryOAuthRow | undefined, now = Date.now()): OAuthRecord | undefined {
+    if (row === undefined || (row.expiresAt !== undefined && row.expiresAt <= now)) return undefined;
+    return structuredClone(row);
+  }
+  #findBy(model: string, field: string, value: string): OAuthRecord | undefined {
+    for (const row of this.#rows(model).values()) {
+      if (oauthIndex(row.payload, field) === value) {
+        const live = MemoryOAuthStore.#live(row);
+        if (live !== undefined) return live;
+      }
+    }
+    return undefined;
+  }
+
+  async upsert(model: string, id: string, payload: Readonly<Record<string, unknown>>, expiresAt?: number): Promise<void> {
+    this.#rows(model).set(id, { payload: structuredClone(payload), ...(expiresAt === undefined ? {} : { expiresAt }) });
+  }
+  async insert(model: string, id: string, payload: Readonly<Record<string, unknown>>, expiresAt?: number): Promise<boolean> {
+    if (this.#rows(model).has(id)) return false;
+    await this.upsert(model, id, payload, expiresAt);
+    return true;
+  }
+  async find(model: string, id: string): Promise<OAuthRecord | undefined> {
+    return MemoryOAuthStore.#live(this.#rows(model).get(id));
+  }
+  async findByUid(model: string, uid: string): Promise<OAuthRecord | undefined> {
+    return this.#findBy(model, 'uid', uid);
+  }
+  async findByUserCode(model: string, userCode: string): Promise<OAuthRecord | undefined> {
+    return this.#findBy(model, 'userCode', userCode);
+  }
+  async consume(model: string, id: string, at: number): Promise<void> {
+    const row = this.#rows(model).get(id);
+    if (row !== undefined) row.consumedAt ??= at;
+  }
+  async destroy(model: string, id: string): Promise<void> {
+    this.#rows(model).delete(id);
+  }
+  async revokeByGrantId(model: string, grantId: string): Promise<number> {
+    const rows = this.#rows(model);
+    let removed = 0;
+    for (const [id, row] of rows) {
+      if (oauthIndex(row.payload, 'grantId') === grantId) {
+        rows.delete(id);
+        removed++;
+      }
+    }
+    return removed;
+  }
+  async list(model: string, filter: { readonly accountId?: string; readonly clientId?: string } = {}): Promise<OAuthEntry[]> {
+    const now = Date.now();
+    const out: OAuthEntry[] = [];
+    for (const [id, row] of this.#rows(model)) {
+      if (filter.accountId !== undefined && oauthIndex(row.payload, 'accountId') !== filter.accountId) continue;
+      if (filter.clientId !== undefined && oauthIndex(row.payload, 'clientId') !== filter.clientId) continue;
+      const live = MemoryOAuthStore.#live(row, now);
+      if (live !== undefined) out.push({ id, ...live });
+    }
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+  async prune(now: number): Promise<number> {
+    let removed = 0;
+    for (const rows of this.#models.values()) {
+      for (const [id, row] of rows) {
+        if (row.expiresAt !== undefined && row.expiresAt <= now) {
+          rows.delete(id);
+          removed++;
+        }
+      }
+    }
+    return removed;
+  }
+}
+
 /** A fresh in-memory store. */
 export function createMemoryStore(): Store {
   const secrets = new Map<string, string>();
@@ -140,6 +235,7 @@ export function createMemoryStore(): Store {
     kind: 'memory',
     keys: new MemoryKeyStore(),
     audit: new MemoryAuditStore(),
+    oauth: new MemoryOAuthStore(),
     users: new MemoryUserStore(),
     secrets: {
       getOrCreate: async (name, create) => {

@@ -135,12 +135,55 @@ export interface UserStore {
   updateUser(id: string, update: StoredUserUpdate, options?: { readonly ifPasswordHash?: string }): Promise<boolean>;
 }
 
+/**
+ * One artefact of the built-in authorization server (oidc-provider's models: `Grant`, `Session`,
+ * `AccessToken`, `RefreshToken`, `AuthorizationCode`, `Interaction`, `Client`, …) as stored. The
+ * payload is oidc-provider's own JSON; the store indexes the fields it is looked up by.
+ */
+export interface OAuthRecord {
+  readonly payload: Readonly<Record<string, unknown>>;
+  /** When it stops being returned, ms since the epoch; absent: never. */
+  readonly expiresAt?: number;
+  /** When it was consumed (a used authorization code, a rotated refresh token), ms since the epoch. */
+  readonly consumedAt?: number;
+}
+
+/** An {@link OAuthRecord} with its id, as listed. */
+export interface OAuthEntry extends OAuthRecord {
+  readonly id: string;
+}
+
+/**
+ * The authorization server's state: what oidc-provider's adapter contract needs, per model name.
+ * The store reads `grantId`, `uid`, `userCode`, `accountId` and `clientId` from the payload to index
+ * them. Expired records are never returned; {@link OAuthStore.prune} deletes them.
+ */
+export interface OAuthStore {
+  /** Creates or replaces a record (a replaced record is no longer consumed). */
+  upsert(model: string, id: string, payload: Readonly<Record<string, unknown>>, expiresAt?: number): Promise<void>;
+  /** Creates a record unless one exists (expired or not); true when this call created it (first writer wins). */
+  insert(model: string, id: string, payload: Readonly<Record<string, unknown>>, expiresAt?: number): Promise<boolean>;
+  find(model: string, id: string): Promise<OAuthRecord | undefined>;
+  findByUid(model: string, uid: string): Promise<OAuthRecord | undefined>;
+  findByUserCode(model: string, userCode: string): Promise<OAuthRecord | undefined>;
+  /** Marks a record consumed at `at` (ms); an already consumed record keeps its first time. */
+  consume(model: string, id: string, at: number): Promise<void>;
+  destroy(model: string, id: string): Promise<void>;
+  /** Deletes every record of `model` that belongs to the grant; returns how many. */
+  revokeByGrantId(model: string, grantId: string): Promise<number>;
+  /** Unexpired records of `model`, optionally of one account and/or client, ordered by id. */
+  list(model: string, filter?: { readonly accountId?: string; readonly clientId?: string }): Promise<OAuthEntry[]>;
+  /** Deletes records expired at `now` (ms); returns how many. */
+  prune(now: number): Promise<number>;
+}
+
 /** A storage backend: its aggregates, migrations and lifecycle. */
 export interface Store {
   readonly kind: 'memory' | 'sqlite' | 'postgres';
   readonly keys: KeyStore;
   readonly audit: AuditStore;
   readonly secrets: SecretStore;
+  readonly oauth: OAuthStore;
   readonly users: UserStore;
   /** Applies pending migrations; returns the names applied. */
   migrate(): Promise<string[]>;

@@ -20,7 +20,7 @@ import type { StoredUser } from '../../src/store/types.js';
 import { T0, auditEvent, auditEventAt } from './events.js';
 import { PG_URL, TestSchemas } from './postgres.js';
 
-const MIGRATIONS = ['2026-11-28-001-keys-and-audit', '2026-11-28-002-secrets', '2026-11-28-003-users'];
+const MIGRATIONS = ['2026-11-28-001-keys-and-audit', '2026-11-28-002-secrets', '2026-11-28-003-users', '2026-11-28-004-oauth'];
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const DAY = 86_400_000;
 
@@ -343,6 +343,90 @@ describe.each([memoryBackend, sqliteBackend(), postgresBackend()])('$kind store'
       const beforeRotation = store.keys.changeToken();
       await writer.keys.markRotated('bbbbbbbbbbbb', 'nnnnnnnnnnnn', T0 + 1_000);
       await expectChanged(() => store.keys.changeToken(), beforeRotation, withinMs);
+    });
+  });
+
+  describe('oauth', () => {
+    const HOUR = 3_600_000;
+    const grant = (id: string, accountId: string, clientId: string): Record<string, unknown> => ({ jti: id, kind: 'Grant', accountId, clientId, openid: { scope: 'openid' } });
+
+    it('reads back a payload unchanged, replaces it on upsert, and clears consumption on replace', async () => {
+      const { store } = await openMigrated();
+      const payload = { jti: 'rt1', kind: 'RefreshToken', grantId: 'g1', accountId: 'usr_1', clientId: 'c1', scope: 'openid mcp:read', nested: { a: [1, 'ü ✓'] } };
+      await store.oauth.upsert('RefreshToken', 'rt1', payload, Date.now() + HOUR);
+      const found = await store.oauth.find('RefreshToken', 'rt1');
+      expect(found?.payload).toStrictEqual(payload);
+      expect(found?.consumedAt).toBeUndefined();
+      expect(await store.oauth.find('AccessToken', 'rt1')).toBeUndefined();
+      await store.oauth.consume('RefreshToken', 'rt1', T0);
+      await store.oauth.consume('RefreshToken', 'rt1', T0 + 5);
+      expect((await store.oauth.find('RefreshToken', 'rt1'))?.consumedAt).toBe(T0);
+      await store.oauth.upsert('RefreshToken', 'rt1', { ...payload, scope: 'openid' });
+      expect(await store.oauth.find('RefreshToken', 'rt1')).toStrictEqual({ payload: { ...payload, scope: 'openid' } });
+    });
+
+    it('never returns an expired record, and prune deletes only expired ones', async () => {
+      const { store } = await openMigrated();
+      const now = Date.now();
+      await store.oauth.upsert('Session', 'old', { jti: 'old', uid: 'u-old', accountId: 'usr_1' }, now - 1);
+      await store.oauth.upsert('Session', 'new', { jti: 'new', uid: 'u-new', accountId: 'usr_1' }, now + HOUR);
+      await store.oauth.upsert('Client', 'forever', { client_id: 'forever' });
+      expect(await store.oauth.find('Session', 'old')).toBeUndefined();
+      expect(await store.oauth.findByUid('Session', 'u-old')).toBeUndefined();
+      expect((await store.oauth.list('Session')).map((e) => e.id)).toEqual(['new']);
+      expect(await store.oauth.prune(now)).toBe(1);
+      expect(await store.oauth.prune(now)).toBe(0);
+      expect(await store.oauth.find('Session', 'new')).toBeDefined();
+      expect(await store.oauth.find('Client', 'forever')).toStrictEqual({ payload: { client_id: 'forever' } });
+    });
+
+    it('finds by uid and by user code within one model', async () => {
+      const { store } = await openMigrated();
+      await store.oauth.upsert('Session', 's1', { jti: 's1', uid: 'uid-1' }, Date.now() + HOUR);
+      await store.oauth.upsert('DeviceCode', 'd1', { jti: 'd1', userCode: 'ABCD-EFGH' }, Date.now() + HOUR);
+      expect((await store.oauth.findByUid('Session', 'uid-1'))?.payload).toMatchObject({ jti: 's1' });
+      expect(await store.oauth.findByUid('Interaction', 'uid-1')).toBeUndefined();
+      expect((await store.oauth.findByUserCode('DeviceCode', 'ABCD-EFGH'))?.payload).toMatchObject({ jti: 'd1' });
+      expect(await store.oauth.findByUserCode('DeviceCode', 'ZZZZ-ZZZZ')).toBeUndefined();
+    });
+
+    it('revokeByGrantId deletes the grant\'s records of one model only; destroy deletes one record', async () => {
+      const { store } = await openMigrated();
+      const later = Date.now() + HOUR;
+      await store.oauth.upsert('RefreshToken', 'rt1', { grantId: 'g1' }, later);
+      await store.oauth.upsert('RefreshToken', 'rt2', { grantId: 'g1' }, later);
+      await store.oauth.upsert('RefreshToken', 'rt3', { grantId: 'g2' }, later);
+      await store.oauth.upsert('AuthorizationCode', 'ac1', { grantId: 'g1' }, later);
+      expect(await store.oauth.revokeByGrantId('RefreshToken', 'g1')).toBe(2);
+      expect(await store.oauth.find('RefreshToken', 'rt1')).toBeUndefined();
+      expect(await store.oauth.find('RefreshToken', 'rt3')).toBeDefined();
+      expect(await store.oauth.find('AuthorizationCode', 'ac1')).toBeDefined();
+      await store.oauth.destroy('AuthorizationCode', 'ac1');
+      await store.oauth.destroy('AuthorizationCode', 'missing');
+      expect(await store.oauth.find('AuthorizationCode', 'ac1')).toBeUndefined();
+    });
+
+    it('lists by account and client, ordered by id', async () => {
+      const { store } = await openMigrated();
+      const later = Date.now() + HOUR;
+      await store.oauth.upsert('Grant', 'g3', grant('g3', 'usr_a', 'c2'), later);
+      await store.oauth.upsert('Grant', 'g1', grant('g1', 'usr_a', 'c1'), later);
+      await store.oauth.upsert('Grant', 'g2', grant('g2', 'usr_b', 'c1'), later);
+      const ids = async (filter?: { accountId?: string; clientId?: string }): Promise<string[]> => (await store.oauth.list('Grant', filter)).map((e) => e.id);
+      expect(await ids()).toEqual(['g1', 'g2', 'g3']);
+      expect(await ids({ accountId: 'usr_a' })).toEqual(['g1', 'g3']);
+      expect(await ids({ clientId: 'c1' })).toEqual(['g1', 'g2']);
+      expect(await ids({ accountId: 'usr_a', clientId: 'c1' })).toEqual(['g1']);
+      expect(await ids({ accountId: 'usr_z' })).toEqual([]);
+      expect((await store.oauth.list('Grant', { accountId: 'usr_b' }))[0]).toStrictEqual({ id: 'g2', payload: grant('g2', 'usr_b', 'c1'), expiresAt: later });
+    });
+
+    it('insert creates once (first writer wins, on every instance)', async () => {
+      const { store, another } = await openMigrated();
+      expect(await store.oauth.insert('KeySet', 'signing', { keys: ['first'] })).toBe(true);
+      expect(await store.oauth.insert('KeySet', 'signing', { keys: ['second'] })).toBe(false);
+      if (another !== undefined) expect(await (await another()).oauth.insert('KeySet', 'signing', { keys: ['third'] })).toBe(false);
+      expect((await store.oauth.find('KeySet', 'signing'))?.payload).toEqual({ keys: ['first'] });
     });
   });
 

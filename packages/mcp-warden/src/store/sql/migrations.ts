@@ -4,6 +4,7 @@
  */
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
 import { GENESIS_HASH } from '../../audit/chain.js';
+import { oauthMigration } from './oauth-store.js';
 
 const migrations: Record<string, Migration> = {
   '2026-11-28-001-keys-and-audit': {
@@ -91,6 +92,7 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '2026-11-28-004-oauth': oauthMigration,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -11,6 +11,7 @@ import type { AuditEvent } from '@mcp-warden/core';
 import { sealEvents } from '../../audit/chain.js';
 import type { ApiKeyRecord, AuditHead, AuditQuery, AuditStore, KeyStore, SecretStore, StoredAuditEvent, Store } from '../types.js';
 import { migrateToLatest } from './migrations.js';
+import { SqlOAuthStore } from './oauth-store.js';
 import type { ApiKeysTable, AuditEventsTable, Database } from './schema.js';
 import { SqlUserStore, SqliteUserStore } from './user-store.js';
 
@@ -404,6 +405,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     audit: new SqliteAuditStore(db, raw),
     secrets: sqlSecrets(db),
     users: new SqliteUserStore(db, raw),
+    oauth: new SqlOAuthStore(db as Kysely<never>),
     migrate: () => migrateToLatest(db as unknown as Kysely<unknown>),
     close: async () => {
       if (closed) return;
@@ -468,6 +470,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     audit: new SqlAuditStore(db, 'postgres'),
     secrets: sqlSecrets(db),
     users: new SqlUserStore(db),
+    oauth: new SqlOAuthStore(db as Kysely<never>),
     migrate: () => migrateToLatest(db as unknown as Kysely<unknown>, schema),
     close: async () => {
       if (closed) return;
