@@ -13,6 +13,7 @@ import { registerExplain } from './commands/explain.js';
 import { registerInit } from './commands/init.js';
 import { registerKeys } from './commands/keys.js';
 import { registerServe } from './commands/serve.js';
+import { registerUsers } from './commands/users.js';
 import { ExitCode, UserError, err } from './output.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -26,6 +27,7 @@ function buildProgram(): Command {
     .exitOverride();
   registerInit(program);
   registerKeys(program);
+  registerUsers(program);
   registerExplain(program);
   registerAudit(program);
   registerConfig(program);
