@@ -189,6 +189,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   const cookieKey = await store.secrets.getOrCreate(COOKIE_KEY, () => randomBytes(32).toString('base64url'));
   const csrfKey = await store.secrets.getOrCreate(CSRF_KEY, () => randomBytes(32).toString('base64url'));
   const machineRoles = new Map(config.clients.map((c) => [c.clientId, c.roles]));
+  const configuredClients = new Set(config.clients.map((c) => c.clientId));
   const machineClients = new Set(config.clients.filter((c) => c.grantTypes.includes('client_credentials')).map((c) => c.clientId));
 
   const matchResource = (indicator: string): string | undefined => {
@@ -239,8 +240,13 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      introspection: { enabled: true },
-      revocation: { enabled: true },
+      // A client may introspect its own tokens; a configured confidential client (a resource server)
+      // may introspect any. Only a token's own client may revoke it (RFC 7009 §2.1).
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId || (client.clientAuthMethod !== 'none' && configuredClients.has(client.clientId)),
+      },
+      revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
       registration: {
