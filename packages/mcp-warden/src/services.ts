@@ -2,7 +2,22 @@
  * The services a configuration describes, wired once: store, key service and verifier, audit queue,
  * auth limiter, and the pipeline options built from them. The CLI and the HTTP faces share them.
  */
-import { type AuditSink, type AuditWriter, type AuthAttemptLimiter, type CredentialVerifier, Policy, type WardenOptions, compilePattern, staticTokens } from '@mcp-warden/core';
+import {
+  type AuditSink,
+  type AuditWriter,
+  type AuthAttemptLimiter,
+  type CredentialVerifier,
+  type IntrospectionIssuerOptions,
+  Policy,
+  TrustedIssuer,
+  type WardenOptions,
+  compilePattern,
+  introspectionVerifier,
+  jwtVerifier,
+  resourceMetadataUrl,
+  staticTokens,
+} from '@mcp-warden/core';
+import type { JSONWebKeySet } from 'jose';
 import { AuditQueue } from './audit/writer.js';
 import { type AuditBatchSink, databaseSink, jsonlFileSink, stdoutSink } from './audit/sinks.js';
 import type { WardenConfig } from './config/schema.js';
@@ -42,6 +57,70 @@ export interface PipelineParts {
   readonly extraAudit: readonly (AuditSink | AuditWriter)[];
   /** Reuse a limiter (its counters) across reloads; a new one is made when absent. */
   readonly authLimiter?: AuthAttemptLimiter;
+  /** Token issuers (from {@link oauthIssuersOf}); with `resource`, OAuth access tokens are verified for it. */
+  readonly oauth?: OAuthIssuers;
+  /** The canonical URI of the protected MCP endpoint these options serve (token audience, metadata URL). */
+  readonly resource?: string;
+}
+
+/** The issuers a configuration trusts, built once per configuration so key sets are shared by every path. */
+export interface OAuthIssuers {
+  /** JWT issuers: the configured IdPs, and the built-in authorization server when it runs. */
+  readonly jwt: readonly TrustedIssuer[];
+  readonly introspection: readonly IntrospectionIssuerOptions[];
+  /** Issuer identifiers for protected resource metadata's `authorization_servers`. */
+  readonly authorizationServers: readonly string[];
+  /** Scopes for metadata and the 401 challenge (never `offline_access`). */
+  readonly scopes: readonly string[];
+}
+
+/** The built-in authorization server as a token issuer: its identifier and its current public keys. */
+export interface BuiltinIssuer {
+  readonly issuer: string;
+  readonly jwks: () => JSONWebKeySet;
+}
+
+/** The principal-id prefix of tokens from the built-in authorization server. */
+export const BUILTIN_ISSUER_NAME = 'local';
+
+/**
+ * The token issuers `auth.oauth` names, plus the built-in authorization server when given. Its
+ * tokens carry mcp-warden roles in a `roles` claim and follow RFC 9068. Undefined when OAuth is off.
+ */
+export function oauthIssuersOf(config: WardenConfig, builtin?: BuiltinIssuer): OAuthIssuers | undefined {
+  const oauth = config.auth.oauth;
+  const jwt: TrustedIssuer[] = [];
+  const introspection: IntrospectionIssuerOptions[] = [];
+  const servers: string[] = [];
+  if (builtin !== undefined) {
+    jwt.push(new TrustedIssuer({ name: BUILTIN_ISSUER_NAME, issuer: builtin.issuer, jwks: builtin.jwks, profile: 'rfc9068', algorithms: ['ES256', 'RS256', 'PS256', 'EdDSA'], claims: { roles: [{ claim: 'roles' }] } }));
+    servers.push(builtin.issuer);
+  }
+  for (const [i, issuer] of oauth.issuers.entries()) {
+    if (issuer.name === BUILTIN_ISSUER_NAME && builtin !== undefined) throw new TypeError(`auth.oauth.issuers[${i}].name: "${BUILTIN_ISSUER_NAME}" is the built-in authorization server's`);
+    const claims = { subject: issuer.claims.subject, scopes: issuer.claims.scopes, roles: issuer.claims.roles, defaultRoles: issuer.claims.defaultRoles };
+    const common = { name: issuer.name, issuer: issuer.issuer, claims, ...(issuer.audience === undefined ? {} : { audience: issuer.audience }) };
+    if (issuer.introspection === undefined || issuer.jwksUri !== undefined) {
+      jwt.push(
+        new TrustedIssuer({
+          ...common,
+          ...(issuer.jwksUri === undefined ? {} : { jwksUri: issuer.jwksUri }),
+          algorithms: issuer.algorithms,
+          clockToleranceSeconds: Math.ceil(issuer.clockSkew / 1000),
+          profile: issuer.profile,
+          jwksCooldownMs: issuer.jwksCooldown,
+        }),
+      );
+    }
+    if (issuer.introspection !== undefined) {
+      const i7n = issuer.introspection;
+      introspection.push({ ...common, clientId: i7n.clientId, clientSecret: i7n.clientSecret, cacheTtlMs: i7n.cacheTtl, ...(i7n.endpoint === undefined ? {} : { endpoint: i7n.endpoint }) });
+    }
+    if (!servers.includes(issuer.issuer)) servers.push(issuer.issuer);
+  }
+  if (servers.length === 0) return undefined;
+  const scopes = (oauth.challengeScopes ?? Object.keys(oauth.scopes)).filter((s) => s !== 'offline_access');
+  return { jwt, introspection, authorizationServers: servers, scopes };
 }
 
 /**
@@ -51,11 +130,19 @@ export interface PipelineParts {
 export function buildPipelineOptions(config: WardenConfig, parts: PipelineParts): WardenOptions & { readonly authLimiter: AuthAttemptLimiter } {
   const verifiers: CredentialVerifier[] = [];
   if (parts.keyVerifier !== undefined) verifiers.push(parts.keyVerifier);
-  if (config.auth.staticTokens.length > 0) verifiers.push(staticTokens(config.auth.staticTokens));
+  const oauth = parts.resource === undefined ? undefined : parts.oauth;
+  const resource = parts.resource as string;
+  if (oauth !== undefined && oauth.jwt.length > 0) verifiers.push(jwtVerifier({ issuers: oauth.jwt, audience: resource }));
+  const introspect = oauth !== undefined && oauth.introspection.length > 0;
+  // Static tokens are matched locally; only what matches none goes on to a network round trip.
+  if (config.auth.staticTokens.length > 0) verifiers.push(staticTokens(config.auth.staticTokens, { passUnknown: introspect }));
+  if (introspect) verifiers.push(introspectionVerifier({ issuers: oauth.introspection, audience: resource }));
   const recorded = config.audit.recordArguments.map((p, i) => compilePattern(p, `audit.recordArguments[${i}]`));
   return {
+    ...(oauth === undefined ? {} : { resourceMetadataUrl: resourceMetadataUrl(resource), challengeScopes: oauth.scopes }),
     policy: new Policy({
       roles: config.roles,
+      scopes: config.auth.oauth.scopes,
       ...(config.deny === undefined ? {} : { deny: config.deny }),
       ...(config.toolAnnotations === undefined ? {} : { toolAnnotations: config.toolAnnotations }),
     }),

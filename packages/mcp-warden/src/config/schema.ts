@@ -48,9 +48,12 @@ const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected a
 const claimRoles = z.strictObject({
   /** Dotted path of the claim, e.g. `groups`, `roles` (Entra app roles), `realm_access.roles` (Keycloak). */
   claim: z.string().min(1),
-  /** Claim value → mcp-warden roles. Values not listed grant nothing. */
-  values: z.record(z.string(), z.array(z.string().min(1))),
+  /** Claim value → mcp-warden roles. Values not listed grant nothing. Absent: the values are role names. */
+  values: z.record(z.string(), z.array(z.string().min(1))).optional(),
 });
+
+/** The same rule with every value mapped explicitly (federated logins: an upstream's group names are not our roles). */
+const claimRolesMapped = z.strictObject({ claim: z.string().min(1), values: z.record(z.string(), z.array(z.string().min(1))) });
 
 const asymmetricAlg = z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']);
 
@@ -75,6 +78,8 @@ const oauthIssuer = z
     clockSkew: duration.default(30_000),
     /** `rfc9068`: require `typ: at+jwt` and the profile's claims (RFC 9068 §2.2, §4). */
     profile: z.enum(['jwt', 'rfc9068']).default('jwt'),
+    /** After fetching its keys, no new fetch for an unknown `kid` (key rotation) before this long. */
+    jwksCooldown: duration.default(30_000),
     /** Opaque tokens: RFC 7662 introspection with this client's credentials. */
     introspection: z
       .strictObject({
@@ -139,7 +144,7 @@ const authorizationServer = z.strictObject({
       clientId: z.string().min(1),
       clientSecret: z.string().min(1),
       scopes: z.array(z.string()).default(['openid', 'profile', 'email']),
-      roles: z.array(claimRoles).default([]),
+      roles: z.array(claimRolesMapped).default([]),
       defaultRoles: z.array(z.string()).default([]),
     })
     .optional(),

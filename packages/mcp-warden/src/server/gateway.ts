@@ -7,11 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
-import { type AuditEvent, Policy, type RoleDefinition, type Verb, createWarden } from '@mcp-warden/core';
+import type { JSONWebKeySet } from 'jose';
+import { type AuditEvent, Policy, type RoleDefinition, type Verb, canonicalResourceUri, createWarden, resourceMetadata } from '@mcp-warden/core';
 import { withWarden } from '@mcp-warden/core/node';
 import { ConfigError } from '../config/load.js';
 import type { UpstreamConfig, WardenConfig } from '../config/schema.js';
-import { type Services, buildPipelineOptions, openServices } from '../services.js';
+import { type OAuthIssuers, type Services, buildPipelineOptions, oauthIssuersOf, openServices } from '../services.js';
 import { HttpUpstream } from '../upstream/http.js';
 import { StdioUpstream } from '../upstream/stdio.js';
 import type { Upstream, UpstreamLogger } from '../upstream/types.js';
@@ -25,6 +26,32 @@ export interface GatewayOptions {
   readonly logger: UpstreamLogger;
   /** Overrides `server.port` (0 picks a free port). */
   readonly port?: number;
+  /**
+   * Starts the built-in authorization server when the config enables it (`mcp-warden serve` passes
+   * the oidc-provider one; the gateway itself does not import it, so the library stays light).
+   */
+  readonly authorizationServer?: (context: AuthorizationServerContext) => Promise<MountedAuthorizationServer>;
+}
+
+/** What the built-in authorization server is started with. */
+export interface AuthorizationServerContext {
+  /** The gateway's canonical base URL: the authorization server's issuer identifier. */
+  readonly issuer: string;
+  readonly config: WardenConfig;
+  readonly services: Services;
+  readonly logger: UpstreamLogger;
+  /** The canonical URIs of the protected endpoints (token audiences), current after reloads. */
+  readonly resources: () => readonly string[];
+}
+
+/** The built-in authorization server as the gateway sees it. */
+export interface MountedAuthorizationServer {
+  readonly issuer: string;
+  /** Handles the request when its path is the authorization server's (returns true). */
+  handle(req: IncomingMessage, res: ServerResponse): boolean;
+  /** Public keys of its access tokens, for in-process verification. */
+  jwks(): JSONWebKeySet;
+  close(): Promise<void>;
 }
 
 export interface Gateway {
@@ -52,6 +79,7 @@ function upstreamPolicy(config: WardenConfig, upstream: UpstreamConfig): Policy 
     roles,
     deny: { tools: deny('tools'), resources: deny('resources'), prompts: deny('prompts'), methods: deny('methods') },
     toolAnnotations: { ...(config.toolAnnotations ?? {}), ...(own?.toolAnnotations ?? {}) },
+    scopes: config.auth.oauth.scopes,
   });
 }
 
@@ -61,8 +89,8 @@ function transportOf(config: UpstreamConfig): unknown {
   return transport;
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers }).end(JSON.stringify(body));
 }
 
 function createUpstream(name: string, config: UpstreamConfig, signer: SessionSigner, logger: UpstreamLogger, identity: IdentitySigner | undefined): Upstream {
@@ -104,20 +132,108 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const countDecision = (event: AuditEvent): void => metrics.decision(event);
   let authLimiter = services.wardenOptions.authLimiter;
   let routes = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
+  /** Protected resource metadata documents (RFC 9728) by path; empty when OAuth is off. */
+  let metadataDocs = new Map<string, Record<string, unknown>>();
+  let ready = false;
+  let started = false;
+  let authorizationServer: MountedAuthorizationServer | undefined;
+
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const route = routes.get(path.endsWith('/') && path.length > 1 ? path.slice(0, -1) : path);
+    if (route !== undefined) {
+      // Until the upstreams' annotations are known, a read-only tool would look destructive: wait.
+      if (!ready) {
+        res.setHeader('retry-after', '1');
+        return json(res, 503, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Service Unavailable: the gateway is starting' } });
+      }
+      return route(req, res);
+    }
+    if (path.startsWith('/.well-known/oauth-protected-resource') && (req.method === 'GET' || req.method === 'HEAD')) {
+      const doc = metadataDocs.get(path.endsWith('/') ? path.slice(0, -1) : path);
+      if (doc !== undefined) return json(res, 200, doc, { 'access-control-allow-origin': '*', 'cache-control': 'public, max-age=300' });
+      const known = [...metadataDocs.keys()];
+      return json(res, 404, {
+        error: 'not_found',
+        error_description: known.length === 0 ? 'OAuth is not configured on this gateway' : `protected resource metadata is at ${known.join(', ')}`,
+      });
+    }
+    if (authorizationServer !== undefined && authorizationServer.handle(req, res)) return;
+    if (req.method === 'GET' && path === '/healthz') return json(res, 200, { status: 'ok' });
+    if (req.method === 'GET' && path === '/.well-known/jwks.json') return json(res, 200, identity.jwks());
+    if (req.method === 'GET' && path === '/readyz') {
+      services.store.audit.head().then(
+        () => json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'starting', auditQueue: services.audit.stats() }),
+        () => json(res, 503, { status: 'store unavailable' }),
+      );
+      return;
+    }
+    if (req.method === 'GET' && path === '/metrics') {
+      metrics.render().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+        () => json(res, 500, { status: 'metrics unavailable' }),
+      );
+      return;
+    }
+    if (!started) {
+      res.setHeader('retry-after', '1');
+      return json(res, 503, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Service Unavailable: the gateway is starting' } });
+    }
+    json(res, 404, { jsonrpc: '2.0', id: null, error: { code: -32601, message: `Not Found: MCP endpoints are ${[...routes.keys()].join(', ') || '(none configured)'}` } });
+  });
+  // Listen first: the public URL (and so each endpoint's canonical URI, the tokens' audience) may
+  // depend on the port picked. Requests before the pipelines exist are answered 503.
+  server.listen(options.port ?? config.server.port, config.server.host);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+  } catch (error) {
+    await services.close();
+    throw error;
+  }
+  const port = (server.address() as AddressInfo).port;
+  const baseUrl = canonicalResourceUri(config.server.publicUrl ?? `http://${listenHost}:${port}`);
+  identity.issuer = baseUrl;
+  const resourceOf = (name: string): string => `${baseUrl}/mcp/${name}`;
+  const abort = async (error: unknown): Promise<never> => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await Promise.all([...upstreams.values()].map((u) => u.close()));
+    await authorizationServer?.close();
+    await services.close();
+    throw error;
+  };
+  if (options.authorizationServer !== undefined && config.auth.oauth.authorizationServer.enabled) {
+    try {
+      authorizationServer = await options.authorizationServer({ issuer: baseUrl, config, services, logger, resources: () => [...routes.keys()].map((p) => `${baseUrl}${p}`) });
+    } catch (error) {
+      await abort(error);
+    }
+  }
 
   /** Builds every pipeline and the upstreams a configuration needs; nothing is swapped until it all worked. */
   function build(next: WardenConfig, current: ReadonlyMap<string, Upstream>) {
     if (next.auth.rateLimit !== config.auth.rateLimit && !isDeepStrictEqual(next.auth.rateLimit, config.auth.rateLimit)) authLimiter = undefined;
-    const base = buildPipelineOptions(next, {
+    const parts = {
       keyVerifier: services.keyVerifier,
       audit: services.audit,
       extraAudit: [countDecision],
       ...(authLimiter === undefined ? {} : { authLimiter }),
-    });
+    };
+    const base = buildPipelineOptions(next, parts);
+    let oauth: OAuthIssuers | undefined;
+    try {
+      oauth = oauthIssuersOf(next, authorizationServer === undefined ? undefined : { issuer: authorizationServer.issuer, jwks: () => authorizationServer?.jwks() ?? { keys: [] } });
+    } catch (error) {
+      throw error instanceof TypeError ? new ConfigError([error.message]) : error;
+    }
     const built = new Map<string, Upstream>();
     // Upstreams made for this configuration, closed again if building it fails.
     const created: Upstream[] = [];
     const nextRoutes = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
+    const nextDocs = new Map<string, Record<string, unknown>>();
     const policies = new Map<string, Policy>();
     try {
       for (const [name, upstreamConfig] of Object.entries(next.upstreams)) {
@@ -135,8 +251,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           relearn = setTimeout(() => void learn(new Map([[name, policy]]), new Map([[name, upstream]])), 500);
           relearn.unref();
         };
+        const resource = resourceOf(name);
+        // Each endpoint verifies OAuth tokens for its own canonical URI (RFC 8707 audience).
+        const own = oauth === undefined ? base : buildPipelineOptions(next, { ...parts, authLimiter: base.authLimiter, oauth, resource });
+        if (oauth !== undefined) {
+          const doc = resourceMetadata({ resource, authorizationServers: oauth.authorizationServers, scopesSupported: oauth.scopes, resourceName: `mcp-warden: ${name}` });
+          nextDocs.set(`/.well-known/oauth-protected-resource/mcp/${name}`, doc);
+          // The root location (RFC 9728 §3.1 without a path) is unambiguous only with one endpoint.
+          if (Object.keys(next.upstreams).length === 1) nextDocs.set('/.well-known/oauth-protected-resource', doc);
+        }
         const warden = createWarden({
           ...base,
+          verifiers: own.verifiers ?? [],
+          ...(own.resourceMetadataUrl === undefined ? {} : { resourceMetadataUrl: own.resourceMetadataUrl }),
+          ...(own.challengeScopes === undefined || own.challengeScopes.length === 0 ? {} : { challengeScopes: own.challengeScopes }),
           policy,
           upstream: name,
           host: next.server.host,
@@ -153,10 +281,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }
     } catch (error) {
       for (const upstream of created) void upstream.close();
-      throw error;
+      throw error instanceof TypeError ? new ConfigError([error.message]) : error;
     }
     authLimiter = base.authLimiter;
-    return { built, nextRoutes, policies };
+    return { built, nextRoutes, nextDocs, policies };
   }
 
   /** Learns each upstream's tool annotations into its policy (asked outside any client session). */
@@ -174,66 +302,24 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ).then(() => {});
   }
 
-  let first: ReturnType<typeof build>;
+  let first: ReturnType<typeof build> | undefined;
   try {
     first = build(config, new Map());
   } catch (error) {
-    await services.close();
-    throw error;
+    await abort(error);
   }
-  for (const [name, upstream] of first.built) upstreams.set(name, upstream);
-  routes = first.nextRoutes;
-  let ready = false;
-  const readyPromise = learn(first.policies, upstreams).then(() => {
+  const initial = first as ReturnType<typeof build>;
+  for (const [name, upstream] of initial.built) upstreams.set(name, upstream);
+  routes = initial.nextRoutes;
+  metadataDocs = initial.nextDocs;
+  started = true;
+  const readyPromise = learn(initial.policies, upstreams).then(() => {
     ready = true;
   });
-
-  const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const route = routes.get(path.endsWith('/') && path.length > 1 ? path.slice(0, -1) : path);
-    if (route !== undefined) {
-      // Until the upstreams' annotations are known, a read-only tool would look destructive: wait.
-      if (!ready) {
-        res.setHeader('retry-after', '1');
-        return json(res, 503, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Service Unavailable: the gateway is starting' } });
-      }
-      return route(req, res);
-    }
-    if (req.method === 'GET' && path === '/healthz') return json(res, 200, { status: 'ok' });
-    if (req.method === 'GET' && path === '/.well-known/jwks.json') return json(res, 200, identity.jwks());
-    if (req.method === 'GET' && path === '/readyz') {
-      services.store.audit.head().then(
-        () => json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'starting', auditQueue: services.audit.stats() }),
-        () => json(res, 503, { status: 'store unavailable' }),
-      );
-      return;
-    }
-    if (req.method === 'GET' && path === '/metrics') {
-      metrics.render().then(
-        (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
-        () => json(res, 500, { status: 'metrics unavailable' }),
-      );
-      return;
-    }
-    json(res, 404, { jsonrpc: '2.0', id: null, error: { code: -32601, message: `Not Found: MCP endpoints are ${[...routes.keys()].join(', ') || '(none configured)'}` } });
-  });
-  server.listen(options.port ?? config.server.port, config.server.host);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
-  } catch (error) {
-    await Promise.all([...upstreams.values()].map((u) => u.close()));
-    await services.close();
-    throw error;
-  }
-  const port = (server.address() as AddressInfo).port;
-  identity.issuer = config.server.publicUrl ?? `http://${listenHost}:${port}`;
   let closing: Promise<void> | undefined;
 
   return {
-    url: config.server.publicUrl ?? `http://${listenHost}:${port}`,
+    url: baseUrl,
     port,
     services,
     upstreams,
@@ -245,13 +331,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }
       if (!isDeepStrictEqual(next.audit.sinks, config.audit.sinks) || !isDeepStrictEqual(next.audit.queue, config.audit.queue)) restart.push('audit.sinks/queue' as never);
       if (!isDeepStrictEqual(next.auth.apiKeys, config.auth.apiKeys)) restart.push('auth.apiKeys' as never);
+      if (!isDeepStrictEqual(next.auth.oauth.authorizationServer, config.auth.oauth.authorizationServer)) restart.push('auth.oauth.authorizationServer' as never);
       if (restart.length > 0) throw new ConfigError([`changes to ${restart.join(', ')} need a restart; the running configuration is kept`]);
-      const { built, nextRoutes, policies } = build(next, upstreams);
+      const { built, nextRoutes, nextDocs, policies } = build(next, upstreams);
       // The new policies learn the tools before they serve, so no call is decided without annotations.
       await learn(policies, built);
       const retired = [...upstreams].filter(([name, upstream]) => built.get(name) !== upstream).map(([, upstream]) => upstream);
       // The swap: new requests see the new pipelines from here on; requests in flight finish on the old ones.
       routes = nextRoutes;
+      metadataDocs = nextDocs;
       upstreams.clear();
       for (const [name, upstream] of built) upstreams.set(name, upstream);
       config = next;
@@ -266,6 +354,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         server.closeAllConnections();
         await closed;
         clearTimeout(grace);
+        await authorizationServer?.close();
         await services.close();
       })();
       return closing;
