@@ -10,6 +10,7 @@ import { StoreUnavailableError } from '../store/open.js';
 import { registerAudit } from './commands/audit.js';
 import { registerConfig } from './commands/config.js';
 import { registerExplain } from './commands/explain.js';
+import { registerGrants } from './commands/grants.js';
 import { registerInit } from './commands/init.js';
 import { registerKeys } from './commands/keys.js';
 import { registerServe } from './commands/serve.js';
@@ -28,6 +29,7 @@ function buildProgram(): Command {
   registerInit(program);
   registerKeys(program);
   registerUsers(program);
+  registerGrants(program);
   registerExplain(program);
   registerAudit(program);
   registerConfig(program);

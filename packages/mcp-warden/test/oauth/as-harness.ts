@@ -81,7 +81,7 @@ export async function closeAll(): Promise<void> {
 
 /** Starts an authorization server on 127.0.0.1 with its own HTTP server. */
 export async function startAs(
-  options: { config?: Record<string, unknown>; store?: Store; users?: TestUsers; fetch?: typeof fetch; keepStoreOpen?: boolean; port?: number } = {},
+  options: { config?: Record<string, unknown>; store?: Store; users?: TestUsers; directory?: UserDirectory; fetch?: typeof fetch; keepStoreOpen?: boolean; port?: number } = {},
 ): Promise<RunningAs> {
   const store = options.store ?? createMemoryStore();
   await store.migrate();
@@ -103,7 +103,7 @@ export async function startAs(
     scopes: SCOPES,
     resources: () => [`${base}/mcp/everything`, `${base}/mcp/other`],
     store,
-    users,
+    users: options.directory ?? users,
     logger: { info: log('info'), warn: log('warn'), error: log('error') },
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
   });
