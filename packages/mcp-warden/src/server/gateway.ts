@@ -27,10 +27,15 @@ export interface GatewayOptions {
   /** Overrides `server.port` (0 picks a free port). */
   readonly port?: number;
   /**
-   * Starts the built-in authorization server when the config enables it (`mcp-warden serve` passes
-   * the oidc-provider one; the gateway itself does not import it, so the library stays light).
+   * Starts the authorization server when the config enables it; default: the built-in one
+   * (oidc-provider and local users), imported only then.
    */
   readonly authorizationServer?: (context: AuthorizationServerContext) => Promise<MountedAuthorizationServer>;
+  /**
+   * Tests only: the fetch the built-in authorization server uses for client ID metadata documents.
+   * Production keeps oidc-provider's own, which refuses loopback and private addresses (SSRF).
+   */
+  readonly authorizationServerFetch?: typeof fetch;
 }
 
 /** What the built-in authorization server is started with. */
@@ -81,6 +86,26 @@ function upstreamPolicy(config: WardenConfig, upstream: UpstreamConfig): Policy 
     toolAnnotations: { ...(config.toolAnnotations ?? {}), ...(own?.toolAnnotations ?? {}) },
     scopes: config.auth.oauth.scopes,
   });
+}
+
+/**
+ * The built-in authorization server (oidc-provider, local users): loaded only when the config
+ * enables it, so a gateway without OAuth never imports it.
+ */
+async function builtinAuthorizationServer(context: AuthorizationServerContext, fetchOverride?: typeof fetch): Promise<MountedAuthorizationServer> {
+  const [{ createAuthorizationServer }, { UserService }] = await Promise.all([import('../oauth/index.js'), import('../users/service.js')]);
+  const oauth = context.config.auth.oauth;
+  const server = await createAuthorizationServer({
+    issuer: context.issuer,
+    config: oauth.authorizationServer,
+    scopes: oauth.scopes,
+    resources: context.resources,
+    store: context.services.store,
+    users: new UserService(context.services.store.users),
+    logger: context.logger,
+    ...(fetchOverride === undefined ? {} : { fetch: fetchOverride }),
+  });
+  return { issuer: server.issuer, handle: (req, res) => server.handle(req, res), jwks: () => server.jwks() as JSONWebKeySet, close: () => server.close() };
 }
 
 /** An upstream's definition without its policy: what decides whether its processes or connections must be replaced. */
@@ -205,9 +230,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await services.close();
     throw error;
   };
-  if (options.authorizationServer !== undefined && config.auth.oauth.authorizationServer.enabled) {
+  if (config.auth.oauth.authorizationServer.enabled) {
+    const start = options.authorizationServer ?? ((context: AuthorizationServerContext) => builtinAuthorizationServer(context, options.authorizationServerFetch));
     try {
-      authorizationServer = await options.authorizationServer({ issuer: baseUrl, config, services, logger, resources: () => [...routes.keys()].map((p) => `${baseUrl}${p}`) });
+      authorizationServer = await start({ issuer: baseUrl, config, services, logger, resources: () => [...routes.keys()].map((p) => `${baseUrl}${p}`) });
     } catch (error) {
       await abort(error);
     }
@@ -332,6 +358,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (!isDeepStrictEqual(next.audit.sinks, config.audit.sinks) || !isDeepStrictEqual(next.audit.queue, config.audit.queue)) restart.push('audit.sinks/queue' as never);
       if (!isDeepStrictEqual(next.auth.apiKeys, config.auth.apiKeys)) restart.push('auth.apiKeys' as never);
       if (!isDeepStrictEqual(next.auth.oauth.authorizationServer, config.auth.oauth.authorizationServer)) restart.push('auth.oauth.authorizationServer' as never);
+      // The authorization server offers the scopes it was started with.
+      if (config.auth.oauth.authorizationServer.enabled && !isDeepStrictEqual(next.auth.oauth.scopes, config.auth.oauth.scopes)) restart.push('auth.oauth.scopes' as never);
       if (restart.length > 0) throw new ConfigError([`changes to ${restart.join(', ')} need a restart; the running configuration is kept`]);
       const { built, nextRoutes, nextDocs, policies } = build(next, upstreams);
       // The new policies learn the tools before they serve, so no call is decided without annotations.
