@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { Policy, compilePattern, staticTokens } from '@mcp-warden/core';
 import { ConfigError } from '../../config/load.js';
+import { oauthIssuersOf } from '../../services.js';
 import { openStore } from '../../store/open.js';
 import { type GlobalOptions, configPath, readConfig } from '../context.js';
 import { ExitCode, colour, out } from '../output.js';
@@ -23,7 +24,22 @@ export function registerConfig(program: Command): void {
           problems.push(`${file}: ${(error as Error).message}`);
         }
       };
-      attempt(() => new Policy({ roles: parsed.roles, ...(parsed.deny === undefined ? {} : { deny: parsed.deny }) }));
+      attempt(() => new Policy({ roles: parsed.roles, ...(parsed.deny === undefined ? {} : { deny: parsed.deny }), scopes: parsed.auth.oauth.scopes }));
+      const oauth = parsed.auth.oauth;
+      attempt(() => oauthIssuersOf(parsed, oauth.authorizationServer.enabled ? { issuer: 'http://127.0.0.1', jwks: () => ({ keys: [] }) } : undefined));
+      const defined = (role: string, where: string) => {
+        if (!Object.hasOwn(parsed.roles, role)) problems.push(`${file}: ${where}: role "${role}" is not defined under roles`);
+      };
+      oauth.issuers.forEach((issuer, i) => {
+        issuer.claims.defaultRoles.forEach((r) => defined(r, `auth.oauth.issuers[${i}].claims.defaultRoles`));
+        issuer.claims.roles.forEach((rule, j) => {
+          for (const roles of Object.values(rule.values ?? {})) roles.forEach((r) => defined(r, `auth.oauth.issuers[${i}].claims.roles[${j}].values`));
+        });
+      });
+      oauth.authorizationServer.clients.forEach((client, i) => client.roles.forEach((r) => defined(r, `auth.oauth.authorizationServer.clients[${i}].roles`)));
+      if (oauth.authorizationServer.registration.mode === 'token' && oauth.authorizationServer.registration.initialAccessToken === undefined) {
+        problems.push(`${file}: auth.oauth.authorizationServer.registration.initialAccessToken: required when mode is token (use \${ENV})`);
+      }
       attempt(() => staticTokens(parsed.auth.staticTokens));
       parsed.audit.recordArguments.forEach((p, i) => attempt(() => compilePattern(p, `audit.recordArguments[${i}]`)));
       for (const [i, token] of parsed.auth.staticTokens.entries()) {
