@@ -1,9 +1,11 @@
 /**
  * "Log in with" an upstream OpenID provider: from the sign-in page, the authorization code flow with
- * PKCE S256 and a nonce to the upstream (OpenID Connect Core §3.1, RFC 7636), its ID token validated
- * by oauth4webapi (issuer, audience, signature, nonce; RFC 9207 `iss` when the upstream sends it),
- * its claims mapped to roles, and the account created or updated through the user directory. The
- * flow's state lives in the store for ten minutes and is used once.
+ * PKCE S256 and a nonce to the upstream (OpenID Connect Core §3.1, RFC 7636), its ID token checked
+ * by oauth4webapi (issuer, audience, expiry, nonce; RFC 9207 `iss` when the upstream advertises it),
+ * its claims mapped to roles, and the account created or updated through the user directory. The ID
+ * token's signature is not checked: it comes straight from the token endpoint over TLS, which OIDC
+ * Core §3.1.3.7 (6) allows; an `http:` upstream is therefore for local tests only. The flow's state
+ * lives in the store for ten minutes and is used once.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as oauth from 'oauth4webapi';
