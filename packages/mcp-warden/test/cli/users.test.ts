@@ -53,7 +53,8 @@ async function listed(): Promise<Record<string, any>[]> {
   return JSON.parse(result.stdout) as Record<string, any>[];
 }
 
-describe('mcp-warden users', () => {
+// Each test spawns the CLI several times; on a loaded 2-core machine one start can take seconds.
+describe('mcp-warden users', { timeout: 180_000 }, () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'mcp-warden-users-'));
     writeFileSync(join(dir, 'mcp-warden.yaml'), CONFIG);

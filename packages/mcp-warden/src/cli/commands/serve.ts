@@ -4,6 +4,10 @@ import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../../config/load.js';
 import { pino } from 'pino';
 import type { KeyService } from '../../keys/service.js';
+import type { WardenConfig } from '../../config/schema.js';
+import type { UserStore } from '../../store/types.js';
+import { UserAccountError } from '../../users/errors.js';
+import { UserService, generatePassword } from '../../users/service.js';
 import { startGateway } from '../../server/gateway.js';
 import { type GlobalOptions, readConfig } from '../context.js';
 import { UserError, colour, out } from '../output.js';
@@ -37,6 +41,36 @@ async function bootstrapKeys(keys: KeyService, roles: readonly string[], url: st
   }
 }
 
+/** The demo user's name (docs/users.md). */
+const DEMO_USER = 'demo';
+
+/**
+ * With the built-in authorization server on and no users yet, creates the user `demo` with a
+ * generated password and prints both once, so an OAuth client can log in on the first run. Its roles:
+ * `admin` when the config defines it, else every configured role (a demo may do what the config allows).
+ */
+async function bootstrapDemoUser(store: UserStore, config: WardenConfig, endpoint: string | undefined): Promise<void> {
+  if (!config.auth.oauth.authorizationServer.enabled) return;
+  const users = new UserService(store);
+  const existing = colour.dim(`Using the users created earlier (mcp-warden users list). Lost the demo password? mcp-warden users passwd ${DEMO_USER}`);
+  if ((await users.list()).length > 0) return out(existing);
+  const configured = Object.keys(config.roles);
+  const roles = configured.includes('admin') ? ['admin'] : configured;
+  if (roles.length === 0) return;
+  const password = generatePassword();
+  try {
+    await users.add(DEMO_USER, password, roles);
+  } catch (error) {
+    // Another gateway on the same store made it first.
+    if (error instanceof UserAccountError && error.code === 'username_taken') return out(existing);
+    throw error;
+  }
+  out(`First run: created a user to log in at the built-in authorization server (roles: ${roles.join(', ')}). The password is shown only once.`);
+  out(`  username ${colour.bold(DEMO_USER)}`);
+  out(`  password ${colour.bold(password)}`);
+  if (endpoint !== undefined) out(`  An OAuth-capable MCP client connecting to ${endpoint} opens the login page: sign in there with these.`);
+}
+
 export function registerServe(program: Command): void {
   program
     .command('serve')
@@ -61,7 +95,9 @@ export function registerServe(program: Command): void {
       await gateway.ready;
       out(`mcp-warden gateway listening on ${gateway.url}`);
       for (const name of gateway.upstreams.keys()) out(`  /mcp/${name}  →  ${gateway.url}/mcp/${name}`);
-      await bootstrapKeys(gateway.services.keys, Object.keys(config.roles), gateway.url, gateway.upstreams.keys().next().value);
+      const firstUpstream = gateway.upstreams.keys().next().value;
+      await bootstrapDemoUser(gateway.services.store.users, config, firstUpstream === undefined ? undefined : `${gateway.url}/mcp/${firstUpstream}`);
+      await bootstrapKeys(gateway.services.keys, Object.keys(config.roles), gateway.url, firstUpstream);
       // Hot reload, on SIGHUP and when the file changes: validated, then swapped atomically, or refused.
       let reloading: Promise<void> = Promise.resolve();
       const reload = (why: string): void => {
