@@ -9,6 +9,8 @@ import type { ToolAnnotations } from '../types.js';
 export class ToolAnnotationRegistry {
   readonly #configured = new Map<string, ToolAnnotations>();
   readonly #learned = new Map<string, ToolAnnotations>();
+  /** The JSON text each learned entry was parsed from, when it came as text (see {@link learnText}). */
+  readonly #learnedText = new Map<string, string | undefined>();
   #servers: ((name: string) => ToolAnnotations | undefined)[] = [];
 
   constructor(configured: Readonly<Record<string, ToolAnnotations>> = {}) {
@@ -35,6 +37,26 @@ export class ToolAnnotationRegistry {
       const { name, annotations } = tool as { name?: unknown; annotations?: unknown };
       if (typeof name !== 'string') continue;
       this.#learned.set(name, sanitise(annotations));
+      this.#learnedText.delete(name);
+    }
+  }
+
+  /**
+   * Records listed tools' annotations from their JSON text (`annotations` absent: the tool has none),
+   * as the list filter's scan finds them. Text equal to what was learned last for that name is not
+   * parsed again: a big list seen again costs a map lookup per tool.
+   * @throws SyntaxError when any text is not JSON; nothing is learned then
+   */
+  learnTexts(tools: readonly { readonly name: string; readonly annotations?: string | undefined }[]): void {
+    // By name, the last listing winning, as in learn(); parsed before anything is recorded.
+    const changed = new Map<string, readonly [string | undefined, unknown]>();
+    for (const { name, annotations } of tools) {
+      if (!changed.has(name) && this.#learnedText.has(name) && this.#learnedText.get(name) === annotations) continue;
+      changed.set(name, [annotations, annotations === undefined ? undefined : JSON.parse(annotations)]);
+    }
+    for (const [name, [text, parsed]] of changed) {
+      this.#learned.set(name, sanitise(parsed));
+      this.#learnedText.set(name, text);
     }
   }
 

@@ -154,6 +154,10 @@ export class Policy {
    * by the roles its scopes grant. When only the scopes fall short, the deny carries `scopes`: the
    * first configured scope that would allow the action (a step-up: RFC 6750 §3.1
    * `insufficient_scope`; MCP authorization 2025-11-25 "Runtime Insufficient Scope Errors").
+   *
+   * List filtering remembers these answers by what this reads of the principal (roles, scopes,
+   * `scopeLimited`) and of the tool (its annotations): reading anything more here means adding it
+   * to the key in mcp/list-decisions.ts.
    */
   decide(principal: Principal, action: McpAction): Decision {
     const byRoles = this.#decideFor(principal.roles, action);

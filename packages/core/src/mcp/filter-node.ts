@@ -2,7 +2,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import type { Policy } from '../authz/policy.js';
 import type { Principal } from '../types.js';
-import { type PendingLists, SseListFilter, filterJsonBody } from './filter.js';
+import { type PendingLists, SseListFilter, filterJsonChunks } from './filter.js';
 
 type WriteCallback = (error?: Error | null) => void;
 
@@ -60,7 +60,8 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
   const decoder = new StringDecoder('utf8');
   let mode: 'undecided' | 'json' | 'sse' | 'pass' = 'undecided';
   let held: { status: number; args: unknown[] } | undefined;
-  let json = '';
+  /** A JSON body as written, in chunks: a big list is never one string (see list-scan.ts). */
+  const json: string[] = [];
   let sse: SseListFilter | undefined;
 
   const decide = (headers: unknown): void => {
@@ -92,17 +93,21 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     decide(undefined);
     const cb = (typeof encoding === 'function' ? encoding : callback) as WriteCallback | undefined;
     if (mode === 'json') {
-      json += toText(decoder, chunk, encoding);
+      json.push(toText(decoder, chunk, encoding));
       if (cb !== undefined) process.nextTick(cb);
       return true;
     }
     if (mode === 'sse' && sse !== undefined) {
-      const out = sse.push(toText(decoder, chunk, encoding));
-      if (out === '') {
+      const out = sse.pushPieces(toText(decoder, chunk, encoding));
+      if (out.length === 0) {
         if (cb !== undefined) process.nextTick(cb);
         return true;
       }
-      return (originalWrite as (...a: unknown[]) => boolean).call(this, out, 'utf8', cb);
+      let flowing = true;
+      out.forEach((piece, i) => {
+        flowing = (originalWrite as (...a: unknown[]) => boolean).call(this, piece, 'utf8', i === out.length - 1 ? cb : undefined);
+      });
+      return flowing;
     }
     return (originalWrite as (...a: unknown[]) => boolean).call(this, chunk, encoding, callback);
   } as typeof res.write;
@@ -116,10 +121,13 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     res.write = originalWrite;
     res.end = originalEnd;
     if (mode === 'json') {
-      const text = json + (data === undefined || data === null ? '' : toText(decoder, data, enc)) + decoder.end();
-      const body = filterJsonBody(text, lists, principal, policy) ?? text;
+      if (data !== undefined && data !== null) json.push(toText(decoder, data, enc));
+      json.push(decoder.end());
+      const body = (filterJsonChunks(json, lists, principal, policy) ?? json).filter((piece) => piece !== '');
+      const last = body.length === 0 ? '' : (body[body.length - 1] as string);
       if (!this.headersSent) {
-        const length = Buffer.byteLength(body);
+        let length = 0;
+        for (const piece of body) length += Buffer.byteLength(piece);
         if (held === undefined) this.setHeader('content-length', length);
         else {
           const reason = typeof held.args[0] === 'string' ? [held.args[0]] : [];
@@ -128,11 +136,14 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
           (originalWriteHead as (...a: unknown[]) => ServerResponse).call(this, held.status, ...reason, ...(headers === undefined ? [] : [headers]));
         }
       }
-      return originalEnd.call(this, body, 'utf8', cb);
+      for (let i = 0; i + 1 < body.length; i++) (originalWrite as (...a: unknown[]) => boolean).call(this, body[i], 'utf8');
+      return originalEnd.call(this, last, 'utf8', cb);
     }
     if (mode === 'sse' && sse !== undefined) {
-      const out = (data === undefined || data === null ? '' : sse.push(toText(decoder, data, enc))) + sse.push(decoder.end()) + sse.flush();
-      return (originalEnd as (...a: unknown[]) => ServerResponse).call(this, ...(out === '' ? [] : [out, 'utf8']), cb);
+      const out = [...(data === undefined || data === null ? [] : sse.pushPieces(toText(decoder, data, enc))), ...sse.pushPieces(decoder.end()), ...sse.flushPieces()];
+      for (let i = 0; i + 1 < out.length; i++) (originalWrite as (...a: unknown[]) => boolean).call(this, out[i], 'utf8');
+      const last = out[out.length - 1];
+      return (originalEnd as (...a: unknown[]) => ServerResponse).call(this, ...(last === undefined ? [] : [last, 'utf8']), cb);
     }
     return (originalEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, encoding, callback);
   } as typeof res.end;

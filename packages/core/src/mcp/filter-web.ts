@@ -23,12 +23,10 @@ export async function filterWebResponse(response: Response, lists: PendingLists,
     const stream = response.body.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({
         transform(chunk, controller) {
-          const out = filter.push(decoder.decode(chunk, { stream: true }));
-          if (out !== '') controller.enqueue(encoder.encode(out));
+          for (const piece of filter.pushPieces(decoder.decode(chunk, { stream: true }))) controller.enqueue(encoder.encode(piece));
         },
         flush(controller) {
-          const out = filter.push(decoder.decode()) + filter.flush();
-          if (out !== '') controller.enqueue(encoder.encode(out));
+          for (const piece of [...filter.pushPieces(decoder.decode()), ...filter.flushPieces()]) controller.enqueue(encoder.encode(piece));
         },
       }),
     );

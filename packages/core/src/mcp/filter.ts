@@ -1,6 +1,7 @@
 import type { Policy } from '../authz/policy.js';
-import type { JsonRpcId, ListFamily, McpAction, Principal, ToolAnnotations } from '../types.js';
-import { scanListResponse } from './list-scan.js';
+import type { JsonRpcId, ListFamily, McpAction, Principal } from '../types.js';
+import { listItemDecider } from './list-decisions.js';
+import { TextChunks, scanListResponse } from './list-scan.js';
 
 /**
  * List filtering: `tools/list`, `prompts/list`, `resources/list` and `resources/templates/list`
@@ -30,19 +31,6 @@ const ITEM_KEY: Record<ListFamily, { readonly member: string; readonly field: st
   resourceTemplates: { member: 'resourceTemplates', field: 'uriTemplate' },
 };
 
-function actionForItem(family: ListFamily, target: string): McpAction {
-  switch (family) {
-    case 'tools':
-      return { method: 'tools/call', kind: 'tool', target };
-    case 'prompts':
-      return { method: 'prompts/get', kind: 'prompt', target };
-    case 'resources':
-      return { method: 'resources/read', kind: 'resource', target };
-    case 'resourceTemplates':
-      return { method: 'resources/read', kind: 'resource', target, template: true };
-  }
-}
-
 /**
  * Returns the result with only the items the principal may use. Items without a string name/URI
  * are dropped. Tool annotations in a `tools/list` result are learned first, so the filter and later
@@ -58,10 +46,11 @@ export function filterListResult(
   const items = result[member];
   if (!Array.isArray(items)) return result;
   if (family === 'tools') policy.annotations.learn(items);
+  const allowed = listItemDecider(policy, principal, family);
   const kept = items.filter((item: unknown) => {
     if (typeof item !== 'object' || item === null) return false;
     const target = (item as Record<string, unknown>)[field];
-    return typeof target === 'string' && policy.decide(principal, actionForItem(family, target)).allow;
+    return typeof target === 'string' && allowed(target);
   });
   return kept.length === items.length ? result : { ...result, [member]: kept };
 }
@@ -83,30 +72,83 @@ function filterMessage(message: unknown, lists: PendingLists, principal: Princip
 const NOT_SCANNED = Symbol('not scanned');
 
 /**
+ * Longest piece of output text, in UTF-16 code units: at most 96 KiB of UTF-8, so neither the string
+ * nor its encoded copy is big enough for V8's or malloc's own mapping (see list-scan.ts).
+ */
+const PIECE = 32 * 1024;
+
+/** Gathers output text as pieces of at most {@link PIECE} code units, short strings joined together. */
+class Pieces {
+  readonly out: string[] = [];
+  #pending: string[] = [];
+  #size = 0;
+
+  add(text: string): void {
+    if (this.#size + text.length > PIECE) this.#flush();
+    if (text.length >= PIECE) this.out.push(text);
+    else {
+      this.#pending.push(text);
+      this.#size += text.length;
+    }
+  }
+
+  addRange(text: TextChunks, start: number, end: number): void {
+    for (const piece of text.pieces(start, end, PIECE)) this.add(piece);
+  }
+
+  #flush(): void {
+    if (this.#pending.length > 0) this.out.push(this.#pending.length === 1 ? (this.#pending[0] as string) : this.#pending.join(''));
+    this.#pending = [];
+    this.#size = 0;
+  }
+
+  done(): string[] {
+    this.#flush();
+    return this.out;
+  }
+}
+
+/**
  * The fast path for the usual case (one list request, its response a single message): keep items by
  * slicing the original text, learning annotations from the scanned items. `NOT_SCANNED` when the text
  * is not of the shape the scanner accepts; the JSON path then decides.
  */
-function filterByScan(text: string, lists: PendingLists, principal: Principal, policy: Policy): string | undefined | typeof NOT_SCANNED {
+function filterByScan(text: TextChunks, lists: PendingLists, principal: Principal, policy: Policy): string[] | undefined | typeof NOT_SCANNED {
   const [id, family] = lists.entries().next().value as [JsonRpcId, ListFamily];
   const { member, field } = ITEM_KEY[family];
   const scanned = scanListResponse(text, member, field, family === 'tools');
   if (scanned === undefined) return NOT_SCANNED;
   if (scanned.id !== id) return undefined;
   if (family === 'tools') {
-    const learned: { name: string; annotations?: ToolAnnotations }[] = [];
+    const listed: { name: string; annotations?: string | undefined }[] = [];
+    for (const item of scanned.items) if (item.key !== undefined) listed.push({ name: item.key, annotations: item.annotations });
     try {
-      for (const item of scanned.items) {
-        if (item.key !== undefined) learned.push(item.annotations === undefined ? { name: item.key } : { name: item.key, annotations: JSON.parse(item.annotations) as ToolAnnotations });
-      }
+      policy.annotations.learnTexts(listed);
     } catch {
       return NOT_SCANNED;
     }
-    policy.annotations.learn(learned);
   }
-  const kept = scanned.items.filter((item) => item.key !== undefined && policy.decide(principal, actionForItem(family, item.key)).allow);
-  if (kept.length === scanned.items.length) return undefined;
-  return `${text.slice(0, scanned.arrayStart)}[${kept.map((item) => text.slice(item.start, item.end)).join(',')}]${text.slice(scanned.arrayEnd)}`;
+  const allowed = listItemDecider(policy, principal, family);
+  const items = scanned.items;
+  const kept = items.map((item) => item.key !== undefined && allowed(item.key));
+  if (kept.every(Boolean)) return undefined;
+  const out = new Pieces();
+  out.addRange(text, 0, scanned.arrayStart);
+  out.add('[');
+  // Runs of kept items are sliced whole, the separators between them included.
+  let first = true;
+  for (let i = 0; i < items.length; i++) {
+    if (kept[i] !== true) continue;
+    let j = i;
+    while (j + 1 < items.length && kept[j + 1] === true) j++;
+    if (!first) out.add(',');
+    first = false;
+    out.addRange(text, (items[i] as { start: number }).start, (items[j] as { end: number }).end);
+    i = j;
+  }
+  out.add(']');
+  out.addRange(text, scanned.arrayEnd, text.length);
+  return out.done();
 }
 
 /**
@@ -114,11 +156,21 @@ function filterByScan(text: string, lists: PendingLists, principal: Principal, p
  * nothing changed (including a body that is not JSON: it is passed on as it came).
  */
 export function filterJsonBody(text: string, lists: PendingLists, principal: Principal, policy: Policy): string | undefined {
+  return filterJsonChunks([text], lists, principal, policy)?.join('');
+}
+
+/**
+ * {@link filterJsonBody} for a body in the chunks it arrived in; the new text comes back in pieces of
+ * at most 32 Ki code units, so a big list is never held as one string (see list-scan.ts for why).
+ */
+export function filterJsonChunks(chunks: readonly string[], lists: PendingLists, principal: Principal, policy: Policy): string[] | undefined {
+  const text = new TextChunks(chunks);
   if (lists.size === 1) {
     const fast = filterByScan(text, lists, principal, policy);
     if (fast !== NOT_SCANNED) return fast;
   }
-  return filterJsonBodyParsed(text, lists, principal, policy);
+  const parsed = filterJsonBodyParsed(text.join(), lists, principal, policy);
+  return parsed === undefined ? undefined : [parsed];
 }
 
 /** The general path: parse, filter, serialise. Exported for tests that compare it with the scan. */
@@ -142,18 +194,55 @@ export function filterJsonBodyParsed(text: string, lists: PendingLists, principa
   return filtered === parsed ? undefined : JSON.stringify(filtered);
 }
 
+/** One line of an SSE stream, in the pieces it arrived in (a long `data` line spans many chunks). */
+type Line = string[];
+
+function lineLength(line: Line): number {
+  let n = 0;
+  for (const piece of line) n += piece.length;
+  return n;
+}
+
+/** The first `n` code units of a line (fewer when it is shorter). */
+function lineHead(line: Line, n: number): string {
+  let head = '';
+  for (const piece of line) {
+    head += piece;
+    if (head.length >= n) break;
+  }
+  return head.slice(0, n);
+}
+
+/** The line without its first `n` code units. */
+function lineTail(line: Line, n: number): Line {
+  const out: Line = [];
+  for (const piece of line) {
+    if (n >= piece.length) n -= piece.length;
+    else {
+      out.push(n === 0 ? piece : piece.slice(n));
+      n = 0;
+    }
+  }
+  return out;
+}
+
 /**
  * An incremental SSE (text/event-stream) rewriter. Feed it decoded text as it arrives; it returns
  * what may be sent on at once. Events pass through as soon as their closing blank line arrives;
- * only `message` events carrying a response to a pending list request are rewritten.
+ * only `message` events carrying a response to a pending list request are rewritten. Line ends are
+ * looked for in each chunk once, and a long line is kept in the pieces it came in, never joined
+ * (see list-scan.ts for why a big string is dear).
  */
 export class SseListFilter {
   readonly #lists: PendingLists;
   readonly #principal: Principal;
   readonly #policy: Policy;
-  /** The unfinished line's text, in the chunks it came in (joined once a line end arrives). */
-  #held: string[] = [];
-  #lines: string[] = [];
+  /** The unfinished line's text, in the chunks it came in. */
+  #held: Line = [];
+  /** The finished lines of the unfinished event. */
+  #lines: Line[] = [];
+  /** The last chunk ended with a CR: an LF opening the next one is the rest of that line end. */
+  #afterCr = false;
 
   constructor(lists: PendingLists, principal: Principal, policy: Policy) {
     this.#lists = lists;
@@ -163,65 +252,96 @@ export class SseListFilter {
 
   /** Accepts a chunk of the stream; returns the text to send on now. */
   push(chunk: string): string {
-    const last = this.#held[this.#held.length - 1];
-    // A long data line arrives in many chunks: hold them unjoined until one of them ends a line.
-    if (last !== undefined && !last.endsWith('\r') && chunk.indexOf('\n') < 0 && chunk.indexOf('\r') < 0) {
-      this.#held.push(chunk);
-      return '';
-    }
-    const prefix = this.#held.length === 0 ? '' : this.#held.join('');
-    this.#held = [];
-    const text = prefix + chunk;
-    let out = '';
-    let start = 0;
-    // The held text has no line end, except perhaps a final CR: resume the search there.
-    let from = Math.max(0, prefix.length - 1);
-    let lf = text.indexOf('\n', from);
-    let cr = text.indexOf('\r', from);
-    for (;;) {
-      if (lf >= 0 && lf < from) lf = text.indexOf('\n', from);
-      if (cr >= 0 && cr < from) cr = text.indexOf('\r', from);
-      const end = lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
-      if (end < 0) break;
-      const isCr = end === cr;
-      if (isCr && end + 1 === text.length) break; // a CR at the end may be half of CRLF
-      const line = text.slice(start, end);
-      start = isCr && text.charCodeAt(end + 1) === 0x0a ? end + 2 : end + 1;
-      from = start;
-      if (line === '') out += this.#dispatch();
-      else this.#lines.push(line);
-    }
-    if (start < text.length) this.#held.push(text.slice(start));
-    return out;
+    return this.pushPieces(chunk).join('');
   }
 
   /** Ends the stream: returns whatever was held back (an unterminated event is passed on as it was). */
   flush(): string {
-    // A CR held back as a possible half of CRLF ends its line now that nothing follows.
-    const head = this.#held[this.#held.length - 1]?.endsWith('\r') === true ? this.push('\n') : '';
-    const rest = this.#lines.length > 0 ? `${this.#lines.join('\n')}\n` : '';
-    const out = head + rest + this.#held.join('');
-    this.#lines = [];
-    this.#held = [];
-    return out;
+    return this.flushPieces().join('');
   }
 
-  #dispatch(): string {
+  /** {@link push}, with the text to send in pieces of at most 32 Ki code units. */
+  pushPieces(chunk: string): string[] {
+    const out = new Pieces();
+    let start = 0;
+    if (this.#afterCr && chunk.length > 0) {
+      this.#afterCr = false;
+      if (chunk.charCodeAt(0) === 0x0a) start = 1;
+    }
+    let lf = chunk.indexOf('\n', start);
+    let cr = chunk.indexOf('\r', start);
+    for (;;) {
+      if (lf >= 0 && lf < start) lf = chunk.indexOf('\n', start);
+      if (cr >= 0 && cr < start) cr = chunk.indexOf('\r', start);
+      const end = lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
+      if (end < 0) break;
+      const line = this.#held;
+      if (end > start || line.length === 0) line.push(chunk.slice(start, end));
+      this.#held = [];
+      if (end === cr) {
+        if (end + 1 === chunk.length) this.#afterCr = true;
+        start = chunk.charCodeAt(end + 1) === 0x0a ? end + 2 : end + 1;
+      } else start = end + 1;
+      if (lineLength(line) === 0) this.#dispatch(out);
+      else this.#lines.push(line);
+    }
+    if (start < chunk.length) this.#held.push(start === 0 ? chunk : chunk.slice(start));
+    return out.done();
+  }
+
+  /** {@link flush}, in pieces. */
+  flushPieces(): string[] {
+    const out = new Pieces();
+    for (const line of this.#lines) {
+      for (const piece of line) out.add(piece);
+      out.add('\n');
+    }
+    for (const piece of this.#held) out.add(piece);
+    this.#lines = [];
+    this.#held = [];
+    this.#afterCr = false;
+    return out.done();
+  }
+
+  #dispatch(out: Pieces): void {
     const lines = this.#lines;
     this.#lines = [];
     let eventType = 'message';
-    const data: string[] = [];
+    const data: Line[] = [];
     for (const line of lines) {
-      if (line.startsWith('data:')) data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
-      else if (line.startsWith('event:')) eventType = line.slice(6).trim();
+      const head = lineHead(line, 6);
+      if (head.startsWith('data:')) data.push(lineTail(line, head === 'data: ' ? 6 : 5));
+      else if (head.startsWith('event:')) eventType = line.join('').slice(6).trim();
     }
     if (eventType === 'message' && data.length > 0) {
-      const filtered = filterJsonBody(data.join('\n'), this.#lists, this.#principal, this.#policy);
+      const text: string[] = [];
+      data.forEach((line, i) => {
+        if (i > 0) text.push('\n');
+        text.push(...line);
+      });
+      const filtered = filterJsonChunks(text, this.#lists, this.#principal, this.#policy);
       if (filtered !== undefined) {
-        const kept = lines.filter((l) => !l.startsWith('data:'));
-        return `${[...kept, `data: ${filtered}`].join('\n')}\n\n`;
+        for (const line of lines) {
+          if (lineHead(line, 5) === 'data:') continue;
+          for (const piece of line) out.add(piece);
+          out.add('\n');
+        }
+        out.add('data: ');
+        // Data split over several lines was joined with LFs, which the kept text may contain:
+        // each starts a data line of its own again.
+        for (const piece of filtered) out.add(data.length > 1 ? piece.replaceAll('\n', '\ndata: ') : piece);
+        out.add('\n\n');
+        return;
       }
     }
-    return lines.length === 0 ? '\n' : `${lines.join('\n')}\n\n`;
+    if (lines.length === 0) {
+      out.add('\n');
+      return;
+    }
+    for (const line of lines) {
+      for (const piece of line) out.add(piece);
+      out.add('\n');
+    }
+    out.add('\n');
   }
 }

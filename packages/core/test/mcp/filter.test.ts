@@ -146,3 +146,56 @@ describe('filterWebResponse', () => {
     expect(await filterWebResponse(response, lists, reader, policy)).toBe(response);
   });
 });
+
+describe('SseListFilter, big lists in many chunks', () => {
+  const many = Array.from({ length: 300 }, (_, i) => ({
+    name: `tool_${i}`,
+    description: `tool ${i} ${'é'.repeat(i % 7)}`,
+    inputSchema: { type: 'object', properties: { q: { type: 'string', description: 'a "quoted" \\ text' } } },
+    ...(i % 3 === 0 ? { annotations: { readOnlyHint: true } } : {}),
+  }));
+  const message = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: many } });
+  const stream = `event: message\r\nid: 1\r\ndata: ${message}\r\n\r\n: after\n\n`;
+
+  function run(chunks: string[], pieces: boolean): string {
+    const filter = new SseListFilter(lists, reader, policy);
+    if (!pieces) return chunks.map((c) => filter.push(c)).join('') + filter.flush();
+    const out = [...chunks.flatMap((c) => filter.pushPieces(c)), ...filter.flushPieces()];
+    for (const piece of out) expect(piece.length).toBeLessThanOrEqual(32 * 1024);
+    return out.join('');
+  }
+
+  it('keeps exactly the allowed tools, in pieces no longer than 32 Ki code units', () => {
+    const out = run([stream], true);
+    const data = JSON.parse(out.split('\n').find((l) => l.startsWith('data: '))?.slice(6) ?? 'null');
+    expect(data.result.tools.map((t: { name: string }) => t.name)).toEqual(many.filter((t) => t.annotations !== undefined).map((t) => t.name));
+    expect(out.endsWith('\n\n: after\n\n')).toBe(true);
+  });
+
+  it('gives the same output however the stream is cut, items and line ends split across chunks', () => {
+    const whole = run([stream], false);
+    fc.assert(
+      fc.property(fc.array(fc.nat({ max: stream.length }), { maxLength: 40 }), fc.boolean(), (cuts, pieces) => {
+        const points = [...new Set(cuts)].sort((a, b) => a - b);
+        const chunks: string[] = [];
+        let last = 0;
+        for (const p of points) {
+          chunks.push(stream.slice(last, p));
+          last = p;
+        }
+        chunks.push(stream.slice(last));
+        expect(run(chunks, pieces)).toBe(whole);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('writes data that came on several lines back as valid SSE: every line of the event is a field', () => {
+    const pretty = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: many.slice(0, 6) } }, null, 1);
+    const out = run([`event: message\ndata: ${pretty.split('\n').join('\ndata: ')}\n\n`], true);
+    const lines = out.split('\n\n')[0]?.split('\n') ?? [];
+    expect(lines.every((l) => l.startsWith('data: ') || l.startsWith('event: '))).toBe(true);
+    const data = JSON.parse(lines.filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n'));
+    expect(data.result.tools.map((t: { name: string }) => t.name)).toEqual(['tool_0', 'tool_3']);
+  });
+});

@@ -5,8 +5,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Policy } from '../../src/authz/policy.js';
-import { filterJsonBody, filterJsonBodyParsed } from '../../src/mcp/filter.js';
-import { scanListResponse } from '../../src/mcp/list-scan.js';
+import { filterJsonBody, filterJsonBodyParsed, filterJsonChunks } from '../../src/mcp/filter.js';
+import { TextChunks, scanListResponse } from '../../src/mcp/list-scan.js';
 import type { JsonRpcId, ListFamily } from '../../src/types.js';
 import { principal } from '../helpers.js';
 
@@ -100,5 +100,35 @@ describe('list scan', () => {
       // JSON.parse keeps the last "name": the tool is "xray", which the reader may not see.
       expect(JSON.parse(out ?? body).result.tools).toEqual([]);
     });
+  });
+});
+
+describe('list scan over chunks', () => {
+  it('finds the same items in a text cut anywhere into chunks as in the text whole', () => {
+    fc.assert(
+      fc.property(response, fc.array(fc.nat(), { maxLength: 10 }), (r, cuts) => {
+        const body = text(r);
+        const points = [...new Set(cuts.map((c) => c % (body.length + 1)))].sort((a, b) => a - b);
+        const chunks: string[] = [];
+        let last = 0;
+        for (const p of points) {
+          chunks.push(body.slice(last, p));
+          last = p;
+        }
+        chunks.push(body.slice(last));
+        expect(scanListResponse(new TextChunks(chunks), 'tools', 'name', true)).toEqual(scanListResponse(body, 'tools', 'name', true));
+        const lists = new Map<JsonRpcId, ListFamily>([[1, 'tools']]);
+        expect(filterJsonChunks(chunks, lists, principal(['reader']), new Policy({ roles }))?.join('')).toBe(filterJsonBody(body, lists, principal(['reader']), new Policy({ roles })));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('hands a long span on in pieces of the chunks, never longer than asked', () => {
+    const chunks = ['abc', 'defgh', 'ij'];
+    const t = new TextChunks(chunks);
+    expect(t.pieces(1, 9, 3)).toEqual(['bc', 'def', 'gh', 'i']);
+    expect(t.slice(2, 8)).toBe('cdefgh');
+    expect(t.join()).toBe('abcdefghij');
   });
 });
