@@ -12,11 +12,21 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
+import { TrustedIssuer, jwtVerifier } from '@mcp-warden/core';
 import { warden } from '@mcp-warden/core/express';
 
 /** The scenarios, in the order of the first round. */
 export const SCENARIOS = ['noauth-call', 'tutorial-call', 'warden-call', 'noauth-list', 'warden-list'] as const;
-export type ScenarioId = (typeof SCENARIOS)[number];
+/**
+ * JWT access-token scenarios (`npm run bench:jwt`, which mints the key and token and passes them in
+ * BENCH_JWT_PUBLIC_JWK / BENCH_JWT_TOKEN): verified tokens cached by hash, and verified on every request.
+ */
+export const JWT_SCENARIOS = ['warden-jwt-call', 'warden-jwt-nocache-call'] as const;
+export type ScenarioId = (typeof SCENARIOS)[number] | (typeof JWT_SCENARIOS)[number];
+
+/** The JWT scenarios' issuer and audience (the resource's canonical URI). */
+export const JWT_ISSUER = 'https://idp.bench.example';
+export const JWT_AUDIENCE = 'https://mcp.bench.example/mcp';
 
 export interface ScenarioInfo {
   readonly title: string;
@@ -34,7 +44,29 @@ export const SCENARIO_INFO: Readonly<Record<ScenarioId, ScenarioInfo>> = {
   'warden-call': { title: '3 mcp-warden (admin), tools/call echo', baseline: 'noauth-call', request: 'call', token: 'admin-token' },
   'noauth-list': { title: '4 no auth, tools/list (100 tools)', baseline: 'noauth-list', request: 'list', token: 'reader-token' },
   'warden-list': { title: '5 mcp-warden (reader), filtered tools/list', baseline: 'noauth-list', request: 'list', token: 'reader-token' },
+  'warden-jwt-call': {
+    title: '6 mcp-warden JWT (cached), tools/call echo',
+    baseline: 'noauth-call',
+    request: 'call',
+    get token() {
+      return jwtToken();
+    },
+  },
+  'warden-jwt-nocache-call': {
+    title: '7 mcp-warden JWT (verified each time), tools/call',
+    baseline: 'noauth-call',
+    request: 'call',
+    get token() {
+      return jwtToken();
+    },
+  },
 };
+
+function jwtToken(): string {
+  const token = process.env['BENCH_JWT_TOKEN'];
+  if (token === undefined) throw new Error('the JWT scenarios need BENCH_JWT_TOKEN: run them with npm run bench:jwt');
+  return token;
+}
 
 export const PROTOCOL_VERSION = '2025-11-25';
 export const ECHO_TEXT = 'hello from the bench';
@@ -201,6 +233,16 @@ export function createScenarioApp(id: ScenarioId): Express {
       // No express.json(): the middleware reads and parses the body itself and sets req.body.
       app.use('/mcp', warden({ tokens: WARDEN_TOKENS, policy: WARDEN_POLICY, server: createServer() }));
       break;
+    case 'warden-jwt-call':
+    case 'warden-jwt-nocache-call': {
+      const jwk = process.env['BENCH_JWT_PUBLIC_JWK'];
+      if (jwk === undefined) throw new Error('the JWT scenarios need BENCH_JWT_PUBLIC_JWK: run them with npm run bench:jwt');
+      // The issuer's keys given in-process: the bench measures verification, not a JWKS fetch (which happens once per key anyway).
+      const issuer = new TrustedIssuer({ name: 'bench', issuer: JWT_ISSUER, jwks: { keys: [JSON.parse(jwk) as JsonWebKey] }, claims: { roles: [{ claim: 'roles' }] } });
+      const verifier = jwtVerifier({ issuers: [issuer], audience: JWT_AUDIENCE, ...(id === 'warden-jwt-nocache-call' ? { cache: false as const } : {}) });
+      app.use('/mcp', warden({ verifiers: [verifier], policy: { ...WARDEN_POLICY, scopes: { 'mcp:read': ['reader'], 'mcp:admin': ['admin'] } }, server: createServer() }));
+      break;
+    }
   }
   app.all('/mcp', statelessHandler(createServer));
   return app;

@@ -5,13 +5,13 @@
  * Usage (by the runner only): node <tsx loader flags> bench/middleware-server.ts <scenario>
  */
 import type { AddressInfo } from 'node:net';
-import { SCENARIOS, type ScenarioId, createScenarioApp } from './middleware-apps.js';
+import { JWT_SCENARIOS, SCENARIOS, type ScenarioId, createScenarioApp } from './middleware-apps.js';
 
 export type ServerMessage = { type: 'ready'; port: number } | { type: 'closed' };
 
 const id = process.argv[2] as ScenarioId | undefined;
-if (id === undefined || !SCENARIOS.includes(id)) {
-  console.error(`middleware-server: unknown scenario ${String(id)}; expected one of ${SCENARIOS.join(', ')}`);
+if (id === undefined || ![...SCENARIOS, ...JWT_SCENARIOS].includes(id)) {
+  console.error(`middleware-server: unknown scenario ${String(id)}; expected one of ${[...SCENARIOS, ...JWT_SCENARIOS].join(', ')}`);
   process.exit(2);
 }
 if (process.send === undefined) {

@@ -29,6 +29,7 @@ import {
   ECHO_TEXT,
   READ_ONLY_NAMES,
   REQUEST_BODIES,
+  JWT_SCENARIOS,
   SCENARIOS,
   SCENARIO_INFO,
   type ScenarioId,
@@ -50,15 +51,16 @@ const QUIET_WAIT = envNumber('BENCH_QUIET_WAIT', 60, false);
 const SELECTED: readonly ScenarioId[] = (() => {
   const raw = process.env['BENCH_SCENARIOS'];
   if (raw === undefined || raw.trim() === '') return SCENARIOS;
+  const all: readonly ScenarioId[] = [...SCENARIOS, ...JWT_SCENARIOS];
   const wanted = new Set<ScenarioId>();
   for (const name of raw.split(',').map((n) => n.trim())) {
-    if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`BENCH_SCENARIOS: unknown scenario ${JSON.stringify(name)} (${SCENARIOS.join(', ')})`);
+    if (!(all as readonly string[]).includes(name)) throw new Error(`BENCH_SCENARIOS: unknown scenario ${JSON.stringify(name)} (${all.join(', ')})`);
     wanted.add(name as ScenarioId);
     wanted.add(SCENARIO_INFO[name as ScenarioId].baseline);
   }
-  return SCENARIOS.filter((id) => wanted.has(id));
+  return all.filter((id) => wanted.has(id));
 })();
-const TARGETS: Partial<Record<ScenarioId, number>> = { 'warden-call': 0.97, 'warden-list': 0.95 };
+const TARGETS: Partial<Record<ScenarioId, number>> = { 'warden-call': 0.97, 'warden-list': 0.95, 'warden-jwt-call': 0.95 };
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 /** Where the server modules are transpiled to (inside the git-ignored results directory). */
@@ -527,7 +529,7 @@ async function main(): Promise<void> {
   const summaries = summarise(runs);
   console.log(`\n${render(summaries)}\n`);
   console.log(
-    'ratio: req/s over the no-auth baseline (scenarios 2, 3 vs 1; 5 vs 4), medians across rounds. Δ CPU: server CPU per request above\n' +
+    'ratio: req/s over the no-auth baseline (scenarios 2, 3, 6, 7 vs 1; 5 vs 4), medians across rounds. Δ CPU: server CPU per request above\n' +
       "the baseline's; CPU ratio: baseline CPU per request over this one's (the steadier figure on a shared 2-core box).",
   );
   const disturbedKept = runs.filter((r) => r.disturbed).length;
