@@ -258,7 +258,12 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
       resourceIndicators: {
         enabled: true,
         // At the token endpoint, a grant for one resource needs no `resource` again (RFC 8707 §2.2).
-        defaultResource: async (_ctx, _client, oneOf) => oneOf,
+        // Without `resource` at all (clients that predate RFC 8707 support), the only endpoint when there is one.
+        defaultResource: async (_ctx, _client, oneOf) => {
+          if (oneOf !== undefined) return oneOf;
+          const all = options.resources();
+          return all.length === 1 ? all[0] : undefined;
+        },
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx, indicator) => {
           const audience = matchResource(indicator);
@@ -321,6 +326,11 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
         if (Array.isArray(grants) && grants.includes('client_credentials') && !machineClients.has(String(metadata.client_id))) {
           throw new errors.InvalidClientMetadata('client_credentials is only for clients configured in auth.oauth.authorizationServer.clients');
         }
+        // A registered (or metadata-document) client's `scope` is what it asked for first, not a
+        // ceiling: MCP clients register with the first challenge's scope and ask for more on a
+        // step-up (MCP authorization, "Scope Selection Strategy"), and the user consents per scope
+        // anyway. Only configured clients keep `scopes` as a limit.
+        if (!configuredClients.has(String(metadata.client_id))) delete metadata.scope;
       },
     },
     ttl: {
