@@ -75,7 +75,7 @@ export interface VisitedPage {
 export interface LoginAndConsentOptions {
   readonly username: string;
   readonly password: string;
-  /** File names are `<name>-<n>-<kind>.png`; default `flow`. */
+  /** File names are `<name>-<n>-<kind>.png`, n counting the pages shown under this name; default `flow`. */
   readonly name?: string;
   /** Default: {@link SCREENSHOT_DIR}. */
   readonly screenshotDir?: string;
@@ -124,12 +124,16 @@ export async function launchChromium(): Promise<ChromiumDriver> {
   await context.addInitScript('globalThis.__name = (fn) => fn;');
   context.setDefaultTimeout(STEP_TIMEOUT_MS);
   context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
-  let shots = 0;
+  /** Pages screenshotted per flow name: file names are stable from run to run, so a rerun replaces them. */
+  const shots = new Map<string, number>();
 
   async function visit(page: Page, kind: VisitedPage['kind'], options: LoginAndConsentOptions): Promise<VisitedPage> {
     const dir = options.screenshotDir ?? SCREENSHOT_DIR;
     mkdirSync(dir, { recursive: true });
-    const screenshot = join(dir, `${options.name ?? 'flow'}-${++shots}-${kind}.png`);
+    const name = options.name ?? 'flow';
+    const n = (shots.get(name) ?? 0) + 1;
+    shots.set(name, n);
+    const screenshot = join(dir, `${name}-${n}-${kind}.png`);
     await page.screenshot({ path: screenshot, fullPage: true });
     const accessibility = await checkAccessibility(page);
     return { kind, url: page.url(), title: await page.title(), screenshot, accessibility, text: await page.locator('body').innerText() };
