@@ -231,6 +231,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     throw error;
   };
   if (config.auth.oauth.authorizationServer.enabled) {
+    // MCP authorization "Communication Security": authorization server endpoints MUST be https.
+    const host = new URL(baseUrl).hostname;
+    if (!baseUrl.startsWith('https:') && host !== '127.0.0.1' && host !== 'localhost' && host !== '[::1]') {
+      await abort(
+        new ConfigError([
+          `server.publicUrl: the built-in authorization server needs an https URL (got ${baseUrl}); plain http is accepted on loopback addresses only. Put TLS in front and set server.publicUrl to its https URL.`,
+        ]),
+      );
+    }
     const start = options.authorizationServer ?? ((context: AuthorizationServerContext) => builtinAuthorizationServer(context, options.authorizationServerFetch));
     try {
       authorizationServer = await start({ issuer: baseUrl, config, services, logger, resources: () => [...routes.keys()].map((p) => `${baseUrl}${p}`) });

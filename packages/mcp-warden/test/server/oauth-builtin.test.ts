@@ -88,6 +88,20 @@ describe('gateway with the built-in authorization server', () => {
   });
 
   describe('Security', () => {
+    it('refuses to run the authorization server on a plain-http public URL that is not loopback', async () => {
+      const config = parseConfig(
+        JSON.stringify({
+          store: { type: 'memory' },
+          server: { publicUrl: 'http://gateway.example.com' },
+          roles: { reader: ['read'] },
+          auth: { oauth: { scopes: { 'mcp:read': ['reader'] }, authorizationServer: { enabled: true } } },
+          upstreams: {},
+        }),
+        'plain-http.yaml',
+      );
+      await expect(startGateway({ config, logger: quiet, port: 0 })).rejects.toThrow(/needs an https URL \(got http:\/\/gateway\.example\.com\)/);
+    });
+
     it('a token minted for another resource is refused (401), and an unknown resource is not minted at all', async () => {
       const other = await clientCredentials('https://other.example/mcp', 'mcp:read');
       expect(other.status).toBe(400);
