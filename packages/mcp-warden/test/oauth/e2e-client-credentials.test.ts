@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type WireExchange, jwtClaims, recordingFetch } from '../support/oauth-client.js';
 import { type OAuthGateway, startOAuthGateway } from '../support/oauth-gateway.js';
 
+/** Each test starts server-everything children through the gateway; generous for a loaded 2-core machine. */
+const TEST_TIMEOUT_MS = 60_000;
 const MACHINE = { clientId: 'nightly-report', clientSecret: 'nightly-report-secret-0123456789', roles: ['reader'] } as const;
 
 function textOf(result: object): string {
@@ -70,7 +72,7 @@ describe('client credentials: a machine client gets a token and calls tools', ()
     } finally {
       await client.close();
     }
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('the SDK v2 ClientCredentialsProvider starts from the 401, fetches its own token with the resource, and calls a tool', async () => {
     const wire: WireExchange[] = [];
@@ -87,7 +89,7 @@ describe('client credentials: a machine client gets a token and calls tools', ()
     } finally {
       await client.close();
     }
-  });
+  }, TEST_TIMEOUT_MS);
 
   describe('Security', () => {
     it('refuses a wrong secret (401 invalid_client) and an unknown resource (invalid_target)', async () => {
