@@ -141,6 +141,15 @@ describe('gateway in front of server-everything over stdio', () => {
       expect(forged.status).toBe(404);
     });
 
+    it('answers 400 to a request of a 2025 client that carries no session id (transport spec, Session Management)', async () => {
+      const missing = await fetch(endpoint, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+      });
+      expect(missing.status).toBe(400);
+    });
+
     it('refuses requests without a credential before any child is started', async () => {
       const response = await fetch(endpoint, {
         method: 'POST',
