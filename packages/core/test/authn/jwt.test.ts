@@ -42,7 +42,7 @@ class FakeIdp {
     const key = options.kid === undefined ? (this.keys.at(-1) as FakeIdp['keys'][number]) : (this.keys.find((k) => k.kid === options.kid) as FakeIdp['keys'][number]);
     let jwt = new SignJWT({ scope: 'mcp:read', groups: ['mcp-readers'], ...claims })
       .setProtectedHeader({ alg: 'ES256', kid: key.kid, ...(options.typ === undefined ? {} : { typ: options.typ }) })
-      .setIssuer(this.issuer)
+      .setIssuer(typeof claims['iss'] === 'string' ? claims['iss'] : this.issuer)
       .setSubject('alice')
       .setIssuedAt()
       .setJti(crypto.randomUUID())
@@ -100,6 +100,25 @@ describe('jwtVerifier', () => {
     await other.addKey('x');
     expect(await verifier.verify(bearer(await other.token()))).toBeUndefined();
     await other.close();
+  });
+
+  it('accepts several issuers at once, each with its own claim mapping', async () => {
+    const second = new FakeIdp();
+    await second.start();
+    await second.addKey('s1');
+    try {
+      const other = new TrustedIssuer({ name: 'partner', issuer: second.issuer, jwksCooldownMs: 0, claims: { roles: [{ claim: 'groups', values: { 'mcp-readers': ['guest'] } }] } });
+      const verifier = jwtVerifier({ issuers: [issuer, other], audience: RESOURCE, cache: false });
+      const mine = await verifier.verify(bearer(await idp.token()));
+      const theirs = await verifier.verify(bearer(await second.token()));
+      expect(mine?.ok === true && mine.principal).toMatchObject({ id: 'corp:alice', roles: ['member', 'reader'] });
+      expect(theirs?.ok === true && theirs.principal).toMatchObject({ id: 'partner:alice', roles: ['guest'] });
+      // A token naming one issuer but signed by the other's key is refused.
+      const forged = await second.token({ iss: idp.issuer });
+      expect(refusedFor(await verifier.verify(bearer(forged)))).toBe('invalid');
+    } finally {
+      await second.close();
+    }
   });
 
   it('refuses expired and not-yet-valid tokens, allowing the clock skew', async () => {
