@@ -150,7 +150,14 @@ export function createFederation(options: {
       if (users.upsertFederated === undefined) return 'Single sign-on is not available on this server.';
       const roles = mapClaimsToRoles(claims, config.roles, config.defaultRoles);
       const preferred = [claims['preferred_username'], claims['email'], claims.sub].find((v): v is string => typeof v === 'string' && v !== '') as string;
-      const user = await users.upsertFederated(config.issuer, claims.sub, preferred, roles);
+      let user: { id: string };
+      try {
+        user = await users.upsertFederated(config.issuer, claims.sub, preferred, roles);
+      } catch (error) {
+        // A disabled account signs in no more, whichever way it comes.
+        if ((error as { code?: unknown }).code === 'disabled') return 'This account is disabled. Ask an administrator.';
+        throw error;
+      }
       await provider.interactionFinished(req, res, { login: { accountId: user.id, amr: ['fed'] } }, { mergeWithLastSubmission: false });
       return undefined;
     },

@@ -157,6 +157,37 @@ describe('federation', () => {
     }
   });
 
+  it('a disabled federated account gets a refusal page, not an error and not a sign-in', async () => {
+    const upstream = await startUpstream({ sub: 'u-9', preferred_username: 'dave' });
+    try {
+      const disabled = Object.assign(new Error('disabled'), { code: 'disabled' });
+      const directory = {
+        authenticate: async () => undefined,
+        get: async () => undefined,
+        upsertFederated: async () => {
+          throw disabled;
+        },
+      };
+      const as = await startAs({ directory, config: { federation: { name: 'Corp SSO', issuer: upstream.issuer, clientId: 'warden', clientSecret: 'upstream-secret' } } });
+      const client = await registerClient(as.base);
+      const browser = new Browser();
+      const { challenge } = pkce();
+      let response = await browser.fetch(authorizeUrl(as.base, { clientId: client.client_id, redirectUri: client.redirect_uri, resource: as.resource, challenge, challengeMethod: 'S256' }));
+      while (response.status === 303) response = await browser.fetch(new URL(response.headers.get('location') as string, as.base).href);
+      const link = /<a class="button" href="([^"]+)">Log in with Corp SSO<\/a>/.exec(await response.text())?.[1] as string;
+      response = await browser.fetch(new URL(link, as.base).href);
+      while (response.status >= 300 && response.status < 400) {
+        const location = response.headers.get('location') as string;
+        expect(location.startsWith(client.redirect_uri)).toBe(false);
+        response = await browser.fetch(new URL(location, as.base).href);
+      }
+      expect(response.status).toBeLessThan(500);
+      expect(await response.text()).toContain('This account is disabled');
+    } finally {
+      await upstream.close();
+    }
+  });
+
   it('a callback with an unknown state is refused with a page, not a redirect', async () => {
     const upstream = await startUpstream({ sub: 'u-1' });
     try {
