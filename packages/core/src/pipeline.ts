@@ -82,6 +82,7 @@ export interface Warden {
 
 interface RequestContext {
   readonly request: RequestView;
+  /** Shared by the request's audit events; empty (and never read) when there are no sinks. */
   readonly requestId: string;
   readonly started: number;
 }
@@ -113,19 +114,17 @@ export function createWarden(options: WardenOptions): Warden {
   const recordArguments = options.recordArguments;
   const limiter = options.authLimiter;
   const exposeCredential = options.exposeCredentialToHandlers === true;
+  const upstream = options.upstream;
 
   function emit(ctx: RequestContext, fields: Omit<AuditEvent, 'time' | 'requestId' | 'latencyMicros' | 'clientAddress' | 'userAgent'>): void {
     if (sinks.length === 0) return;
     const userAgent = ctx.request.header('user-agent');
-    const event: AuditEvent = {
-      time: new Date().toISOString(),
-      requestId: ctx.requestId,
-      ...fields,
-      ...(options.upstream === undefined ? {} : { upstream: options.upstream }),
-      latencyMicros: Math.round((performance.now() - ctx.started) * 1000),
-      ...(ctx.request.remoteAddress === undefined ? {} : { clientAddress: ctx.request.remoteAddress }),
-      ...(userAgent === undefined ? {} : { userAgent }),
-    };
+    // Object.assign and plain assignments, not spreads: this runs once per audited decision.
+    const event = Object.assign({ time: new Date().toISOString(), requestId: ctx.requestId }, fields) as { -readonly [K in keyof AuditEvent]: AuditEvent[K] };
+    if (upstream !== undefined) event.upstream = upstream;
+    event.latencyMicros = Math.round((performance.now() - ctx.started) * 1000);
+    if (ctx.request.remoteAddress !== undefined) event.clientAddress = ctx.request.remoteAddress;
+    if (userAgent !== undefined) event.userAgent = userAgent;
     for (const sink of sinks) {
       try {
         sink(event);
@@ -150,8 +149,15 @@ export function createWarden(options: WardenOptions): Warden {
   }
 
   function authInfoFor(principal: Principal, credential: Credential): SdkAuthInfo {
+    // The fingerprint is a SHA-256: computed when a handler reads it, not for every request.
+    let token: string | undefined;
     const info: SdkAuthInfo = {
-      token: exposeCredential ? credential.value : `sha256:${sha256Hex(credential.value).slice(0, 16)}`,
+      get token(): string {
+        return (token ??= exposeCredential ? credential.value : `sha256:${sha256Hex(credential.value).slice(0, 16)}`);
+      },
+      set token(value: string) {
+        token = value;
+      },
       clientId: principal.clientId ?? principal.id,
       scopes: [...principal.scopes],
       extra: {
@@ -164,7 +170,7 @@ export function createWarden(options: WardenOptions): Warden {
   }
 
   async function handle(request: RequestView, bodySource: BodySource): Promise<PipelineResult> {
-    const ctx: RequestContext = { request, requestId: randomUUID(), started: performance.now() };
+    const ctx: RequestContext = sinks.length === 0 ? { request, requestId: '', started: 0 } : { request, requestId: randomUUID(), started: performance.now() };
     try {
       guard(request);
     } catch (error) {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../src/audit/event.js';
 import { type PipelineResult, createWarden } from '../src/pipeline.js';
@@ -46,6 +47,16 @@ describe('createWarden pipeline', () => {
       extra: { principal: { id: 'reader', kind: 'static-token', subject: 'reader', roles: ['reader'] }, roles: ['reader'] },
     });
     expect(result.lists).toBeUndefined();
+  });
+
+  it('gives the fingerprint of the credential itself, computed when read, and lets a handler replace it', async () => {
+    const { post } = setup();
+    const result = await post(call('echo'));
+    if (result.type !== 'forward') throw new Error('expected forward');
+    expect(result.authInfo.token).toBe(`sha256:${createHash('sha256').update(SECRET).digest('hex').slice(0, 16)}`);
+    expect(JSON.parse(JSON.stringify(result.authInfo)).token).toBe(result.authInfo.token);
+    result.authInfo.token = 'replaced';
+    expect(result.authInfo.token).toBe('replaced');
   });
 
   it('hands the credential to handlers only when told to', async () => {
