@@ -75,6 +75,21 @@ export function parseKey(value: string): ParsedKey | undefined {
   return { id, secret };
 }
 
+const parsedCredentials = new WeakMap<object, ParsedKey | null>();
+
+/**
+ * {@link parseKey} of a credential, remembered for as long as the credential object lives: the
+ * attempt limiter and the verifier both need the key id of the same request, and the checksum is
+ * computed once. Keyed by the object, so no secret outlives its request here.
+ */
+export function parseKeyOf(credential: { readonly value: string }): ParsedKey | undefined {
+  const known = parsedCredentials.get(credential);
+  if (known !== undefined) return known ?? undefined;
+  const parsed = parseKey(credential.value);
+  parsedCredentials.set(credential, parsed ?? null);
+  return parsed;
+}
+
 /** The stored hash of a key's secret: hex SHA-256 of `<id>:<secret>`. */
 export function hashSecret(id: string, secret: string): string {
   return hash('sha256', `${id}:${secret}`, 'hex');

@@ -5,7 +5,7 @@
 import type { Credential, CredentialVerifier, Principal, VerificationResult } from '@mcp-warden/core';
 import type { ApiKeyRecord, KeyStore } from '../store/types.js';
 import { timingSafeEqual } from 'node:crypto';
-import { hashSecretBytes, looksLikeKey, parseKey } from './format.js';
+import { hashSecretBytes, looksLikeKey, parseKeyOf } from './format.js';
 
 /** Options of {@link createApiKeyVerifier}. */
 export interface ApiKeyVerifierOptions {
@@ -108,7 +108,7 @@ export function createApiKeyVerifier(store: KeyStore, options: ApiKeyVerifierOpt
     name: 'api-keys',
     verify(credential: Credential): VerificationResult | undefined | Promise<VerificationResult | undefined> {
       if (!looksLikeKey(credential.value)) return undefined;
-      const parsed = parseKey(credential.value);
+      const parsed = parseKeyOf(credential);
       if (parsed === undefined) return refuse('invalid', 'The API key is malformed (wrong length, characters or checksum)');
       const at = now();
       const token = store.changeToken();

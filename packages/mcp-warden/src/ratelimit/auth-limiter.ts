@@ -5,7 +5,7 @@
  */
 import type { AuthAttempt, AuthAttemptLimiter } from '@mcp-warden/core';
 import { RateLimiterMemory, type RateLimiterRes } from 'rate-limiter-flexible';
-import { parseKey } from '../keys/format.js';
+import { parseKeyOf } from '../keys/format.js';
 
 /** How many failures in what window, and how long a block lasts (ms). */
 export interface AttemptLimit {
@@ -44,7 +44,7 @@ async function count(limiter: RateLimiterMemory, key: string, limit: AttemptLimi
 export function createAuthLimiter(options: AuthLimiterOptions): AuthAttemptLimiter {
   const byAddress = memoryLimiter(options.perAddress, 'mcpw-auth-addr');
   const byKey = memoryLimiter(options.perKey, 'mcpw-auth-key');
-  const keyIdOf = (attempt: AuthAttempt): string | undefined => parseKey(attempt.credential.value)?.id;
+  const keyIdOf = (attempt: AuthAttempt): string | undefined => parseKeyOf(attempt.credential)?.id;
 
   return {
     async check(attempt) {

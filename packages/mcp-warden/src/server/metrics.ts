@@ -58,19 +58,43 @@ export function createGatewayMetrics(upstreams: () => ReadonlyMap<string, Upstre
     },
   });
 
+  // Label children, looked up once per label set: prom-client hashes the labels object on every
+  // inc/observe otherwise. The sets are bounded (upstreams × statuses, configured rules).
+  const children = <T>(make: (upstream: string, rest: string) => T): ((upstream: string, rest: string) => T) => {
+    const cache = new Map<string, Map<string, T>>();
+    return (upstream, rest) => {
+      let byRest = cache.get(upstream);
+      if (byRest === undefined) {
+        byRest = new Map();
+        cache.set(upstream, byRest);
+      }
+      let child = byRest.get(rest);
+      if (child === undefined) {
+        child = make(upstream, rest);
+        byRest.set(rest, child);
+      }
+      return child;
+    };
+  };
+  const latencyOf = children((upstream) => latency.labels({ upstream }));
+  const errorsOf = children((upstream) => upstreamErrors.labels({ upstream }));
+  const requestsOf = children((upstream, status) => requests.labels({ upstream, status }));
+  const allowedOf = children((upstream, rule) => decisions.labels({ upstream, decision: 'allow', rule }));
+  const deniedOf = children((upstream, rule) => decisions.labels({ upstream, decision: 'deny', rule }));
+
   return {
     contentType: registry.contentType,
     request(upstream) {
-      const end = latency.startTimer({ upstream });
+      const end = latencyOf(upstream, '').startTimer();
       return (status) => {
         end();
-        requests.inc({ upstream, status: String(status) });
-        if (status >= 500) upstreamErrors.inc({ upstream });
+        requestsOf(upstream, String(status)).inc();
+        if (status >= 500) errorsOf(upstream, '').inc();
       };
     },
     decision(event) {
       // Rules name roles and configured patterns, a bounded set; targets are not labels.
-      decisions.inc({ upstream: event.upstream ?? '', decision: event.decision, rule: event.rule });
+      (event.decision === 'allow' ? allowedOf : deniedOf)(event.upstream ?? '', event.rule).inc();
     },
     render: () => registry.metrics(),
   };

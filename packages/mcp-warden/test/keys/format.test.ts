@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { KEY_PREFIX, hashSecret, hashesEqual, looksLikeKey, mintKey, newKeyId, parseKey } from '../../src/keys/format.js';
+import { KEY_PREFIX, hashSecret, hashesEqual, looksLikeKey, mintKey, newKeyId, parseKey, parseKeyOf } from '../../src/keys/format.js';
 
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
@@ -105,6 +105,18 @@ describe('parseKey', () => {
       }),
       { numRuns: 5_000 },
     );
+  });
+});
+
+describe('parseKeyOf', () => {
+  it('answers as parseKey does, for keys and for anything else, asked once or twice', () => {
+    const { id, plaintext } = freshKey();
+    for (const value of [plaintext, `${plaintext.slice(0, -1)}x`, 'secret123', '']) {
+      const credential = { source: 'bearer' as const, value };
+      expect(parseKeyOf(credential)).toEqual(parseKey(value));
+      expect(parseKeyOf(credential)).toEqual(parseKey(value));
+    }
+    expect(parseKeyOf({ value: plaintext })?.id).toBe(id);
   });
 });
 
