@@ -328,8 +328,9 @@ export class HttpUpstream implements Upstream {
     if (lowerType?.startsWith('text/event-stream') === true) {
       clearTimeout(exchange.timer);
       res.writeHead(statusCode, out);
-      // Headers go out now: a stream may stay silent for a long time before its first event.
-      res.flushHeaders();
+      // Headers go out now when no event came with them: a stream may stay silent for a long time
+      // before its first event. An event already here (the usual answer to a POST) carries them.
+      if (body.readableLength === 0) res.flushHeaders();
       await this.#stream(body, res, exchange, id);
       return;
     }
@@ -373,7 +374,19 @@ export class HttpUpstream implements Upstream {
         if (!res.writableEnded && !res.destroyed) res.end();
         resolve();
       };
+      // What arrives in one turn of the event loop leaves in one write: an answer and the end of
+      // its stream usually come together, and each write is a system call.
+      let corked = false;
+      const uncork = (): void => {
+        corked = false;
+        res.uncork();
+      };
       body.on('data', (chunk: Buffer) => {
+        if (!corked) {
+          corked = true;
+          res.cork();
+          setImmediate(uncork);
+        }
         if (!res.write(chunk)) body.pause();
       });
       res.on('drain', resume);
