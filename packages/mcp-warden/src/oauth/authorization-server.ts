@@ -559,6 +559,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   const owns = (path: string): boolean =>
     path === '/.well-known/oauth-authorization-server' || path === '/.well-known/openid-configuration' || path.startsWith('/oauth/');
 
+  let publicJwks: { keys: JsonWebKey[] } | undefined;
   return {
     issuer: options.issuer,
     handle(req, res) {
@@ -579,7 +580,10 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
       return true;
     },
     jwks() {
-      return { keys: signingKeys.map((k) => publicJwk(k) as JsonWebKey) };
+      // One object for the life of the server (keys are loaded at start): the resource server keys
+      // its imported key set on this identity, so a new object per call would re-import every time.
+      publicJwks ??= { keys: signingKeys.map((k) => publicJwk(k) as JsonWebKey) };
+      return publicJwks;
     },
     async close() {
       clearInterval(pruneTimer);
