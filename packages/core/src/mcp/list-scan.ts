@@ -172,8 +172,8 @@ class Scanner {
     }
   }
 
-  /** Skips a string starting at pos (on its quote); returns [start, end) including the quotes. */
-  string(): [number, number] {
+  /** Skips a string starting at pos (on its quote); returns its end (after the closing quote). */
+  string(): number {
     const start = this.pos;
     if (this.code(start) !== 0x22) throw giveUp;
     let p = start + 1;
@@ -185,7 +185,7 @@ class Scanner {
       if (backslashes % 2 === 0) break;
     }
     this.pos = p;
-    return [start, p];
+    return p;
   }
 
   /** The text from `start` to `end` (a short span: a key, a name, annotations). */
@@ -196,7 +196,8 @@ class Scanner {
 
   /** A string's value: sliced when it has no escapes, else decoded by JSON.parse. */
   stringValue(): string {
-    const [s, e] = this.string();
+    const s = this.pos;
+    const e = this.string();
     const raw = this.slice(s + 1, e - 1);
     return raw.includes('\\') ? (JSON.parse(this.slice(s, e)) as string) : raw;
   }
@@ -345,7 +346,7 @@ export function scanListResponse(text: string | TextChunks, member: string, fiel
                 s.value(4);
               }
             });
-            items.push({ start, end: s.pos, ...(itemKey === undefined ? {} : { key: itemKey }), ...(annotations === undefined ? {} : { annotations }) });
+            items.push({ start, end: s.pos, key: itemKey, annotations });
           });
           list = { arrayStart, arrayEnd: s.pos, items };
         });
