@@ -627,6 +627,34 @@ describe('HttpUpstream: faults end in clean JSON-RPC errors and the proxy keeps 
     expect(response.headers['www-authenticate']).toBeUndefined();
   });
 
+  it('sends the headers of a silent stream at once, and an event that came with them without waiting for more', async () => {
+    const release: (() => void)[] = [];
+    for (const [name, eager] of [['quiet', false], ['eager', true]] as const) {
+      await fault(name, (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        if (eager) res.write('data: {"jsonrpc":"2.0","method":"notifications/message","params":{}}\n\n');
+        else res.flushHeaders();
+        release.push(() => res.end());
+      });
+    }
+    const open = (name: string, firstChunk: boolean): Promise<{ status: number | undefined; first: string }> =>
+      new Promise((resolve, reject) => {
+        const req = request(`${gateway.url}/${name}`, { method: 'GET', headers: { accept: 'text/event-stream' } }, (res) => {
+          if (!firstChunk) resolve({ status: res.statusCode, first: '' });
+          else res.once('data', (chunk: Buffer) => resolve({ status: res.statusCode, first: chunk.toString('utf8') }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    // Both upstream streams stay open: what the client gets came before any end.
+    expect(await open('quiet', false)).toEqual({ status: 200, first: '' });
+    const eager = await open('eager', true);
+    expect(eager.status).toBe(200);
+    expect(eager.first).toContain('notifications/message');
+    for (const end of release) end();
+    await expectHealthy();
+  });
+
   it('aborts the upstream request when the client goes away', async () => {
     const closed = new Promise<void>((resolve) => {
       void fault('abandoned', (req, res) => {
