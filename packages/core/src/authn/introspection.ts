@@ -6,6 +6,7 @@
 import * as oauth from 'oauth4webapi';
 import type { Credential, CredentialVerifier, Principal, VerificationResult } from '../types.js';
 import { type ClaimMapping, claimAt, rolesFromClaims, scopesFromClaims } from './claims.js';
+import { requireHttpsUrl } from './https-url.js';
 import { VerifiedTokenCache } from './token-cache.js';
 
 /** One issuer that introspects its tokens for us. */
@@ -37,20 +38,6 @@ export interface IntrospectionVerifierOptions {
   readonly maxCachedTokens?: number;
 }
 
-function checkUrl(value: string, where: string): URL {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new TypeError(`${where}: "${value}" is not a URL`);
-  }
-  const loopback = url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]';
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
-    throw new TypeError(`${where}: "${value}" must be https (plain http is accepted for loopback addresses only)`);
-  }
-  return url;
-}
-
 interface Introspector {
   readonly options: IntrospectionIssuerOptions;
   metadata: Promise<oauth.AuthorizationServer> | undefined;
@@ -67,8 +54,8 @@ export function introspectionVerifier(options: IntrospectionVerifierOptions): Cr
   const audience = typeof options.audience === 'string' ? [options.audience] : [...options.audience];
   if (audience.length === 0) throw new TypeError('introspectionVerifier: audience must name this resource');
   const introspectors: Introspector[] = options.issuers.map((o) => {
-    checkUrl(o.issuer, `issuer ${o.name}.issuer`);
-    if (o.endpoint !== undefined) checkUrl(o.endpoint, `issuer ${o.name}.introspection.endpoint`);
+    requireHttpsUrl(o.issuer, `issuer ${o.name}.issuer`);
+    if (o.endpoint !== undefined) requireHttpsUrl(o.endpoint, `issuer ${o.name}.introspection.endpoint`);
     if (o.clientId === '' || o.clientSecret === '') throw new TypeError(`issuer ${o.name}.introspection needs clientId and clientSecret`);
     return { options: o, metadata: undefined };
   });
@@ -83,7 +70,7 @@ export function introspectionVerifier(options: IntrospectionVerifierOptions): Cr
       const response = await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', signal: AbortSignal.timeout(o.timeoutMs ?? 5000), ...insecure });
       const metadata = await oauth.processDiscoveryResponse(issuer, response);
       if (metadata.introspection_endpoint === undefined) throw new Error(`issuer ${o.name}: no introspection_endpoint in its metadata`);
-      checkUrl(metadata.introspection_endpoint, `issuer ${o.name} discovered introspection_endpoint`);
+      requireHttpsUrl(metadata.introspection_endpoint, `issuer ${o.name} discovered introspection_endpoint`);
       return metadata;
     })().catch((error: unknown) => {
       introspector.metadata = undefined;

@@ -17,6 +17,7 @@ import {
 import * as oauth from 'oauth4webapi';
 import type { Credential, CredentialVerifier, Principal, VerificationResult } from '../types.js';
 import { type ClaimMapping, claimAt, rolesFromClaims, scopesFromClaims } from './claims.js';
+import { requireHttpsUrl } from './https-url.js';
 import { VerifiedTokenCache } from './token-cache.js';
 
 /** Asymmetric JWS algorithms only: an HMAC key shared with clients would let them mint tokens. */
@@ -49,23 +50,6 @@ export interface TrustedIssuerOptions {
   readonly fetchTimeoutMs?: number;
 }
 
-function isLoopback(url: URL): boolean {
-  return url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]';
-}
-
-function httpsUrl(value: string, where: string): URL {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new TypeError(`${where}: "${value}" is not a URL`);
-  }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url))) {
-    throw new TypeError(`${where}: "${value}" must be https (plain http is accepted for loopback addresses only)`);
-  }
-  return url;
-}
-
 /**
  * A trusted issuer and its keys, shared by the verifiers of every protected path so a key set is
  * fetched once. Remote key sets are refetched on an unknown `kid` (key rotation) after a cooldown.
@@ -85,8 +69,8 @@ export class TrustedIssuer {
   constructor(options: TrustedIssuerOptions) {
     const where = `issuer ${options.name}`;
     if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(options.name)) throw new TypeError(`${where}: name must be lower-case letters, digits, - and _`);
-    if (options.jwks === undefined) httpsUrl(options.issuer, `${where}.issuer`);
-    if (options.jwksUri !== undefined) httpsUrl(options.jwksUri, `${where}.jwksUri`);
+    if (options.jwks === undefined) requireHttpsUrl(options.issuer, `${where}.issuer`);
+    if (options.jwksUri !== undefined) requireHttpsUrl(options.jwksUri, `${where}.jwksUri`);
     const algorithms = options.algorithms ?? ['RS256', 'PS256', 'ES256', 'EdDSA'];
     for (const alg of algorithms) {
       if (!(ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg)) {
@@ -140,7 +124,7 @@ export class TrustedIssuer {
         throw new Error(`issuer ${this.name}: no jwks_uri in its discovery document`, { cause: lastError });
       }
       jwksUri = metadata.jwks_uri;
-      httpsUrl(jwksUri, `issuer ${this.name} discovered jwks_uri`);
+      requireHttpsUrl(jwksUri, `issuer ${this.name} discovered jwks_uri`);
     }
     return createRemoteJWKSet(new URL(jwksUri), {
       cooldownDuration: this.#options.jwksCooldownMs ?? 30_000,

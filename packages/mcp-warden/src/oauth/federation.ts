@@ -8,6 +8,7 @@
  * lives in the store for ten minutes and is used once.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { rolesFromClaims } from '@mcp-warden/core';
 import * as oauth from 'oauth4webapi';
 import type Provider from 'oidc-provider';
 import type { AuthorizationServerConfig } from '../config/schema.js';
@@ -30,34 +31,17 @@ export interface Federation {
 const STATE_TTL_MS = 10 * 60_000;
 const CALLBACK_PATH = '/oauth/federation/callback';
 
-/** The value at a dotted path (`realm_access.roles`), or undefined. */
-function claimAt(claims: Readonly<Record<string, unknown>>, path: string): unknown {
-  let value: unknown = claims;
-  for (const part of path.split('.')) {
-    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, part)) return undefined;
-    value = (value as Record<string, unknown>)[part];
-  }
-  return value;
-}
-
 /**
  * Roles from claims: each rule's claim (a string, a space-separated string or a list of strings)
- * gives the roles its values map to; values no rule lists grant nothing.
+ * gives the roles its values map to; values no rule lists grant nothing. The same reading as the
+ * resource server's for identity-provider tokens (`rolesFromClaims` in @mcp-warden/core).
  */
 export function mapClaimsToRoles(
   claims: Readonly<Record<string, unknown>>,
   rules: readonly { readonly claim: string; readonly values: Readonly<Record<string, readonly string[]>> }[],
   defaultRoles: readonly string[] = [],
 ): string[] {
-  const roles = new Set(defaultRoles);
-  for (const rule of rules) {
-    const raw = claimAt(claims, rule.claim);
-    const values = typeof raw === 'string' ? raw.split(' ').filter((v) => v !== '') : Array.isArray(raw) ? raw.filter((v): v is string => typeof v === 'string') : [];
-    for (const value of values) {
-      if (Object.hasOwn(rule.values, value)) for (const role of rule.values[value] ?? []) roles.add(role);
-    }
-  }
-  return [...roles];
+  return rolesFromClaims(claims, { roles: rules, defaultRoles });
 }
 
 interface FederationState {

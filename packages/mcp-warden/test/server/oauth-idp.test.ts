@@ -15,6 +15,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { type AuthorizationServer, createAuthorizationServer } from '../../src/oauth/index.js';
 import { rotateSigningKeys } from '../../src/oauth/keys.js';
 import { type Gateway, startGateway } from '../../src/server/gateway.js';
+import { callToolInSession } from './mcp-session.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import type { Store } from '../../src/store/types.js';
 
@@ -93,19 +94,7 @@ describe('gateway trusting a corporate IdP (oidc-provider) by discovery and JWKS
   let dir: string;
   let endpoint: string;
 
-  const post = (token: string, body: unknown, headers: Record<string, string> = {}) =>
-    fetch(endpoint, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, ...headers },
-      body: JSON.stringify(body),
-    });
-  /** A tools/call in a session the token opened (a stdio upstream keeps a child per session). */
-  async function callTool(token: string, name: string): Promise<Response> {
-    const init = await post(token, { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
-    if (init.status !== 200) return init;
-    const session = init.headers.get('mcp-session-id') ?? '';
-    return post(token, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: {} } }, { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' });
-  }
+  const callTool = (token: string, name: string): Promise<Response> => callToolInSession(endpoint, token, name);
 
   beforeAll(async () => {
     await idp.start();

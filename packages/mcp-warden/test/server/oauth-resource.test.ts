@@ -14,6 +14,7 @@ import { type CryptoKey, type JWK, SignJWT, exportJWK, generateKeyPair } from 'j
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { type Gateway, startGateway } from '../../src/server/gateway.js';
+import { callToolInSession, postMcp } from './mcp-session.js';
 
 const catalogServer = new URL('../fixtures/catalog-server.mjs', import.meta.url).pathname;
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
@@ -64,29 +65,9 @@ describe('gateway as an OAuth resource server, with an identity provider’s JWT
   let notes: string;
   let files: string;
 
-  const post = (path: string, token: string | undefined, body: unknown, headers: Record<string, string> = {}) =>
-    fetch(`${gateway.url}${path}`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-        ...headers,
-      },
-      body: JSON.stringify(body),
-    });
+  const post = (path: string, token: string | undefined, body: unknown, headers: Record<string, string> = {}) => postMcp(`${gateway.url}${path}`, token, body, headers);
   const call = (name: string) => ({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: {} } });
-  /** A tools/call in a session the same token opened (stdio upstreams keep a child per session). */
-  async function callIn(path: string, token: string, name: string, sessionToken = token): Promise<Response> {
-    const init = await post(path, sessionToken, {
-      jsonrpc: '2.0',
-      id: 0,
-      method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-    });
-    const session = init.headers.get('mcp-session-id') ?? '';
-    return post(path, token, call(name), { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' });
-  }
+  const callIn = (path: string, token: string, name: string): Promise<Response> => callToolInSession(`${gateway.url}${path}`, token, name);
 
   beforeAll(async () => {
     await idp.start();
