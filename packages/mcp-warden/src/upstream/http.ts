@@ -104,8 +104,15 @@ function errorCode(error: unknown): string {
   return typeof cause === 'string' ? cause : (error as Error | undefined)?.name ?? 'Error';
 }
 
-/** Reads a whole body, refusing past `limit` bytes (events, not async iteration: this is the hot path). */
-function readBody(body: Dispatcher.ResponseData['body'], limit: number): Promise<Buffer> {
+/** Largest answer relayed as one string; a bigger one is relayed in the chunks it came in. */
+const ONE_WRITE_BYTES = 64 * 1024;
+
+/**
+ * Reads a whole body, refusing past `limit` bytes (events, not async iteration: this is the hot path).
+ * The chunks stay apart: a big answer joined into one buffer would be one more allocation of its
+ * size, which costs page faults on every answer (see list-scan.ts in core).
+ */
+function readBody(body: Dispatcher.ResponseData['body'], limit: number): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let length = 0;
@@ -115,8 +122,16 @@ function readBody(body: Dispatcher.ResponseData['body'], limit: number): Promise
       else chunks.push(chunk);
     });
     body.once('error', reject);
-    body.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length)));
+    body.once('end', () => resolve(chunks));
   });
+}
+
+/** A body's text from its chunks, joined once as text (a multi-byte character may span two chunks). */
+function decodeChunks(chunks: readonly Buffer[]): string {
+  const decoder = new StringDecoder('utf8');
+  const parts = chunks.map((chunk) => decoder.write(chunk));
+  parts.push(decoder.end());
+  return parts.join('');
 }
 
 /** The JSON-RPC messages of an SSE stream, as they arrive (only `data` lines matter to MCP). */
@@ -341,26 +356,35 @@ export class HttpUpstream implements Upstream {
     // A JSON answer (or an empty one) is read whole before anything is sent, under the same timeout
     // as the headers, so garbage or a stalled body still becomes a clean JSON-RPC error.
     exchange.timer.refresh();
-    const bytes = await readBody(body, MAX_JSON_RESPONSE_BYTES);
+    const chunks = await readBody(body, MAX_JSON_RESPONSE_BYTES);
+    let length = 0;
+    for (const chunk of chunks) length += chunk.length;
     clearTimeout(exchange.timer);
     if (lowerType === undefined) {
-      if (bytes.length > 0) throw new UpstreamProtocolError('answered a body without a content type');
+      if (length > 0) throw new UpstreamProtocolError('answered a body without a content type');
       res.writeHead(statusCode, out).end();
       return;
     }
-    if (bytes.length === 0 && (statusCode === 202 || statusCode === 204)) {
+    if (length === 0 && (statusCode === 202 || statusCode === 204)) {
       res.writeHead(statusCode, out).end();
       return;
     }
-    const text = bytes.toString('utf8');
+    const text = chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : decodeChunks(chunks);
     try {
       JSON.parse(text);
     } catch {
       throw new UpstreamProtocolError('answered a body that is not JSON');
     }
-    out['content-length'] = bytes.length;
-    // A string, not the buffer: Node then sends headers and body in one write instead of a writev.
-    res.writeHead(statusCode, out).end(text);
+    out['content-length'] = length;
+    res.writeHead(statusCode, out);
+    // A short answer as a string: Node then sends headers and body in one write instead of a writev.
+    if (length <= ONE_WRITE_BYTES) {
+      res.end(text);
+      return;
+    }
+    res.cork();
+    for (const chunk of chunks) res.write(chunk);
+    res.end();
   }
 
   /** Pipes an SSE body to the client with back-pressure; a stream that breaks just ends the client's. */

@@ -627,6 +627,28 @@ describe('HttpUpstream: faults end in clean JSON-RPC errors and the proxy keeps 
     expect(response.headers['www-authenticate']).toBeUndefined();
   });
 
+  it('relays a big JSON answer byte for byte, whatever chunks it came in, and still refuses a big broken one', async () => {
+    const tools = Array.from({ length: 800 }, (_, i) => ({ name: `tool_${i}`, description: `é😀 ${'x'.repeat(i % 50)}`, inputSchema: { type: 'object' } }));
+    const answer = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools } }), 'utf8');
+    const broken = Buffer.concat([answer.subarray(0, answer.length - 1), Buffer.from('!')]);
+    for (const [name, bytes] of [['big', answer], ['bigbroken', broken]] as const) {
+      await fault(name, (req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'application/json' });
+        // Odd-sized chunks, so multi-byte characters are cut in two.
+        for (let at = 0; at < bytes.length; at += 7001) res.write(bytes.subarray(at, at + 7001));
+        res.end();
+      });
+    }
+    expect(answer.length).toBeGreaterThan(64 * 1024);
+    const response = await raw(`${gateway.url}/big`, { body: rpc(1, 'tools/list') });
+    expect(response.status).toBe(200);
+    expect(response.headers['content-length']).toBe(String(answer.length));
+    expect(response.text).toBe(answer.toString('utf8'));
+    expectJsonRpcError(await raw(`${gateway.url}/bigbroken`, { body: rpc(1, 'tools/list') }), 502, 1, /not JSON/);
+    await expectHealthy();
+  });
+
   it('sends the headers of a silent stream at once, and an event that came with them without waiting for more', async () => {
     const release: (() => void)[] = [];
     for (const [name, eager] of [['quiet', false], ['eager', true]] as const) {
