@@ -11,6 +11,7 @@ import { registerAudit } from './commands/audit.js';
 import { registerConfig } from './commands/config.js';
 import { registerExplain } from './commands/explain.js';
 import { registerGrants } from './commands/grants.js';
+import { registerOAuth } from './commands/oauth.js';
 import { registerInit } from './commands/init.js';
 import { registerKeys } from './commands/keys.js';
 import { registerServe } from './commands/serve.js';
@@ -30,6 +31,7 @@ function buildProgram(): Command {
   registerKeys(program);
   registerUsers(program);
   registerGrants(program);
+  registerOAuth(program);
   registerExplain(program);
   registerAudit(program);
   registerConfig(program);

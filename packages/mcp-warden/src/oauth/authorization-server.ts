@@ -103,6 +103,11 @@ const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 const seconds = (ms: number): number => Math.max(1, Math.floor(ms / 1000));
 
+/** How long a retired signing key stays published: past the life of every token it signed, plus a minute. */
+export function signingKeyRetentionMs(config: AuthorizationServerConfig): number {
+  return Math.max(config.accessTokenTtl, ID_TOKEN_TTL_SECONDS * 1000) + 60_000;
+}
+
 /** A resource URI in the form tokens name it: no fragment, no trailing slash, lower-case scheme and host (MCP "Canonical Server URI"). */
 export function canonicalResource(uri: string): string | undefined {
   const url = URL.parse(uri);
@@ -184,7 +189,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   const refreshTokenTtl = seconds(config.refreshTokenTtl);
   const sessionTtl = seconds(config.sessionTtl);
   // Retired keys stay published as long as anything they signed may still be checked.
-  const keyRetentionMs = Math.max(config.accessTokenTtl, ID_TOKEN_TTL_SECONDS * 1000) + 60_000;
+  const keyRetentionMs = signingKeyRetentionMs(config);
   const signingKeys = await loadSigningKeys(store.oauth, keyRetentionMs);
   const cookieKey = await store.secrets.getOrCreate(COOKIE_KEY, () => randomBytes(32).toString('base64url'));
   const csrfKey = await store.secrets.getOrCreate(CSRF_KEY, () => randomBytes(32).toString('base64url'));

@@ -6,6 +6,7 @@ export {
   type UserDirectory,
   canonicalResource,
   createAuthorizationServer,
+  signingKeyRetentionMs,
 } from './authorization-server.js';
 export { mapClaimsToRoles } from './federation.js';
 export { loadSigningKeys, rotateSigningKeys } from './keys.js';
