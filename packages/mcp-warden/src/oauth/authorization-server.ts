@@ -37,6 +37,7 @@ import type { Store } from '../store/types.js';
 import { storeAdapter } from './adapter.js';
 import { type Federation, createFederation } from './federation.js';
 import { loadSigningKeys, publicJwk } from './keys.js';
+import type { LoginLimiter } from '../ratelimit/login-limiter.js';
 import { type ScopeView, newNonce, pageHeaders, renderConsentPage, renderErrorPage, renderLoginPage } from './pages.js';
 
 /** The accounts the authorization server signs people in with (implemented by the users service). */
@@ -73,6 +74,8 @@ export interface AuthorizationServerOptions {
    * For tests only: production keeps oidc-provider's fetch, which refuses loopback and private addresses.
    */
   readonly fetch?: typeof fetch;
+  /** Throttles failed sign-ins per address and per name; absent, the login form is not throttled. */
+  readonly loginLimiter?: LoginLimiter;
 }
 
 /** The authorization server, ready to take requests. */
@@ -484,8 +487,18 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     const password = form.get('password') ?? '';
     // One path for every failure (unknown user, wrong password, disabled account): the directory
     // does the same work for each, and the answer is the same page, so it names no account.
+    const address = req.socket.remoteAddress;
+    const limiter = options.loginLimiter;
+    if (limiter !== undefined && username !== '') {
+      const wait = await limiter.check(address, username);
+      if (wait !== undefined) {
+        res.setHeader('retry-after', String(wait));
+        return showLogin(res, ctx, 429, `Too many failed sign-ins. Try again in ${Math.ceil(wait / 60)} minute(s).`, username);
+      }
+    }
     const user = username === '' || password === '' ? undefined : await users.authenticate(username, password);
     if (user === undefined) {
+      if (limiter !== undefined && username !== '') await limiter.failed(address, username);
       logger.info({ client: ctx.details.params['client_id'] }, 'authorization server: sign-in failed');
       return showLogin(res, ctx, 200, 'The username or password is not correct.', username);
     }

@@ -19,7 +19,8 @@ export interface AuthLimiterOptions {
   readonly perKey: AttemptLimit;
 }
 
-function memoryLimiter(limit: AttemptLimit, keyPrefix: string): RateLimiterMemory {
+/** A failure counter with blocking, in memory. */
+export function memoryLimiter(limit: AttemptLimit, keyPrefix: string): RateLimiterMemory {
   return new RateLimiterMemory({
     keyPrefix,
     points: limit.attempts,
@@ -28,13 +29,14 @@ function memoryLimiter(limit: AttemptLimit, keyPrefix: string): RateLimiterMemor
   });
 }
 
-function waitSeconds(res: RateLimiterRes | null): number | undefined {
+/** Seconds until a blocked key may try again; undefined when it is not blocked. */
+export function waitSeconds(res: RateLimiterRes | null): number | undefined {
   if (res === null || res.remainingPoints > 0) return undefined;
   return Math.max(1, Math.ceil(res.msBeforeNext / 1000));
 }
 
 /** Counts a failure; the failure that uses up the window's attempts starts the block. */
-async function count(limiter: RateLimiterMemory, key: string, limit: AttemptLimit): Promise<void> {
+export async function count(limiter: RateLimiterMemory, key: string, limit: AttemptLimit): Promise<void> {
   // consume() rejects once the attempts are used up; that is the limit working, not an error.
   const res = await limiter.consume(key).catch((rejected: unknown) => rejected as RateLimiterRes);
   if (res.remainingPoints <= 0) await limiter.block(key, Math.max(1, Math.ceil(limit.block / 1000)));

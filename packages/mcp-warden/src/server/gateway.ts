@@ -93,8 +93,13 @@ function upstreamPolicy(config: WardenConfig, upstream: UpstreamConfig): Policy 
  * enables it, so a gateway without OAuth never imports it.
  */
 async function builtinAuthorizationServer(context: AuthorizationServerContext, fetchOverride?: typeof fetch): Promise<MountedAuthorizationServer> {
-  const [{ createAuthorizationServer }, { UserService }] = await Promise.all([import('../oauth/index.js'), import('../users/service.js')]);
+  const [{ createAuthorizationServer }, { UserService }, { createLoginLimiter }] = await Promise.all([
+    import('../oauth/index.js'),
+    import('../users/service.js'),
+    import('../ratelimit/login-limiter.js'),
+  ]);
   const oauth = context.config.auth.oauth;
+  const limits = context.config.auth.rateLimit;
   const server = await createAuthorizationServer({
     issuer: context.issuer,
     config: oauth.authorizationServer,
@@ -103,6 +108,7 @@ async function builtinAuthorizationServer(context: AuthorizationServerContext, f
     store: context.services.store,
     users: new UserService(context.services.store.users),
     logger: context.logger,
+    loginLimiter: createLoginLimiter({ perAddress: limits.perAddress, perAccount: limits.perKey }),
     ...(fetchOverride === undefined ? {} : { fetch: fetchOverride }),
   });
   return { issuer: server.issuer, handle: (req, res) => server.handle(req, res), jwks: () => server.jwks() as JSONWebKeySet, close: () => server.close() };

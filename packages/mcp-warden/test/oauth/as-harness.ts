@@ -11,6 +11,7 @@ import { type AuthorizationServerConfig, configSchema } from '../../src/config/s
 import { type AuthorizationServer, type UserDirectory, createAuthorizationServer } from '../../src/oauth/authorization-server.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import type { Store } from '../../src/store/types.js';
+import type { LoginLimiter } from '../../src/ratelimit/login-limiter.js';
 
 export const PASSWORD = 'correct horse battery staple';
 export const SCOPES = { 'mcp:read': ['reader'], 'mcp:write': ['writer'] } as const;
@@ -81,7 +82,7 @@ export async function closeAll(): Promise<void> {
 
 /** Starts an authorization server on 127.0.0.1 with its own HTTP server. */
 export async function startAs(
-  options: { config?: Record<string, unknown>; store?: Store; users?: TestUsers; directory?: UserDirectory; fetch?: typeof fetch; keepStoreOpen?: boolean; port?: number } = {},
+  options: { config?: Record<string, unknown>; store?: Store; users?: TestUsers; directory?: UserDirectory; fetch?: typeof fetch; keepStoreOpen?: boolean; port?: number; loginLimiter?: LoginLimiter } = {},
 ): Promise<RunningAs> {
   const store = options.store ?? createMemoryStore();
   await store.migrate();
@@ -106,6 +107,7 @@ export async function startAs(
     users: options.directory ?? users,
     logger: { info: log('info'), warn: log('warn'), error: log('error') },
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+    ...(options.loginLimiter === undefined ? {} : { loginLimiter: options.loginLimiter }),
   });
   holder.as = started;
   const result: RunningAs = {

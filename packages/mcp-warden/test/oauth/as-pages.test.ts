@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { GrantService } from '../../src/oauth/grants.js';
+import { createLoginLimiter } from '../../src/ratelimit/login-limiter.js';
 import { Browser, PASSWORD, actionOf, authorize, authorizeUrl, closeAll, csrfOf, fullFlow, pkce, registerClient, startAs, tokenRequest } from './as-harness.js';
 import type { RunningAs } from './as-harness.js';
 
@@ -53,6 +54,28 @@ describe('sign-in page', () => {
     expect(html).not.toContain('Claude <Desktop>');
     expect(html).toContain('127.0.0.1:33418');
     expect(html).not.toContain('<script');
+  });
+
+  it('brute force: after the allowed failures a name is refused (429, Retry-After) before its password is checked, even the right one', async () => {
+    const limit = { attempts: 3, window: 60_000, block: 120_000 };
+    const as = await startAs({ loginLimiter: createLoginLimiter({ perAddress: { ...limit, attempts: 100 }, perAccount: limit }) });
+    const client = await registerClient(as.base);
+    const browser = new Browser();
+    let { html } = await firstPage(as, browser, client);
+    for (let i = 0; i < 3; i++) {
+      const response = await browser.post(new URL(actionOf(html), as.base).href, { csrf: csrfOf(html), username: 'alice', password: `wrong-${i}` });
+      expect(response.status).toBe(200);
+      html = await response.text();
+    }
+    as.users.calls.length = 0;
+    const blocked = await browser.post(new URL(actionOf(html), as.base).href, { csrf: csrfOf(html), username: 'ALICE', password: PASSWORD });
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await blocked.text()).toContain('Too many failed sign-ins');
+    expect(as.users.calls).toEqual([]);
+    // Another name from the same address is not affected.
+    const other = await browser.post(new URL(actionOf(html), as.base).href, { csrf: csrfOf(html), username: 'bob', password: 'nope' });
+    expect(other.status).toBe(200);
   });
 
   it('a wrong password shows the page again with an alert; an unknown user gets the same page through the same path', async () => {
