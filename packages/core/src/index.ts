@@ -11,6 +11,7 @@ export { type ClaimMapping, type ClaimRoleRule, claimAt, claimValues, rolesFromC
 export { type IntrospectionIssuerOptions, type IntrospectionVerifierOptions, introspectionVerifier } from './authn/introspection.js';
 export { ASYMMETRIC_ALGORITHMS, TrustedIssuer, type TrustedIssuerOptions, type JwtVerifierOptions, jwtVerifier } from './authn/jwt.js';
 export { canonicalResourceUri, resourceMetadata, type ResourceMetadataOptions, resourceMetadataUrl } from './authn/resource-metadata.js';
+export { requireHttpsUrl } from './authn/https-url.js';
 export { VerifiedTokenCache } from './authn/token-cache.js';
 export { type StaticTokenEntry, type StaticTokensOptions, sha256Hex, staticTokens } from './authn/static-tokens.js';
 export { ToolAnnotationRegistry } from './authz/annotations.js';

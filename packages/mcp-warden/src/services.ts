@@ -14,6 +14,7 @@ import {
   compilePattern,
   introspectionVerifier,
   jwtVerifier,
+  requireHttpsUrl,
   resourceMetadataUrl,
   staticTokens,
 } from '@mcp-warden/core';
@@ -80,6 +81,34 @@ export interface BuiltinIssuer {
   readonly jwks: () => JSONWebKeySet;
 }
 
+/**
+ * What keeps the built-in authorization server from running at `baseUrl` (the gateway's canonical
+ * URL): its issuer must be an origin (no path), https unless on a loopback address (MCP
+ * authorization, "Communication Security"), and a federated provider https too.
+ */
+export function authorizationServerProblems(config: WardenConfig, baseUrl: string): string[] {
+  const problems: string[] = [];
+  const url = new URL(baseUrl);
+  if (url.pathname !== '/' && url.pathname !== '') {
+    problems.push(`server.publicUrl: the built-in authorization server needs the gateway at the root of its origin (got ${baseUrl}); serve it at https://host/ and put upstreams under it`);
+  }
+  const loopback = url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]';
+  if (url.protocol !== 'https:' && !loopback) {
+    problems.push(
+      `server.publicUrl: the built-in authorization server needs an https URL (got ${baseUrl}); plain http is accepted on loopback addresses only. Put TLS in front and set server.publicUrl to its https URL.`,
+    );
+  }
+  const federation = config.auth.oauth.authorizationServer.federation;
+  if (federation !== undefined) {
+    try {
+      requireHttpsUrl(federation.issuer, 'auth.oauth.authorizationServer.federation.issuer');
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
+  return problems;
+}
+
 /** The principal-id prefix of tokens from the built-in authorization server. */
 export const BUILTIN_ISSUER_NAME = 'local';
 
@@ -96,7 +125,13 @@ export function oauthIssuersOf(config: WardenConfig, builtin?: BuiltinIssuer): O
     jwt.push(new TrustedIssuer({ name: BUILTIN_ISSUER_NAME, issuer: builtin.issuer, jwks: builtin.jwks, profile: 'rfc9068', algorithms: ['ES256', 'RS256', 'PS256', 'EdDSA'], claims: { roles: [{ claim: 'roles' }] } }));
     servers.push(builtin.issuer);
   }
+  const seen = new Set<string>();
   for (const [i, issuer] of oauth.issuers.entries()) {
+    if (seen.has(issuer.issuer)) throw new TypeError(`auth.oauth.issuers[${i}].issuer: ${issuer.issuer} is listed twice; one entry per issuer (give it jwksUri and introspection both when it needs both)`);
+    seen.add(issuer.issuer);
+    if (builtin !== undefined && issuer.issuer === builtin.issuer) throw new TypeError(`auth.oauth.issuers[${i}].issuer: ${issuer.issuer} is the built-in authorization server's own issuer`);
+    requireHttpsUrl(issuer.issuer, `auth.oauth.issuers[${i}].issuer`);
+    if (issuer.introspection?.endpoint !== undefined) requireHttpsUrl(issuer.introspection.endpoint, `auth.oauth.issuers[${i}].introspection.endpoint`);
     if (issuer.name === BUILTIN_ISSUER_NAME && builtin !== undefined) throw new TypeError(`auth.oauth.issuers[${i}].name: "${BUILTIN_ISSUER_NAME}" is the built-in authorization server's`);
     const claims = { subject: issuer.claims.subject, scopes: issuer.claims.scopes, roles: issuer.claims.roles, defaultRoles: issuer.claims.defaultRoles };
     const common = { name: issuer.name, issuer: issuer.issuer, claims, ...(issuer.audience === undefined ? {} : { audience: issuer.audience }) };

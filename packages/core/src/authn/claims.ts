@@ -25,8 +25,13 @@ export interface ClaimMapping {
   readonly defaultRoles?: readonly string[];
 }
 
-/** The value at a dotted path (own properties only, so `__proto__` and friends resolve to nothing). */
+/**
+ * The value at a dotted path (own properties only, so `__proto__` and friends resolve to nothing).
+ * A claim whose whole name is the path wins, so namespaced claims such as Auth0's
+ * `https://example.com/roles` are found too.
+ */
 export function claimAt(claims: Readonly<Record<string, unknown>>, path: string): unknown {
+  if (Object.hasOwn(claims, path)) return claims[path];
   let node: unknown = claims;
   for (const key of path.split('.')) {
     if (typeof node !== 'object' || node === null || Array.isArray(node) || !Object.hasOwn(node, key)) return undefined;

@@ -17,6 +17,12 @@ describe('claims → roles and scopes', () => {
     expect(rolesFromClaims({ groups: 42 }, mapping)).toEqual(['member']);
   });
 
+  it('finds namespaced claims whose names hold dots (Auth0 `https://example.com/roles`)', () => {
+    expect(rolesFromClaims({ 'https://example.com/roles': ['mcp-admins'] }, { roles: [{ claim: 'https://example.com/roles', values: { 'mcp-admins': ['admin'] } }] })).toEqual(['admin']);
+    expect(claimAt({ 'a.b': 1, a: { b: 2 } }, 'a.b')).toBe(1);
+    expect(claimAt({ a: { b: 2 } }, 'a.b')).toBe(2);
+  });
+
   it('takes claim values as role names when a rule lists no values (issuers that mint roles)', () => {
     expect(rolesFromClaims({ roles: ['reader', 'admin'] }, { roles: [{ claim: 'roles' }] })).toEqual(['reader', 'admin']);
   });

@@ -36,7 +36,7 @@ import type { AuthorizationServerConfig } from '../config/schema.js';
 import type { Store } from '../store/types.js';
 import { storeAdapter } from './adapter.js';
 import { type Federation, createFederation } from './federation.js';
-import { loadSigningKeys, publicJwk } from './keys.js';
+import { ID_TOKEN_TTL_SECONDS, loadSigningKeys, publicJwk, signingKeyRetentionMs } from './keys.js';
 import type { LoginLimiter } from '../ratelimit/login-limiter.js';
 import { type ScopeView, newNonce, pageHeaders, renderConsentPage, renderErrorPage, renderLoginPage } from './pages.js';
 
@@ -101,15 +101,9 @@ const PRUNE_INTERVAL_MS = 10 * 60_000;
 const FORM_LIMIT_BYTES = 8 * 1024;
 const AUTHORIZATION_CODE_TTL_SECONDS = 60;
 const INTERACTION_TTL_SECONDS = 15 * 60;
-const ID_TOKEN_TTL_SECONDS = 3600;
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 const seconds = (ms: number): number => Math.max(1, Math.floor(ms / 1000));
-
-/** How long a retired signing key stays published: past the life of every token it signed, plus a minute. */
-export function signingKeyRetentionMs(config: AuthorizationServerConfig): number {
-  return Math.max(config.accessTokenTtl, ID_TOKEN_TTL_SECONDS * 1000) + 60_000;
-}
 
 /** A resource URI in the form tokens name it: no fragment, no trailing slash, lower-case scheme and host (MCP "Canonical Server URI"). */
 export function canonicalResource(uri: string): string | undefined {

@@ -6,7 +6,6 @@ export {
   type UserDirectory,
   canonicalResource,
   createAuthorizationServer,
-  signingKeyRetentionMs,
 } from './authorization-server.js';
 export { mapClaimsToRoles } from './federation.js';
-export { loadSigningKeys, rotateSigningKeys } from './keys.js';
+export { loadSigningKeys, rotateSigningKeys, signingKeyRetentionMs } from './keys.js';

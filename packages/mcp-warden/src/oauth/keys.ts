@@ -68,6 +68,14 @@ export async function rotateSigningKeys(store: OAuthStore, retainMs: number, now
   return fresh.map((k) => k.jwk.kid as string);
 }
 
+/** How long the authorization server's ID tokens live (seconds). */
+export const ID_TOKEN_TTL_SECONDS = 3600;
+
+/** How long a retired signing key stays published: past the life of every token it signed (access and ID tokens), plus a minute. */
+export function signingKeyRetentionMs(config: { readonly accessTokenTtl: number }): number {
+  return Math.max(config.accessTokenTtl, ID_TOKEN_TTL_SECONDS * 1000) + 60_000;
+}
+
 /** The public half of a stored key, for a JWKS. */
 export function publicJwk(key: StoredSigningKey): JWK {
   const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...publicPart } = key.jwk;

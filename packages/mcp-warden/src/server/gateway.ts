@@ -12,7 +12,7 @@ import { type AuditEvent, Policy, type RoleDefinition, type Verb, canonicalResou
 import { withWarden } from '@mcp-warden/core/node';
 import { ConfigError } from '../config/load.js';
 import type { UpstreamConfig, WardenConfig } from '../config/schema.js';
-import { type OAuthIssuers, type Services, buildPipelineOptions, oauthIssuersOf, openServices } from '../services.js';
+import { type OAuthIssuers, type Services, authorizationServerProblems, buildPipelineOptions, oauthIssuersOf, openServices } from '../services.js';
 import { HttpUpstream } from '../upstream/http.js';
 import { StdioUpstream } from '../upstream/stdio.js';
 import type { Upstream, UpstreamLogger } from '../upstream/types.js';
@@ -238,19 +238,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
   if (config.auth.oauth.authorizationServer.enabled) {
     // MCP authorization "Communication Security": authorization server endpoints MUST be https.
-    const host = new URL(baseUrl).hostname;
-    if (!baseUrl.startsWith('https:') && host !== '127.0.0.1' && host !== 'localhost' && host !== '[::1]') {
-      await abort(
-        new ConfigError([
-          `server.publicUrl: the built-in authorization server needs an https URL (got ${baseUrl}); plain http is accepted on loopback addresses only. Put TLS in front and set server.publicUrl to its https URL.`,
-        ]),
-      );
-    }
+    const problems = authorizationServerProblems(config, baseUrl);
+    if (problems.length > 0) await abort(new ConfigError(problems));
     const start = options.authorizationServer ?? ((context: AuthorizationServerContext) => builtinAuthorizationServer(context, options.authorizationServerFetch));
     try {
       authorizationServer = await start({ issuer: baseUrl, config, services, logger, resources: () => [...routes.keys()].map((p) => `${baseUrl}${p}`) });
     } catch (error) {
-      await abort(error);
+      // The authorization server checks its options with TypeErrors naming the key: a config problem.
+      await abort(error instanceof TypeError ? new ConfigError([error.message]) : error);
     }
   }
 

@@ -56,10 +56,36 @@ auth:
 `);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('policy.scopes.mcp:read: "ghost" is not a role');
-    expect(r.stderr).toContain('issuer corp.issuer: "http://login.example.com" must be https');
+    expect(r.stderr).toContain('auth.oauth.issuers[0].issuer: "http://login.example.com" must be https');
     expect(r.stderr).toContain('auth.oauth.issuers[0].claims.roles[0].values: role "phantom" is not defined');
     expect(r.stderr).toContain('auth.oauth.authorizationServer.clients[0].roles: role "nobody" is not defined');
     expect(r.stderr).toContain('initialAccessToken: required when mode is token');
+  });
+
+  it('names what serve would refuse: a public URL with a path or plain http for the built-in server, duplicate or plain-http issuers, federation roles and issuer', async () => {
+    const r = await check(`${base}
+server: { publicUrl: "http://gateway.example.com/base" }
+auth:
+  oauth:
+    scopes: { "mcp:read": [reader] }
+    issuers:
+      - { name: a, issuer: "https://idp.example.com" }
+      - { name: b, issuer: "https://idp.example.com" }
+    authorizationServer:
+      enabled: true
+      federation: { issuer: "http://sso.example.com", clientId: w, clientSecret: s, roles: [{ claim: groups, values: { g: [phantom] } }] }
+`);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('needs the gateway at the root of its origin');
+    expect(r.stderr).toContain('needs an https URL (got http://gateway.example.com/base)');
+    expect(r.stderr).toContain('auth.oauth.issuers[1].issuer: https://idp.example.com is listed twice');
+    expect(r.stderr).toContain('federation.issuer: "http://sso.example.com" must be https');
+    expect(r.stderr).toContain('auth.oauth.authorizationServer.federation.roles[0].values: role "phantom" is not defined');
+    const introspection = await check(`${base}
+auth: { oauth: { issuers: [{ name: i, issuer: "http://idp.example.com", introspection: { clientId: c, clientSecret: s } }] } }
+`);
+    expect(introspection.code).toBe(2);
+    expect(introspection.stderr).toContain('auth.oauth.issuers[0].issuer: "http://idp.example.com" must be https');
   });
 
   it('refuses HS256 and a scope token with a space at parse time, with the key path', () => {

@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { Policy, compilePattern, staticTokens } from '@mcp-warden/core';
 import { ConfigError } from '../../config/load.js';
-import { oauthIssuersOf } from '../../services.js';
+import { canonicalResourceUri } from '@mcp-warden/core';
+import { authorizationServerProblems, oauthIssuersOf } from '../../services.js';
 import { openStore } from '../../store/open.js';
 import { type GlobalOptions, configPath, readConfig } from '../context.js';
 import { ExitCode, colour, out } from '../output.js';
@@ -37,6 +38,19 @@ export function registerConfig(program: Command): void {
         });
       });
       oauth.authorizationServer.clients.forEach((client, i) => client.roles.forEach((r) => defined(r, `auth.oauth.authorizationServer.clients[${i}].roles`)));
+      const federation = oauth.authorizationServer.federation;
+      federation?.defaultRoles.forEach((r) => defined(r, 'auth.oauth.authorizationServer.federation.defaultRoles'));
+      federation?.roles.forEach((rule, j) => {
+        for (const roles of Object.values(rule.values)) roles.forEach((r) => defined(r, `auth.oauth.authorizationServer.federation.roles[${j}].values`));
+      });
+      if (oauth.authorizationServer.enabled) {
+        // The URL serve would run at: the public URL, else the listen address (port as configured).
+        const host = parsed.server.host.includes(':') ? `[${parsed.server.host}]` : parsed.server.host;
+        attempt(() => {
+          const problems = authorizationServerProblems(parsed, canonicalResourceUri(parsed.server.publicUrl ?? `http://${host}:${parsed.server.port}`));
+          if (problems.length > 0) throw new Error(problems.join(`\n${file}: `));
+        });
+      }
       if (oauth.authorizationServer.registration.mode === 'token' && oauth.authorizationServer.registration.initialAccessToken === undefined) {
         problems.push(`${file}: auth.oauth.authorizationServer.registration.initialAccessToken: required when mode is token (use \${ENV})`);
       }

@@ -4,8 +4,7 @@
  * flight keep verifying; running instances sign with the new key once restarted.
  */
 import type { Command } from 'commander';
-import { signingKeyRetentionMs } from '../../oauth/authorization-server.js';
-import { rotateSigningKeys } from '../../oauth/keys.js';
+import { rotateSigningKeys, signingKeyRetentionMs } from '../../oauth/keys.js';
 import { type GlobalOptions, withStore } from '../context.js';
 import { ExitCode, out, printJson } from '../output.js';
 
