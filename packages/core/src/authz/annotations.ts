@@ -9,8 +9,8 @@ import type { ToolAnnotations } from '../types.js';
 export class ToolAnnotationRegistry {
   readonly #configured = new Map<string, ToolAnnotations>();
   readonly #learned = new Map<string, ToolAnnotations>();
-  /** The JSON text each learned entry was parsed from, when it came as text (see {@link learnText}). */
-  readonly #learnedText = new Map<string, string | undefined>();
+  /** The JSON text each learned entry was parsed from (null: listed without annotations), see {@link learnTexts}. */
+  readonly #learnedText = new Map<string, string | null>();
   #servers: ((name: string) => ToolAnnotations | undefined)[] = [];
 
   constructor(configured: Readonly<Record<string, ToolAnnotations>> = {}) {
@@ -51,12 +51,13 @@ export class ToolAnnotationRegistry {
     // By name, the last listing winning, as in learn(); parsed before anything is recorded.
     const changed = new Map<string, readonly [string | undefined, unknown]>();
     for (const { name, annotations } of tools) {
-      if (!changed.has(name) && this.#learnedText.has(name) && this.#learnedText.get(name) === annotations) continue;
+      // One lookup per tool in the usual case: nothing changed since the last listing.
+      if (this.#learnedText.get(name) === (annotations ?? null) && (changed.size === 0 || !changed.has(name))) continue;
       changed.set(name, [annotations, annotations === undefined ? undefined : JSON.parse(annotations)]);
     }
     for (const [name, [text, parsed]] of changed) {
       this.#learned.set(name, sanitise(parsed));
-      this.#learnedText.set(name, text);
+      this.#learnedText.set(name, text ?? null);
     }
   }
 
