@@ -154,12 +154,9 @@ describe('Streamable HTTP upstream transparency: server-everything directly and 
     });
 
     it("answers the server's sampling and elicitation requests, and relays the URL-elicitation error's data", () => {
-      // Over HTTP the client resumes POST streams that ended before their response (GET with
-      // Last-Event-ID), and server-everything's InMemoryEventStore replays every event stored after
-      // that id, of every stream: the sampling and elicitation requests arrive again (answered
-      // again, ignored by the server). The same happens through the gateway, which relays the
-      // resumption: one distinct request, received as often as directly.
-      expect(new Set(direct.sampling.requests.map((r) => JSON.stringify(r))).size).toBe(1);
+      // Over HTTP a request may arrive twice (a resumed stream replays it; see `distinct` in
+      // session-script.ts): the record keeps the distinct requests, and what they were answered.
+      expect(direct.sampling.requests).toHaveLength(1);
       expect(textOf(direct.sampling.call)).toContain(SAMPLING_ANSWER);
       expect(admin.sampling).toEqual(direct.sampling);
       expect(textOf(direct.elicitation.form)).toContain('Name: Ada Lovelace');

@@ -183,6 +183,24 @@ export async function listEverything(client: Client): Promise<SessionRecord['lis
  * Runs the script on a client that declared {@link SCRIPT_CAPABILITIES} and has just connected.
  * It installs its own handlers first (server-everything asks for roots 350 ms after initialisation).
  */
+/**
+ * The distinct server requests a client answered. Over Streamable HTTP a client that sees a POST
+ * stream end before its response resumes it (GET with Last-Event-ID) and server-everything replays
+ * every stored event after that id, so the same sampling or elicitation request can arrive twice.
+ * How often depends on where the stream's chunks fall, which differs between runs and between a
+ * direct connection and a relaying gateway (it may deliver the response in the same write); what
+ * the server asked, and what it was answered, does not.
+ */
+function distinct(requests: readonly unknown[]): unknown[] {
+  const seen = new Set<string>();
+  return requests.filter((r) => {
+    const key = JSON.stringify(r);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
 export async function runSessionScript(client: Client): Promise<SessionRecord> {
   const logs: { level: string; data: unknown }[] = [];
   const updated: string[] = [];
@@ -288,7 +306,7 @@ export async function runSessionScript(client: Client): Promise<SessionRecord> {
 
   const sampling = {
     call: await call('trigger-sampling-request', { prompt: 'What does a gateway add?', maxTokens: 50 }),
-    requests: samplingRequests,
+    requests: distinct(samplingRequests),
   };
 
   const urlArguments = { url: ELICITATION_URL, message: 'Authorise the transparency test', elicitationId: ELICITATION_ID };
@@ -299,7 +317,7 @@ export async function runSessionScript(client: Client): Promise<SessionRecord> {
     // with the same arguments then goes through the request path.
     urlErrorPath: await call('trigger-url-elicitation', { ...urlArguments, errorPath: true }),
     urlRetry: await call('trigger-url-elicitation', { ...urlArguments, errorPath: true }),
-    requests: elicitationRequests,
+    requests: distinct(elicitationRequests),
   };
 
   const setLevel = await outcome(() => client.setLoggingLevel('debug'));
