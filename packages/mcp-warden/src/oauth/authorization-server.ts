@@ -333,6 +333,12 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
         // step-up (MCP authorization, "Scope Selection Strategy"), and the user consents per scope
         // anyway. Only configured clients keep `scopes` as a limit.
         if (!configuredClients.has(String(metadata.client_id))) delete metadata.scope;
+        // A client ID metadata document must name the client (MCP authorization ≥ 2025-11-25,
+        // "Client ID Metadata Documents": client_id, client_name and redirect_uris are required).
+        if (/^https:\/\//.test(String(metadata.client_id)) && !configuredClients.has(String(metadata.client_id))) {
+          if (typeof metadata.client_name !== 'string' || metadata.client_name.trim() === '') throw new errors.InvalidClientMetadata('client_name is required in a client ID metadata document');
+          if (!Array.isArray(redirects) || redirects.length === 0) throw new errors.InvalidClientMetadata('redirect_uris is required in a client ID metadata document');
+        }
       },
     },
     ttl: {

@@ -36,6 +36,22 @@ describe('Security: client ID metadata document fetching', () => {
     expect(hits).toBe(0);
   });
 
+  it('refuses a document without client_name, without redirecting', async () => {
+    const CLIENT_ID = 'https://client.example/nameless.json';
+    const REDIRECT = 'http://127.0.0.1:33421/callback';
+    const hook = (async () =>
+      new Response(JSON.stringify({ client_id: CLIENT_ID, redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' }), {
+        status: 200,
+        headers: { 'content-type': 'application/json' },
+      })) as typeof fetch;
+    const as = await startAs({ fetch: hook });
+    const { challenge } = pkce();
+    const response = await new Browser().fetch(authorizeUrl(as.base, { clientId: CLIENT_ID, redirectUri: REDIRECT, resource: as.resource, challenge, challengeMethod: 'S256' }));
+    expect(response.status).toBe(400);
+    expect(response.headers.get('location')).toBeNull();
+    expect(await response.text()).toContain('client_name');
+  });
+
   it('reuses a fetched document within its max-age instead of fetching it per authorization', async () => {
     const CLIENT_ID = 'https://client.example/cimd.json';
     const REDIRECT = 'http://127.0.0.1:33420/callback';
