@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { expect } from 'vitest';
 import { type AuthorizationServerConfig, configSchema } from '../../src/config/schema.js';
 import { type AuthorizationServer, type UserDirectory, createAuthorizationServer } from '../../src/oauth/authorization-server.js';
@@ -75,6 +76,19 @@ export interface RunningAs {
 
 const running: RunningAs[] = [];
 
+/**
+ * One connection pool per running server, closed with it: a server restarted on the same port
+ * (as-persistence) must never be sent a request over a kept-alive socket of its predecessor, which
+ * fails with "other side closed" when the old server's FIN has not been read yet (seen once in a full run).
+ */
+const pools = new Map<string, Agent>();
+
+function serverFetch(url: string, init: RequestInit): Promise<Response> {
+  const pool = pools.get(new URL(url).origin);
+  if (pool === undefined) return fetch(url, init);
+  return undiciFetch(url, { ...(init as object), dispatcher: pool }) as unknown as Promise<Response>;
+}
+
 /** Closes every server started by {@link startAs}. */
 export async function closeAll(): Promise<void> {
   for (const r of running.splice(0)) await r.close();
@@ -96,6 +110,7 @@ export async function startAs(
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  pools.set(base, new Agent());
   const logs: RunningAs['logs'] = [];
   const log = (level: string) => (object: object, message?: string) => logs.push({ level, object, ...(message === undefined ? {} : { message }) });
   const started = await createAuthorizationServer({
@@ -120,6 +135,9 @@ export async function startAs(
     close: async () => {
       const index = running.indexOf(result);
       if (index >= 0) running.splice(index, 1);
+      const pool = pools.get(base);
+      pools.delete(base);
+      await pool?.close();
       await started.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -137,7 +155,7 @@ export class Browser {
   async fetch(url: string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
     if (this.#cookies.size > 0) headers.set('cookie', [...this.#cookies].map(([k, v]) => `${k}=${v}`).join('; '));
-    const response = await fetch(url, { ...init, headers, redirect: 'manual' });
+    const response = await serverFetch(url, { ...init, headers, redirect: 'manual' });
     for (const line of response.headers.getSetCookie()) {
       const [pair] = line.split(';');
       const eq = (pair as string).indexOf('=');
@@ -178,7 +196,7 @@ export function actionOf(html: string): string {
 /** Registers a public client by DCR (RFC 7591), as the MCP SDK does. */
 export async function registerClient(base: string, metadata: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<{ client_id: string; redirect_uri: string }> {
   const redirect = 'http://127.0.0.1:33418/callback';
-  const response = await fetch(`${base}/oauth/register`, {
+  const response = await serverFetch(`${base}/oauth/register`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({
@@ -260,7 +278,7 @@ export async function authorize(browser: Browser, base: string, o: AuthorizeOpti
 
 /** Posts to the token endpoint; returns status and JSON body. */
 export async function tokenRequest(base: string, params: Record<string, string>, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, any> }> {
-  const response = await fetch(`${base}/oauth/token`, {
+  const response = await serverFetch(`${base}/oauth/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
     body: new URLSearchParams(params).toString(),
