@@ -163,28 +163,44 @@ export function oauthIssuersOf(config: WardenConfig, builtin?: BuiltinIssuer): O
  * limiter, roles, argument recording. Re-run on reload; the store-backed parts are passed in.
  */
 export function buildPipelineOptions(config: WardenConfig, parts: PipelineParts): WardenOptions & { readonly authLimiter: AuthAttemptLimiter } {
-  const verifiers: CredentialVerifier[] = [];
-  if (parts.keyVerifier !== undefined) verifiers.push(parts.keyVerifier);
-  const oauth = parts.resource === undefined ? undefined : parts.oauth;
-  const resource = parts.resource as string;
-  if (oauth !== undefined && oauth.jwt.length > 0) verifiers.push(jwtVerifier({ issuers: oauth.jwt, audience: resource }));
-  const introspect = oauth !== undefined && oauth.introspection.length > 0;
-  // Static tokens are matched locally; only what matches none goes on to a network round trip.
-  if (config.auth.staticTokens.length > 0) verifiers.push(staticTokens(config.auth.staticTokens, { passUnknown: introspect }));
-  if (introspect) verifiers.push(introspectionVerifier({ issuers: oauth.introspection, audience: resource }));
   const recorded = config.audit.recordArguments.map((p, i) => compilePattern(p, `audit.recordArguments[${i}]`));
   return {
-    ...(oauth === undefined ? {} : { resourceMetadataUrl: resourceMetadataUrl(resource), challengeScopes: oauth.scopes }),
+    ...credentialOptions(config, parts.keyVerifier, parts.oauth, parts.resource),
     policy: new Policy({
       roles: config.roles,
       scopes: config.auth.oauth.scopes,
       ...(config.deny === undefined ? {} : { deny: config.deny }),
       ...(config.toolAnnotations === undefined ? {} : { toolAnnotations: config.toolAnnotations }),
     }),
-    verifiers,
     audit: [parts.audit, ...parts.extraAudit],
     authLimiter: parts.authLimiter ?? createAuthLimiter(config.auth.rateLimit),
     ...(recorded.length === 0 ? {} : { recordArguments: (action) => action.target !== undefined && recorded.some((p) => p.exact.test(action.target as string)) }),
+  };
+}
+
+/**
+ * The verifiers, in order, and the challenge settings for one protected endpoint: API keys, OAuth
+ * JWTs for `resource` (its audience), static tokens, then introspection (static tokens are matched
+ * locally, so only what matches none costs a round trip). Without `resource` or OAuth, no OAuth.
+ */
+export function credentialOptions(
+  config: WardenConfig,
+  keyVerifier: CredentialVerifier | undefined,
+  oauth: OAuthIssuers | undefined,
+  resource: string | undefined,
+): Pick<WardenOptions, 'verifiers' | 'resourceMetadataUrl' | 'challengeScopes'> {
+  const verifiers: CredentialVerifier[] = [];
+  if (keyVerifier !== undefined) verifiers.push(keyVerifier);
+  const forResource = resource === undefined ? undefined : oauth;
+  if (forResource !== undefined && forResource.jwt.length > 0) verifiers.push(jwtVerifier({ issuers: forResource.jwt, audience: resource as string }));
+  const introspect = forResource !== undefined && forResource.introspection.length > 0;
+  if (config.auth.staticTokens.length > 0) verifiers.push(staticTokens(config.auth.staticTokens, { passUnknown: introspect }));
+  if (introspect) verifiers.push(introspectionVerifier({ issuers: forResource.introspection, audience: resource as string }));
+  if (forResource === undefined) return { verifiers };
+  return {
+    verifiers,
+    resourceMetadataUrl: resourceMetadataUrl(resource as string),
+    ...(forResource.scopes.length === 0 ? {} : { challengeScopes: forResource.scopes }),
   };
 }
 

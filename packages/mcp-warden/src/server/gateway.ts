@@ -12,7 +12,7 @@ import { type AuditEvent, Policy, type RoleDefinition, type Verb, canonicalResou
 import { withWarden } from '@mcp-warden/core/node';
 import { ConfigError } from '../config/load.js';
 import type { UpstreamConfig, WardenConfig } from '../config/schema.js';
-import { type OAuthIssuers, type Services, authorizationServerProblems, buildPipelineOptions, oauthIssuersOf, openServices } from '../services.js';
+import { type OAuthIssuers, type Services, authorizationServerProblems, buildPipelineOptions, credentialOptions, oauthIssuersOf, openServices } from '../services.js';
 import { HttpUpstream } from '../upstream/http.js';
 import { StdioUpstream } from '../upstream/stdio.js';
 import type { Upstream, UpstreamLogger } from '../upstream/types.js';
@@ -289,7 +289,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         };
         const resource = resourceOf(name);
         // Each endpoint verifies OAuth tokens for its own canonical URI (RFC 8707 audience).
-        const own = oauth === undefined ? base : buildPipelineOptions(next, { ...parts, authLimiter: base.authLimiter, oauth, resource });
+        const credentials = credentialOptions(next, services.keyVerifier, oauth, resource);
         if (oauth !== undefined) {
           const doc = resourceMetadata({ resource, authorizationServers: oauth.authorizationServers, scopesSupported: oauth.scopes, resourceName: `mcp-warden: ${name}` });
           nextDocs.set(`/.well-known/oauth-protected-resource/mcp/${name}`, doc);
@@ -298,9 +298,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         }
         const warden = createWarden({
           ...base,
-          verifiers: own.verifiers ?? [],
-          ...(own.resourceMetadataUrl === undefined ? {} : { resourceMetadataUrl: own.resourceMetadataUrl }),
-          ...(own.challengeScopes === undefined || own.challengeScopes.length === 0 ? {} : { challengeScopes: own.challengeScopes }),
+          ...credentials,
           policy,
           upstream: name,
           host: next.server.host,
