@@ -29,13 +29,15 @@ export function createGatewayMetrics(upstreams: () => ReadonlyMap<string, Upstre
   const upstreamErrors = new Counter({ name: 'mcp_warden_upstream_errors_total', help: 'Responses with a 5xx status', labelNames: ['upstream'], registers: [registry] });
   new Gauge({
     name: 'mcp_warden_sessions',
-    help: 'Open client sessions per upstream',
+    // An HTTP upstream owns its sessions, so the gateway can only count what it saw of them
+    // (see StdioUpstream.sessionCount and HttpUpstream.sessionCount).
+    help: 'Client sessions per upstream (stdio: sessions holding a child process here; http: upstream sessions answered through this instance in the last 30 minutes and not ended by a DELETE or a 404)',
     labelNames: ['upstream'],
     registers: [registry],
     collect() {
       this.reset();
       for (const [name, upstream] of upstreams()) {
-        const count = (upstream as { sessionCount?: number }).sessionCount;
+        const count = upstream.sessionCount;
         if (count !== undefined) this.set({ upstream: name }, count);
       }
     },

@@ -12,6 +12,9 @@
  * The upstream's `Mcp-Session-Id` is handed to the client base64url-encoded and signed for the
  * principal (see `SessionSigner`), so one principal cannot use another's session and any gateway
  * instance holding the key can translate it back without shared state.
+ *
+ * The SSE streams relayed to clients are watched for `notifications/tools/list_changed` (a byte
+ * search, see `ToolsChangedWatch`), so the gateway re-reads the annotations as it does for stdio.
  * @see https://modelcontextprotocol.io/specification/2025-11-25/basic/transports#streamable-http
  */
 import { EventEmitter } from 'node:events';
@@ -31,6 +34,12 @@ const MAX_JSON_RESPONSE_BYTES = 64 * 1024 * 1024;
 
 /** How many verified session ids are remembered per upstream (oldest forgotten first). */
 const VERIFIED_SESSIONS = 4096;
+
+/** How long a session counts as open (`sessionCount`) after its last request: 30 minutes. */
+const SESSION_IDLE_MS = 30 * 60 * 1000;
+
+/** How many upstream sessions `sessionCount` follows (the oldest is forgotten first). */
+const COUNTED_SESSIONS = 10_000;
 
 /** Request headers that carry MCP semantics and nothing about the caller's identity. */
 const FORWARDED_REQUEST_HEADERS = new Set(['accept', 'mcp-protocol-version', 'last-event-id', 'mcp-method', 'mcp-name']);
@@ -104,6 +113,82 @@ function errorCode(error: unknown): string {
   return typeof cause === 'string' ? cause : (error as Error | undefined)?.name ?? 'Error';
 }
 
+/** The method of the notification that makes the gateway read an upstream's tools again. */
+const TOOLS_CHANGED = Buffer.from('notifications/tools/list_changed', 'latin1');
+
+/** Whether a complete `data:` line holds a JSON-RPC message (or a batch with one) announcing a changed tool list. */
+function announcesToolsChanged(message: unknown): boolean {
+  if (Array.isArray(message)) return message.some(announcesToolsChanged);
+  return typeof message === 'object' && message !== null && (message as { method?: unknown }).method === 'notifications/tools/list_changed';
+}
+
+/**
+ * Watches the raw chunks of one SSE stream for `notifications/tools/list_changed`. Parsing every
+ * event of a relayed stream would cost more than relaying it, so each chunk is searched for the
+ * method's bytes (one native `indexOf`), and the bytes around a chunk boundary are searched in a
+ * small window (the stream's last bytes before the chunk, then the chunk's first bytes), so a
+ * method cut in two (or more) by the transport is still seen.
+ *
+ * A match inside a chunk is confirmed by parsing its line when that line lies whole in the chunk:
+ * a tool result quoting the method (documentation, an echo) is then no announcement. A match that
+ * cannot be confirmed so (cut by a chunk boundary, on a line longer than the chunk, in JSON spread
+ * over several `data:` lines, on a line that is no `data:` line) counts as an announcement: a false
+ * one only makes the gateway read the tools once more, which any client can cause anyway by
+ * listing them, while a missed one would leave annotations stale.
+ */
+class ToolsChangedWatch {
+  /** The stream's last bytes (up to one less than the method) followed by the next chunk's first ones. */
+  readonly #window = Buffer.allocUnsafe(2 * (TOOLS_CHANGED.length - 1));
+  /** How many of the stream's last bytes `#window` starts with. */
+  #kept = 0;
+
+  /** Whether `chunk`, the stream's next bytes, announces a changed tool list. */
+  seen(chunk: Buffer): boolean {
+    return this.#within(chunk) || this.#across(chunk);
+  }
+
+  #within(chunk: Buffer): boolean {
+    for (let at = chunk.indexOf(TOOLS_CHANGED); at !== -1; at = chunk.indexOf(TOOLS_CHANGED, at + TOOLS_CHANGED.length)) {
+      const start = chunk.lastIndexOf(0x0a, at) + 1;
+      const end = chunk.indexOf(0x0a, at);
+      // The line began in an earlier chunk or ends in a later one: not isolable here. (A chunk
+      // starts a line when it starts the stream or the previous one ended with a line feed.)
+      if ((start === 0 && this.#kept !== 0 && this.#window[this.#kept - 1] !== 0x0a) || end === -1) return true;
+      if (chunk.toString('latin1', start, start + 5) !== 'data:') return true;
+      let message: unknown;
+      try {
+        message = JSON.parse(chunk.toString('utf8', start + 5, end));
+      } catch {
+        return true;
+      }
+      if (announcesToolsChanged(message)) return true;
+    }
+    return false;
+  }
+
+  /** Finds the method across the boundary before `chunk`, then keeps the stream's new last bytes. */
+  #across(chunk: Buffer): boolean {
+    const keep = TOOLS_CHANGED.length - 1;
+    const window = this.#window;
+    const head = Math.min(chunk.length, keep);
+    chunk.copy(window, this.#kept, 0, head);
+    const filled = this.#kept + head;
+    // Neither side alone can hold the whole method, so a match within `filled` spans the boundary;
+    // bytes past `filled` are stale, and a match reaching them is no match.
+    const at = window.indexOf(TOOLS_CHANGED);
+    const found = at !== -1 && at + TOOLS_CHANGED.length <= filled;
+    if (chunk.length >= keep) {
+      chunk.copy(window, 0, chunk.length - keep);
+      this.#kept = keep;
+    } else {
+      const from = Math.max(0, filled - keep);
+      window.copyWithin(0, from, filled);
+      this.#kept = filled - from;
+    }
+    return found;
+  }
+}
+
 /** Largest answer relayed as one string; a bigger one is relayed in the chunks it came in. */
 const ONE_WRITE_BYTES = 64 * 1024;
 
@@ -165,6 +250,7 @@ async function* sseMessages(body: AsyncIterable<Buffer>): AsyncGenerator<unknown
  */
 export class HttpUpstream implements Upstream {
   readonly name: string;
+  onToolsChanged?: () => void;
   readonly #config: HttpUpstreamConfig;
   readonly #signer: SessionSigner;
   readonly #log: UpstreamLogger;
@@ -174,22 +260,27 @@ export class HttpUpstream implements Upstream {
   readonly #inFlight = new Set<Exchange>();
   /** Session ids already verified: the HMAC is computed once per session, not once per request. */
   readonly #verified = new Map<string, { readonly principalId: string; readonly session: string }>();
+  /** The upstream's session ids that `sessionCount` follows, in the order first seen, with their last request. */
+  readonly #sessions = new Map<string, { lastRequest: number }>();
   #closed = false;
 
   readonly #identity: ((principal: Principal) => Promise<readonly [string, string]>) | undefined;
+  readonly #now: () => number;
 
   /**
    * `identity`, when given, supplies a header naming the caller (the gateway's signed identity JWT,
-   * see server/identity.ts), sent instead of anything the caller presented.
+   * see server/identity.ts), sent instead of anything the caller presented. `now` (milliseconds,
+   * default `Date.now`) is the clock of session idleness, replaced by tests.
    */
   constructor(
     name: string,
     config: HttpUpstreamConfig,
     signer: SessionSigner,
     log: UpstreamLogger,
-    options: { readonly identity?: (principal: Principal) => Promise<readonly [string, string]> } = {},
+    options: { readonly identity?: (principal: Principal) => Promise<readonly [string, string]>; readonly now?: () => number } = {},
   ) {
     this.#identity = options.identity;
+    this.#now = options.now ?? Date.now;
     this.name = name;
     this.#config = config;
     this.#signer = signer;
@@ -216,6 +307,23 @@ export class HttpUpstream implements Upstream {
       headersTimeout: config.timeout,
       bodyTimeout: 0,
     });
+  }
+
+  /**
+   * The upstream's sessions that are open as far as this gateway instance can tell: answered with
+   * a 2xx through it within the last 30 minutes (the first such answer, carrying a new
+   * `Mcp-Session-Id`, is the session's creation; a session used again after a gateway restart or a
+   * long pause counts again), and not ended through it (a DELETE answered 2xx, or the upstream
+   * answering 404). An open GET stream alone does not keep a session counted. At most 10,000
+   * sessions are followed, the oldest forgotten first. Read by the metrics scrape, which also
+   * forgets the idle ones.
+   */
+  get sessionCount(): number {
+    const idleSince = this.#now() - SESSION_IDLE_MS;
+    for (const [session, entry] of this.#sessions) {
+      if (entry.lastRequest < idleSince) this.#sessions.delete(session);
+    }
+    return this.#sessions.size;
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void> {
@@ -257,7 +365,7 @@ export class HttpUpstream implements Upstream {
     try {
       const response = await this.#pool.request({ path: this.#path, method, headers, body: payload, signal: exchange });
       answered = true;
-      await this.#relay(response, res, exchange, forwarded, principal, id);
+      await this.#relay(response, res, exchange, forwarded, principal, id, method);
     } catch (error) {
       this.#fail(res, id, error, exchange.reason, method, answered);
     } finally {
@@ -314,8 +422,34 @@ export class HttpUpstream implements Upstream {
     return headers;
   }
 
+  /**
+   * Follows the upstream's sessions for `sessionCount`: one lookup and a field update for a
+   * request in a known session, which is the per-request cost.
+   */
+  #count(method: string, status: number, presented: string | undefined, answered: string | undefined): void {
+    const ok = status >= 200 && status < 300;
+    if (presented !== undefined) {
+      if (status === 404 || (method === 'DELETE' && ok)) {
+        this.#sessions.delete(presented);
+        return;
+      }
+      const entry = this.#sessions.get(presented);
+      if (entry !== undefined) {
+        entry.lastRequest = this.#now();
+        if (answered === undefined || answered === presented) return;
+      }
+    }
+    const session = answered ?? presented;
+    if (!ok || session === undefined || this.#sessions.has(session)) return;
+    if (this.#sessions.size >= COUNTED_SESSIONS) {
+      const oldest = this.#sessions.keys().next();
+      if (oldest.done !== true) this.#sessions.delete(oldest.value);
+    }
+    this.#sessions.set(session, { lastRequest: this.#now() });
+  }
+
   /** Relays the upstream's answer: SSE as it flows, JSON once checked, an empty body as is. */
-  async #relay(response: Dispatcher.ResponseData, res: ServerResponse, exchange: Exchange, forwarded: Forwarded, principal: Principal, id: JsonRpcId): Promise<void> {
+  async #relay(response: Dispatcher.ResponseData, res: ServerResponse, exchange: Exchange, forwarded: Forwarded, principal: Principal, id: JsonRpcId, method: string): Promise<void> {
     const { statusCode, headers, body } = response;
     const type = headerValue(headers['content-type']);
     if (statusCode === 401) {
@@ -329,6 +463,7 @@ export class HttpUpstream implements Upstream {
     const cacheControl = headerValue(headers['cache-control']);
     if (cacheControl !== undefined) out['cache-control'] = cacheControl;
     const session = headerValue(headers['mcp-session-id']);
+    if (forwarded.session !== undefined || session !== undefined) this.#count(method, statusCode, forwarded.session, session);
     if (session !== undefined) {
       // Re-signing costs an HMAC; the id the client presented is already the signed form of this one.
       if (session === forwarded.session && forwarded.presented !== undefined) out['mcp-session-id'] = forwarded.presented;
@@ -346,7 +481,7 @@ export class HttpUpstream implements Upstream {
       // Headers go out now when no event came with them: a stream may stay silent for a long time
       // before its first event. An event already here (the usual answer to a POST) carries them.
       if (body.readableLength === 0) res.flushHeaders();
-      await this.#stream(body, res, exchange, id);
+      await this.#stream(body, res, exchange, id, new ToolsChangedWatch());
       return;
     }
     if (lowerType !== undefined && !lowerType.startsWith('application/json')) {
@@ -387,8 +522,11 @@ export class HttpUpstream implements Upstream {
     res.end();
   }
 
-  /** Pipes an SSE body to the client with back-pressure; a stream that breaks just ends the client's. */
-  #stream(body: Dispatcher.ResponseData['body'], res: ServerResponse, exchange: Exchange, id: JsonRpcId): Promise<void> {
+  /**
+   * Pipes an SSE body to the client with back-pressure; a stream that breaks just ends the client's.
+   * `watch` reports a changed tool list to `onToolsChanged` (JSON answers cannot carry notifications).
+   */
+  #stream(body: Dispatcher.ResponseData['body'], res: ServerResponse, exchange: Exchange, id: JsonRpcId, watch: ToolsChangedWatch): Promise<void> {
     return new Promise<void>((resolve) => {
       const resume = (): void => {
         body.resume();
@@ -412,6 +550,7 @@ export class HttpUpstream implements Upstream {
           setImmediate(uncork);
         }
         if (!res.write(chunk)) body.pause();
+        if (watch.seen(chunk)) this.onToolsChanged?.();
       });
       res.on('drain', resume);
       body.once('end', finish);

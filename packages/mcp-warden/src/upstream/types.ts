@@ -19,4 +19,6 @@ export interface Upstream {
   close(): Promise<void>;
   /** Set by the gateway: called when the upstream announces `notifications/tools/list_changed`. */
   onToolsChanged?: () => void;
+  /** Client sessions open now, as each transport defines them (see its own doc); absent when not followed. */
+  readonly sessionCount?: number;
 }

@@ -1,6 +1,8 @@
 /**
  * When an upstream announces notifications/tools/list_changed, the gateway reads its tools again, so
- * a tool added upstream is decided by its real annotations without anyone listing tools first.
+ * a tool added upstream is decided by its real annotations without anyone listing tools first: a
+ * stdio upstream (a child the gateway reads), and a Streamable HTTP one (the announcement travels on
+ * a client's GET stream that the gateway relays).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +12,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { type Gateway, startGateway } from '../../src/server/gateway.js';
+import { type SdkHttpServer, startSdkHttpServer } from '../fixtures/sdk-http-server.js';
 
 const catalogServer = new URL('../fixtures/catalog-server.mjs', import.meta.url).pathname;
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
@@ -60,6 +63,51 @@ describe('tools/list_changed', () => {
     for (;;) {
       try {
         const result = await after.callTool({ name: 'beta', arguments: {} });
+        expect(JSON.stringify(result.content)).toContain('beta');
+        break;
+      } catch (error) {
+        expect((error as { code?: number }).code).toBe(-32003);
+        if (Date.now() > deadline) throw error;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  });
+});
+
+describe('tools/list_changed from a Streamable HTTP upstream', () => {
+  let upstream: SdkHttpServer;
+  let gateway: Gateway;
+  let reader: string;
+  let client: Client | undefined;
+
+  beforeAll(async () => {
+    upstream = await startSdkHttpServer({ alpha: { readOnlyHint: true } });
+    const config = parseConfig(
+      JSON.stringify({ store: { type: 'memory' }, roles: { reader: ['read'] }, upstreams: { catalog: { type: 'http', url: upstream.url } } }),
+      'catalog.yaml',
+      {},
+    );
+    gateway = await startGateway({ config, logger: quiet, port: 0 });
+    await gateway.ready;
+    reader = (await gateway.services.keys.create({ name: 'reader', roles: ['reader'] })).plaintext;
+  }, 30_000);
+  afterAll(async () => {
+    await client?.close().catch(() => {});
+    await gateway?.close();
+    await upstream?.close();
+  });
+
+  it('re-reads annotations when the announcement arrives on a GET stream it relays, before anyone lists tools', async () => {
+    client = new Client({ name: 'list-changed-http', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp/catalog`), { requestInit: { headers: { Authorization: `Bearer ${reader}` } } }));
+    await expect(client.callTool({ name: 'beta', arguments: {} })).rejects.toMatchObject({ code: -32003, message: expect.stringContaining('missing permission: delete') });
+    // The SDK client opens its GET stream after initializing; the server notifies on it once it is open.
+    await expect.poll(() => [...upstream.sessions.keys()].some((session) => upstream.listening(session)), { timeout: 5_000 }).toBe(true);
+    upstream.addTool('beta', { readOnlyHint: true });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        const result = await client.callTool({ name: 'beta', arguments: {} });
         expect(JSON.stringify(result.content)).toContain('beta');
         break;
       } catch (error) {

@@ -306,6 +306,134 @@ describe('HttpUpstream: headers and sessions', () => {
   });
 });
 
+describe('HttpUpstream: tools/list_changed in relayed SSE streams', () => {
+  let backend: { server: Server; url: string };
+  let gateway: { server: Server; url: string };
+  let upstream: HttpUpstream;
+  let announced = 0;
+  /** What the backend answers next: SSE parts, each written once the client got the one before. */
+  let parts: string[] = [];
+  let answering: ServerResponse | undefined;
+
+  beforeAll(async () => {
+    backend = await listen((req, res) => {
+      void readText(req).then(() => {
+        if (req.headers['accept'] === 'application/json') {
+          return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'notifications/tools/list_changed' }] } }));
+        }
+        answering = res;
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(parts[0]);
+      });
+    });
+    upstream = new HttpUpstream('watched', config(`${backend.url}/mcp`), signer, logger);
+    upstream.onToolsChanged = () => {
+      announced += 1;
+    };
+    gateway = await proxy(new Map([['watched', upstream]]));
+  });
+
+  afterAll(async () => {
+    await stop(gateway?.server);
+    await upstream?.close();
+    await stop(backend?.server);
+  });
+
+  /**
+   * Relays `chunks` as separate reads: the backend writes the next part only when the client has
+   * everything before it, so the proxy has seen (and searched) the previous chunk on its own.
+   */
+  async function relay(chunks: string[]): Promise<number> {
+    announced = 0;
+    parts = chunks;
+    let sent = 1;
+    const response = await raw(`${gateway.url}/watched`, {
+      body: rpc(1, 'tools/call', { name: 'any' }),
+      onChunk: (text) => {
+        if (text !== chunks.slice(0, sent).join('')) return;
+        if (sent < chunks.length) answering?.write(chunks[sent++]);
+        else answering?.end();
+      },
+    });
+    expect(response.text).toBe(chunks.join(''));
+    return announced;
+  }
+
+  const notice = 'data: {"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\n\n';
+  const quoting = 'data: {"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"see notifications/tools/list_changed"}]}}\n\n';
+
+  it('reports an announcement that came whole, cut in two, or cut into pieces shorter than the method', async () => {
+    expect(await relay([`event: message\n${notice}`])).toBe(1);
+    expect(await relay(['event: message\ndata: {"jsonrpc":"2.0","method":"notifications/tools/list_', 'changed"}\n\n'])).toBe(1);
+    expect(await relay(['event: message\ndata: {"jsonrpc":"2.0","method":"notifications/to', 'ols/li', 'st_', 'chan', 'ged"}\n\n'])).toBe(1);
+    expect(await relay(['data: {"jsonrpc":"2.0","method":"n', 'otifications/tools/list_changed"}\n\n'])).toBe(1);
+  });
+
+  it('does not report a message quoting the method on a line it can read whole, but still one announcing it after', async () => {
+    expect(await relay([`event: message\n${quoting}`])).toBe(0);
+    // The quoting line starts its chunk, after a chunk that ended a line.
+    expect(await relay(['event: message\n', quoting])).toBe(0);
+    expect(await relay([`${quoting}event: message\n${notice}`])).toBe(1);
+  });
+
+  it('does not search JSON answers, which cannot carry notifications', async () => {
+    announced = 0;
+    const response = await raw(`${gateway.url}/watched`, { body: rpc(1, 'tools/call', { name: 'any' }), headers: { accept: 'application/json' } });
+    expect(response.text).toContain('notifications/tools/list_changed');
+    expect(announced).toBe(0);
+  });
+});
+
+describe('HttpUpstream.sessionCount: the sessions the gauge reports', () => {
+  it('counts sessions created through it, until ended by DELETE or 404, or idle for 30 minutes', async () => {
+    let created = 0;
+    const ended = new Set<string>();
+    const backend = await listen((req, res) => {
+      void readText(req).then(() => {
+        const session = req.headers['mcp-session-id'];
+        if (typeof session === 'string' && ended.has(session)) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found"}}');
+        if (req.method === 'DELETE') return void res.writeHead(200).end();
+        const headers = { 'content-type': 'application/json', 'mcp-session-id': typeof session === 'string' ? session : `session-${++created}` };
+        res.writeHead(200, headers).end('{"jsonrpc":"2.0","id":1,"result":{}}');
+      });
+    });
+    let clock = 1_000_000;
+    const upstream = new HttpUpstream('counted', config(`${backend.url}/mcp`), signer, logger, { now: () => clock });
+    const gateway = await proxy(new Map([['counted', upstream]]));
+    const send = async (method: string, session?: string): Promise<RawResponse> =>
+      raw(`${gateway.url}/counted`, { method, body: method === 'POST' ? rpc(1, 'ping') : undefined, headers: session === undefined ? {} : { 'mcp-session-id': session } });
+    try {
+      expect(upstream.sessionCount).toBe(0);
+      const first = (await send('POST')).headers['mcp-session-id'] as string;
+      const second = (await send('POST')).headers['mcp-session-id'] as string;
+      expect(upstream.sessionCount).toBe(2);
+      expect((await send('DELETE', first)).status).toBe(200);
+      expect(upstream.sessionCount).toBe(1);
+
+      clock += 29 * 60_000;
+      await send('POST', second);
+      clock += 29 * 60_000;
+      expect(upstream.sessionCount).toBe(1);
+      clock += 2 * 60_000;
+      expect(upstream.sessionCount).toBe(0);
+      // Used again after the pause (or after a gateway restart), the session counts again.
+      await send('POST', second);
+      expect(upstream.sessionCount).toBe(1);
+
+      ended.add('session-2');
+      expect((await send('POST', second)).status).toBe(404);
+      expect(upstream.sessionCount).toBe(0);
+      // The gateway's own 404 (an id signed for someone else) says nothing about the session.
+      expect((await raw(`${gateway.url}/counted`, { body: rpc(1, 'ping'), headers: { 'mcp-session-id': 'forged.AAAAAAAAAAAAAAAAAAAAAA' } })).status).toBe(404);
+      expect(upstream.sessionCount).toBe(0);
+    } finally {
+      await stop(gateway.server);
+      await upstream.close();
+      await stop(backend.server);
+    }
+  });
+});
+
 describe('HttpUpstream.listTools: the catalog client', () => {
   it('initializes, follows nextCursor over JSON answers, sends only the configured headers, and ends its session', async () => {
     const seen: { method: string; rpc: string | undefined; headers: IncomingHttpHeaders }[] = [];
