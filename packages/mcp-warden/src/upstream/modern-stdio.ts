@@ -4,13 +4,32 @@
  * the 2025 handshake, so the gateway serves the modern wire itself (the official SDK v2's
  * `createMcpHandler`, which owns discovery, envelopes, the Mcp-Method/Mcp-Name checks and SSE) and
  * answers each request through a child it keeps per principal, initialized the 2025 way. Principals
- * never share a child. Not bridged: server-to-client requests (sampling, elicitation, roots) from the
- * child, which get a JSON-RPC error; resource subscriptions.
+ * never share a child.
+ *
+ * Server-to-client requests of the child (sampling, elicitation, roots) reach the client as
+ * Multi Round-Trip Requests: 2026-07-28 has no server-to-client requests, so the `tools/call`,
+ * `prompts/get` or `resources/read` that is waiting on the child answers `input_required` with the
+ * child's request embedded, the child's call stays open here, and the client's retry delivers the
+ * answers to the child (spec: basic/patterns/mrtr). The open call lives in this process: a retry
+ * that reaches another gateway instance, or arrives after its child restarted or after
+ * `inputTimeout`, is refused with -32602. Not bridged: resource subscriptions.
  */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal } from '@mcp-warden/core';
 import { toNodeHandler } from '@modelcontextprotocol/node';
-import { Server, createMcpHandler } from '@modelcontextprotocol/server';
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  type InputRequests,
+  ProtocolError,
+  ProtocolErrorCode,
+  type RequestStateCodec,
+  Server,
+  type ServerContext,
+  createMcpHandler,
+  createRequestStateCodec,
+  inputRequired,
+} from '@modelcontextprotocol/server';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { StdioChild } from './stdio-child.js';
 import type { UpstreamLogger } from './types.js';
@@ -28,11 +47,135 @@ export function isModernMessage(body: unknown, protocolHeader: string | undefine
   return protocolHeader !== undefined && protocolHeader >= FIRST_MODERN_REVISION;
 }
 
+type Failure = Error & { code?: number; data?: unknown };
+
 interface PendingCall {
   resolve(result: Record<string, unknown>): void;
-  reject(error: Error & { code?: number; data?: unknown }): void;
+  reject(error: Failure): void;
   onProgress?: (params: Record<string, unknown>) => void;
 }
+
+/** A request the child sent to its client. */
+interface ChildRequest {
+  readonly id: string | number;
+  readonly method: string;
+  readonly params: Record<string, unknown>;
+}
+
+/** The methods whose 2026-07-28 result may be `input_required` (basic/patterns/mrtr, "Supported Requests"). */
+const INPUT_CAPABLE_METHODS: ReadonlySet<string> = new Set(['tools/call', 'prompts/get', 'resources/read']);
+/** The server-to-client requests a 2026-07-28 client fulfils as embedded input requests. */
+const INPUT_REQUEST_METHODS: ReadonlySet<string> = new Set(['sampling/createMessage', 'elicitation/create', 'roots/list']);
+
+/**
+ * One `tools/call`, `prompts/get` or `resources/read` of a 2026-07-28 client, kept across the rounds
+ * of its Multi Round-Trip Request: the child's call stays open, the child's requests wait here until
+ * a round hands them to the client, and the client's retry answers them.
+ */
+class Flow {
+  readonly id = randomUUID();
+  /** The id of the child call the flow waits on. */
+  readonly callId: string;
+  /** What the client asked, `_meta` aside: a retry must ask the same. */
+  readonly digest: string;
+  /** Child requests no round has handed to the client yet. */
+  readonly fresh: ChildRequest[] = [];
+  /** Child requests handed to the client and not answered yet, by their key in `inputRequests`. */
+  readonly asked = new Map<string, ChildRequest>();
+  /** Counts the `input_required` answers: only the latest round's `requestState` is accepted. */
+  round = 0;
+  /** The child's answer to the call, once it came. */
+  outcome: { readonly result: Record<string, unknown> } | { readonly error: Failure } | undefined;
+  /** Relays the child's progress to the round being served, if it asked for progress. */
+  onProgress: ((params: Record<string, unknown>) => void) | undefined;
+  /** Whether a request of the client is being served for this flow right now. */
+  serving = false;
+  readonly abort = new AbortController();
+  #wake: (() => void) | undefined;
+  #expiry: NodeJS.Timeout | undefined;
+
+  constructor(callId: string, digest: string) {
+    this.callId = callId;
+    this.digest = digest;
+  }
+
+  /** Resolves once something happened: a child request, the outcome, or `signal` aborting. */
+  changed(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        this.#wake = undefined;
+        resolve();
+      };
+      this.#wake = done;
+      signal.addEventListener('abort', done, { once: true });
+      if (signal.aborted) done();
+    });
+  }
+
+  notify(): void {
+    this.#wake?.();
+  }
+
+  /** Starts the clock for the client's retry. */
+  park(timeoutMs: number, onExpired: () => void): void {
+    this.#expiry = setTimeout(onExpired, timeoutMs);
+    this.#expiry.unref();
+  }
+
+  unpark(): void {
+    clearTimeout(this.#expiry);
+    this.#expiry = undefined;
+  }
+}
+
+/** The SHA-256 of a request's params without `_meta` (the envelope and progress token change per round). */
+function digestOf(params: Record<string, unknown>): string {
+  const { _meta: _ignored, ...rest } = params;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('base64url');
+}
+
+/**
+ * The client capability a child request needs, if the request's envelope does not declare it. As
+ * strict as the SDK's own check (`MissingRequiredClientCapabilityError`): a bare `elicitation: {}`
+ * means form mode; URL mode needs `elicitation.url`; sampling with tools needs `sampling.tools`.
+ */
+function missingCapability(request: ChildRequest, declared: Record<string, unknown> | undefined): string | undefined {
+  const member = (capability: string): Record<string, unknown> | undefined => {
+    const value = declared?.[capability];
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+  };
+  switch (request.method) {
+    case 'sampling/createMessage': {
+      const sampling = member('sampling');
+      if (sampling === undefined) return 'sampling';
+      const withTools = request.params['tools'] !== undefined || request.params['toolChoice'] !== undefined;
+      return withTools && sampling['tools'] === undefined ? 'sampling.tools' : undefined;
+    }
+    case 'elicitation/create': {
+      const elicitation = member('elicitation');
+      if (elicitation === undefined) return 'elicitation';
+      if (request.params['mode'] === 'url') return elicitation['url'] === undefined ? 'elicitation.url' : undefined;
+      return elicitation['form'] === undefined && elicitation['url'] !== undefined ? 'elicitation.form' : undefined;
+    }
+    default:
+      return member('roots') === undefined ? 'roots' : undefined;
+  }
+}
+
+/**
+ * A child request as a 2026-07-28 embedded input request: `{method, params}` without `_meta` and
+ * `task` (neither exists there), and without URL mode's `elicitationId` (removed with
+ * `notifications/elicitation/complete`).
+ */
+function embeddedRequest(request: ChildRequest): InputRequests[string] {
+  const { _meta: _meta, task: _task, ...params } = request.params;
+  if (request.method === 'elicitation/create' && params['mode'] === 'url') delete params['elicitationId'];
+  return (Object.keys(params).length === 0 ? { method: request.method } : { method: request.method, params }) as InputRequests[string];
+}
+
+/** The client capabilities a child is initialized with, so that it offers what uses them (per child, not per request: see `missingCapability`). */
+const CHILD_CAPABILITIES = { sampling: {}, elicitation: { form: {}, url: {} }, roots: {} };
 
 /** One principal's child, initialized with the 2025 handshake, shared by that principal's requests. */
 class PooledChild {
@@ -40,6 +183,8 @@ class PooledChild {
   lastUsed = Date.now();
   readonly #child: StdioChild;
   readonly #pending = new Map<string, PendingCall>();
+  /** The flows of 2026-07-28 calls, by their id. */
+  readonly #flows = new Map<string, Flow>();
   #next = 0;
   #dead = false;
 
@@ -55,7 +200,7 @@ class PooledChild {
     this.ready = child.start().then(async () => {
       const result = await this.call('initialize', {
         protocolVersion: '2025-11-25',
-        capabilities: {},
+        capabilities: CHILD_CAPABILITIES,
         clientInfo: { name: 'mcp-warden-modern-bridge', version: '1' },
       });
       await child.send({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage);
@@ -67,8 +212,13 @@ class PooledChild {
     return this.#dead;
   }
 
-  call(method: string, params: Record<string, unknown>, options: { signal?: AbortSignal; onProgress?: PendingCall['onProgress'] } = {}): Promise<Record<string, unknown>> {
-    const id = `m${++this.#next}`;
+  /** Open flows. The idle sweeper spares a child that has any: each ends by itself (its call ends, its client cancels, or `inputTimeoutMs` passes). */
+  get flowCount(): number {
+    return this.#flows.size;
+  }
+
+  call(method: string, params: Record<string, unknown>, options: { signal?: AbortSignal; onProgress?: PendingCall['onProgress']; id?: string } = {}): Promise<Record<string, unknown>> {
+    const id = options.id ?? this.#nextId();
     this.lastUsed = Date.now();
     const meta = { ...((params['_meta'] as Record<string, unknown> | undefined) ?? {}) };
     for (const key of Object.keys(meta)) if (key.startsWith(ENVELOPE_PREFIX) || key === 'progressToken') delete meta[key];
@@ -89,6 +239,51 @@ class PooledChild {
     });
   }
 
+  /** Calls the child for a request that may need its client's input; the flow collects what the child asks. */
+  open(method: string, params: Record<string, unknown>): Flow {
+    const id = this.#nextId();
+    const flow = new Flow(id, digestOf(params));
+    this.#flows.set(flow.id, flow);
+    this.call(method, params, { id, signal: flow.abort.signal, onProgress: (progress) => flow.onProgress?.(progress) }).then(
+      (result) => {
+        flow.outcome = { result };
+        flow.notify();
+      },
+      (error: Failure) => {
+        flow.outcome = { error };
+        flow.notify();
+      },
+    );
+    return flow;
+  }
+
+  /** The flow a retry names, if it still waits here. */
+  flow(flowId: string): Flow | undefined {
+    return this.#flows.get(flowId);
+  }
+
+  /** Forgets a flow: an open call is cancelled, then the child's unanswered requests get an error. */
+  endFlow(flow: Flow, reason: string): void {
+    this.#flows.delete(flow.id);
+    flow.unpark();
+    if (flow.outcome === undefined) flow.abort.abort();
+    for (const request of [...flow.fresh, ...flow.asked.values()]) this.refuse(request, -32603, reason);
+    flow.fresh.length = 0;
+    flow.asked.clear();
+  }
+
+  answer(request: ChildRequest, result: unknown): void {
+    void this.#child.send({ jsonrpc: '2.0', id: request.id, result } as JSONRPCMessage).catch(() => {});
+  }
+
+  refuse(request: ChildRequest, code: number, message: string): void {
+    void this.#child.send({ jsonrpc: '2.0', id: request.id, error: { code, message } } as JSONRPCMessage).catch(() => {});
+  }
+
+  #nextId(): string {
+    return `m${++this.#next}`;
+  }
+
   #receive(message: Record<string, unknown>): void {
     const id = message['id'];
     if (typeof id === 'string' && ('result' in message || 'error' in message)) {
@@ -107,12 +302,27 @@ class PooledChild {
       if (typeof token === 'string') this.#pending.get(token)?.onProgress?.(params);
       return;
     }
-    if (typeof method === 'string' && (typeof id === 'string' || typeof id === 'number')) {
-      // A server-to-client request: 2026-07-28 asks for input differently, and this bridge does not translate it.
-      void this.#child
-        .send({ jsonrpc: '2.0', id, error: { code: -32601, message: `mcp-warden does not bridge ${method} to 2026-07-28 clients of a stdio upstream` } } as JSONRPCMessage)
-        .catch(() => {});
+    if (typeof method !== 'string' || (typeof id !== 'string' && typeof id !== 'number')) return;
+    const request: ChildRequest = { id, method, params };
+    if (method === 'ping') return this.answer(request, {});
+    if (!INPUT_REQUEST_METHODS.has(method)) return this.refuse(request, -32601, `Method not found: ${method}`);
+    // A 2025 stdio request does not say which call it serves (SDK v1's relatedRequestId never
+    // reaches the wire), so it is attributed only while exactly one call is open at the child and
+    // that call has a flow. With more open, the request is refused rather than guessed: one
+    // principal's concurrent calls keep running in parallel (serializing them would hold a quick
+    // call behind an elicitation a person takes minutes to answer), at the price that a request
+    // the child sends amid them fails as it would for a client without the capability.
+    const [onlyCall] = this.#pending.size === 1 ? this.#pending.keys() : [];
+    const flow = onlyCall === undefined ? undefined : [...this.#flows.values()].find((candidate) => candidate.callId === onlyCall);
+    if (flow === undefined) {
+      const reason =
+        this.#pending.size > 1
+          ? `${this.#pending.size} calls are in flight, and a 2025-11-25 stdio request does not say which one it belongs to`
+          : 'no call of a 2026-07-28 client is waiting on this process';
+      return this.refuse(request, -32603, `mcp-warden cannot relay ${method}: ${reason}`);
     }
+    flow.fresh.push(request);
+    flow.notify();
   }
 
   close(): Promise<void> {
@@ -134,6 +344,29 @@ const FORWARDED: readonly (readonly [string, string])[] = [
 
 type NodeHandler = ReturnType<typeof toNodeHandler>;
 
+/** What a flow's `requestState` carries: the flow and the round it was minted for. Signed, not secret. */
+interface FlowState {
+  readonly f: string;
+  readonly r: number;
+}
+
+/** Options of {@link ModernStdioFace}. */
+export interface ModernStdioFaceOptions {
+  /**
+   * How long a call whose child asked for input waits for its client's retry, in milliseconds.
+   * After it, the child's requests are answered with an error, its call is cancelled, and the
+   * retry is refused. A child's own request timeout (60 s in SDK v1) may end the call earlier.
+   * @default 300000 (5 minutes)
+   */
+  readonly inputTimeoutMs?: number;
+}
+
+function principalIdOf(ctx: ServerContext): string {
+  const principal = ctx.http?.authInfo?.extra?.['principal'] as { id?: unknown } | undefined;
+  return typeof principal?.id === 'string' ? principal.id : '';
+}
+
+/** Serves 2026-07-28 clients of one stdio upstream through a child per principal (see the module comment). */
 export class ModernStdioFace {
   readonly #name: string;
   readonly #spawn: () => StdioChild;
@@ -142,23 +375,44 @@ export class ModernStdioFace {
   readonly #node: NodeHandler;
   readonly #handler: ReturnType<typeof createMcpHandler>;
   readonly #sweeper: NodeJS.Timeout;
+  readonly #inputTimeoutMs: number;
+  /**
+   * Signs `requestState` with a key of this process (flows live in this process anyway), bound to
+   * the principal and the method (spec: basic/patterns/mrtr, server requirements 4-5).
+   */
+  readonly #states: RequestStateCodec<FlowState>;
 
-  constructor(name: string, spawn: () => StdioChild, log: UpstreamLogger, idleTimeoutMs: number) {
+  constructor(name: string, spawn: () => StdioChild, log: UpstreamLogger, idleTimeoutMs: number, options: ModernStdioFaceOptions = {}) {
+    const inputTimeoutMs = options.inputTimeoutMs ?? 300_000;
+    if (!Number.isFinite(inputTimeoutMs) || inputTimeoutMs <= 0) throw new RangeError(`inputTimeoutMs must be a positive number of milliseconds (got ${inputTimeoutMs})`);
     this.#name = name;
     this.#spawn = spawn;
     this.#log = log;
+    this.#inputTimeoutMs = inputTimeoutMs;
+    this.#states = createRequestStateCodec<FlowState>({
+      key: randomBytes(32),
+      ttlSeconds: Math.ceil(inputTimeoutMs / 1000),
+      bind: (ctx) => `${principalIdOf(ctx)}\0${ctx.mcpReq.method}`,
+    });
     this.#handler = createMcpHandler((ctx) => this.#serverFor(ctx.authInfo?.extra?.['principal'] as { id?: string } | undefined), { legacy: 'reject' });
     this.#node = toNodeHandler(this.#handler);
     this.#sweeper = setInterval(() => {
       const cutoff = Date.now() - idleTimeoutMs;
       for (const [id, pooled] of this.#pool) {
-        if (pooled.lastUsed < cutoff) {
+        if (pooled.lastUsed < cutoff && pooled.flowCount === 0) {
           this.#pool.delete(id);
           void pooled.close();
         }
       }
     }, Math.max(1000, Math.min(idleTimeoutMs / 4, 60_000)));
     this.#sweeper.unref();
+  }
+
+  /** Open `tools/call`, `prompts/get` and `resources/read` calls of 2026-07-28 clients (flows), counting those that wait for their client's retry. */
+  get flowCount(): number {
+    let count = 0;
+    for (const pooled of this.#pool.values()) count += pooled.flowCount;
+    return count;
   }
 
   handle(req: IncomingMessage, res: ServerResponse, body: unknown, _principal: Principal): Promise<void> {
@@ -188,23 +442,99 @@ export class ModernStdioFace {
     const server = new Server(serverInfo, {
       capabilities: Object.fromEntries(forwarded.map(([capability]) => [capability, {}])),
       ...(typeof init['instructions'] === 'string' ? { instructions: init['instructions'] } : {}),
+      requestState: { verify: this.#states.verify },
     });
     for (const [, method] of forwarded) {
+      if (INPUT_CAPABLE_METHODS.has(method)) {
+        server.setRequestHandler(method as 'tools/call', (request, ctx) => this.#interactive(pooled, method, (request.params ?? {}) as Record<string, unknown>, ctx) as never);
+        continue;
+      }
       server.setRequestHandler(method as 'tools/list', async (request, ctx) => {
-        const token = ctx.mcpReq._meta?.progressToken;
         const result = await pooled.call(method, (request.params ?? {}) as Record<string, unknown>, {
           signal: ctx.mcpReq.signal,
-          ...(token === undefined
-            ? {}
-            : {
-                onProgress: (params: Record<string, unknown>) =>
-                  void ctx.mcpReq.notify({ method: 'notifications/progress', params: { ...params, progressToken: token } } as never).catch(() => {}),
-              }),
+          ...(ctx.mcpReq._meta?.progressToken === undefined ? {} : { onProgress: this.#progressTo(ctx) }),
         });
         return result as never;
       });
     }
     return server;
+  }
+
+  #progressTo(ctx: ServerContext): (params: Record<string, unknown>) => void {
+    const token = ctx.mcpReq._meta?.progressToken;
+    return (params) => void ctx.mcpReq.notify({ method: 'notifications/progress', params: { ...params, progressToken: token } } as never).catch(() => {});
+  }
+
+  /**
+   * Serves one round of a call that may need the client's input: the first round opens the flow,
+   * a retry (its `requestState` already verified by the SDK) answers the child's requests. Either
+   * way the round ends with the child's result, or with `input_required` when the child asks.
+   */
+  async #interactive(pooled: PooledChild, method: string, params: Record<string, unknown>, ctx: ServerContext): Promise<unknown> {
+    const state = ctx.mcpReq.requestState<FlowState>();
+    let flow: Flow;
+    if (state === undefined) {
+      flow = pooled.open(method, params);
+    } else {
+      // The flow is looked up among the retrying principal's own, and the state is bound to that
+      // principal, so a principal replaying another's state finds nothing.
+      const found = pooled.flow(state.f);
+      if (found === undefined || found.round !== state.r || found.serving || found.digest !== digestOf(params)) {
+        throw new ProtocolError(
+          ProtocolErrorCode.InvalidParams,
+          'Invalid or expired requestState: this gateway process holds no such call waiting for input (it timed out, its upstream process restarted, it was started on another gateway instance, or the request differs from the one that started it); call again without requestState',
+        );
+      }
+      flow = found;
+      flow.unpark();
+      pooled.lastUsed = Date.now();
+      const responses = ctx.mcpReq.inputResponses ?? {};
+      for (const [key, request] of flow.asked) {
+        if (!Object.hasOwn(responses, key)) continue;
+        pooled.answer(request, responses[key]);
+        flow.asked.delete(key);
+      }
+    }
+    flow.serving = true;
+    flow.onProgress = ctx.mcpReq._meta?.progressToken === undefined ? undefined : this.#progressTo(ctx);
+    const declared = (ctx.mcpReq.envelope as Record<string, unknown> | undefined)?.[CLIENT_CAPABILITIES_META_KEY] as Record<string, unknown> | undefined;
+    const signal = ctx.mcpReq.signal;
+    const onAbort = (): void => pooled.endFlow(flow, 'the 2026-07-28 client cancelled the call');
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      for (;;) {
+        for (const request of flow.fresh.splice(0)) {
+          const missing = missingCapability(request, declared);
+          // What a 2025 client that lacks the capability answers: the child reports it, the client's call goes on.
+          if (missing !== undefined) pooled.refuse(request, -32601, `Method not found: the client did not declare the ${missing} capability for this request`);
+          else flow.asked.set(`${request.method.split('/')[0]}-${String(request.id)}`, request);
+        }
+        if (flow.outcome !== undefined) {
+          pooled.endFlow(flow, 'the call it belonged to has ended');
+          if ('error' in flow.outcome) throw flow.outcome.error;
+          return flow.outcome.result;
+        }
+        if (flow.asked.size > 0) {
+          // Unanswered requests of an earlier round are asked again (the spec's SHOULD, not an error).
+          const inputRequests: InputRequests = {};
+          for (const [key, request] of flow.asked) inputRequests[key] = embeddedRequest(request);
+          flow.round += 1;
+          const requestState = await this.#states.mint({ f: flow.id, r: flow.round }, ctx);
+          if (signal.aborted) throw Object.assign(new Error('cancelled'), { code: -32800 });
+          flow.park(this.#inputTimeoutMs, () => {
+            this.#log.info({ upstream: this.#name, principal: principalIdOf(ctx), requests: Object.keys(inputRequests) }, 'a 2026-07-28 client did not answer the input requests of its call in time');
+            pooled.endFlow(flow, `the 2026-07-28 client did not answer within ${this.#inputTimeoutMs} ms`);
+          });
+          return inputRequired({ inputRequests, requestState });
+        }
+        if (signal.aborted) throw Object.assign(new Error('cancelled'), { code: -32800 });
+        await flow.changed(signal);
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      flow.serving = false;
+      flow.onProgress = undefined;
+    }
   }
 
   async close(): Promise<void> {
