@@ -305,12 +305,86 @@ class Scanner {
   }
 }
 
+/** Whether two texts hold the same characters, however they are cut into chunks. */
+export function sameText(a: TextChunks, b: TextChunks): boolean {
+  if (a.length !== b.length) return false;
+  if (a.chunks.length === 1 && b.chunks.length === 1) return a.chunks[0] === b.chunks[0];
+  let i = 0;
+  let j = 0;
+  let offsetA = 0;
+  let offsetB = 0;
+  for (let position = 0; position < a.length; ) {
+    const chunkA = a.chunks[i] as string;
+    const chunkB = b.chunks[j] as string;
+    const step = Math.min(chunkA.length - offsetA, chunkB.length - offsetB);
+    // Slices of a flat string share its characters: the comparison copies nothing.
+    if (chunkA.slice(offsetA, offsetA + step) !== chunkB.slice(offsetB, offsetB + step)) return false;
+    position += step;
+    offsetA += step;
+    offsetB += step;
+    if (offsetA === chunkA.length) {
+      i++;
+      offsetA = 0;
+    }
+    if (offsetB === chunkB.length) {
+      j++;
+      offsetB = 0;
+    }
+  }
+  return true;
+}
+
+interface RecentScan {
+  readonly text: TextChunks;
+  readonly member: string;
+  readonly field: string;
+  readonly withAnnotations: boolean;
+  readonly result: ScannedList | undefined;
+}
+
+/**
+ * The last texts scanned and what the scan found. A server answers the same list, byte for byte, to
+ * every client until its list changes, and comparing a text with a remembered one (a memory
+ * comparison) costs a small part of scanning it; the result is a function of the text alone, so an
+ * equal text gets the same result. Entries hold their texts, so texts past
+ * {@link RECENT_MAX_LENGTH} are not remembered.
+ */
+const recentScans: RecentScan[] = [];
+const RECENT_SCANS = 4;
+const RECENT_MAX_LENGTH = 2 * 1024 * 1024;
+
 /**
  * Scans `text` for `result[member]` and, in each item, the string member `field` and (when
  * `withAnnotations`) the `annotations` member. `undefined` when the text is not of that shape.
+ * A text equal to one of the last few scanned gets that scan's result again.
  */
 export function scanListResponse(text: string | TextChunks, member: string, field: string, withAnnotations: boolean): ScannedList | undefined {
-  const s = new Scanner(typeof text === 'string' ? new TextChunks([text]) : text);
+  const chunks = typeof text === 'string' ? new TextChunks([text]) : text;
+  if (chunks.length > RECENT_MAX_LENGTH) return scanListText(chunks, member, field, withAnnotations);
+  for (let i = 0; i < recentScans.length; i++) {
+    const recent = recentScans[i] as RecentScan;
+    if (recent.member === member && recent.field === field && recent.withAnnotations === withAnnotations && sameText(recent.text, chunks)) {
+      if (i > 0) {
+        recentScans.splice(i, 1);
+        recentScans.unshift(recent);
+      }
+      return recent.result;
+    }
+  }
+  const result = scanListText(chunks, member, field, withAnnotations);
+  recentScans.unshift({ text: chunks, member, field, withAnnotations, result });
+  if (recentScans.length > RECENT_SCANS) recentScans.pop();
+  return result;
+}
+
+/** Forgets the remembered scans (tests that must scan a text the cache has seen). */
+export function forgetRecentScans(): void {
+  recentScans.length = 0;
+}
+
+/** {@link scanListResponse} without the remembered scans: always scans. */
+export function scanListText(text: TextChunks, member: string, field: string, withAnnotations: boolean): ScannedList | undefined {
+  const s = new Scanner(text);
   let id: unknown;
   let list: { arrayStart: number; arrayEnd: number; items: ScannedItem[] } | undefined;
   let duplicate = false;
@@ -360,5 +434,8 @@ export function scanListResponse(text: string | TextChunks, member: string, fiel
   }
   // Repeated members are legal JSON with last-wins semantics; the fallback handles them exactly.
   if (duplicate || list === undefined) return undefined;
-  return { id, ...(list as { arrayStart: number; arrayEnd: number; items: ScannedItem[] }) };
+  // Frozen: a remembered result is handed to every later caller with an equal text.
+  const found = list as { arrayStart: number; arrayEnd: number; items: ScannedItem[] };
+  for (const item of found.items) Object.freeze(item);
+  return Object.freeze({ id, arrayStart: found.arrayStart, arrayEnd: found.arrayEnd, items: Object.freeze(found.items) });
 }

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Policy } from '../../src/authz/policy.js';
 import { filterJsonBody, filterJsonBodyParsed, filterJsonChunks } from '../../src/mcp/filter.js';
-import { TextChunks, scanListResponse } from '../../src/mcp/list-scan.js';
+import { TextChunks, forgetRecentScans, sameText, scanListResponse, scanListText } from '../../src/mcp/list-scan.js';
 import type { JsonRpcId, ListFamily } from '../../src/types.js';
 import { principal } from '../helpers.js';
 
@@ -116,9 +116,13 @@ describe('list scan over chunks', () => {
           last = p;
         }
         chunks.push(body.slice(last));
-        expect(scanListResponse(new TextChunks(chunks), 'tools', 'name', true)).toEqual(scanListResponse(body, 'tools', 'name', true));
+        // The uncached scanner on both sides: the remembered scans would hand the chunked text the whole one's result.
+        expect(scanListText(new TextChunks(chunks), 'tools', 'name', true)).toEqual(scanListText(new TextChunks([body]), 'tools', 'name', true));
         const lists = new Map<JsonRpcId, ListFamily>([[1, 'tools']]);
-        expect(filterJsonChunks(chunks, lists, principal(['reader']), new Policy({ roles }))?.join('')).toBe(filterJsonBody(body, lists, principal(['reader']), new Policy({ roles })));
+        forgetRecentScans();
+        const chunked = filterJsonChunks(chunks, lists, principal(['reader']), new Policy({ roles }))?.join('');
+        forgetRecentScans();
+        expect(chunked).toBe(filterJsonBody(body, lists, principal(['reader']), new Policy({ roles })));
       }),
       { numRuns: 2000 },
     );
@@ -130,5 +134,74 @@ describe('list scan over chunks', () => {
     expect(t.pieces(1, 9, 3)).toEqual(['bc', 'def', 'gh', 'i']);
     expect(t.slice(2, 8)).toBe('cdefgh');
     expect(t.join()).toBe('abcdefghij');
+  });
+});
+
+describe('remembered scans', () => {
+  const cut = (body: string, cuts: readonly number[]): TextChunks => {
+    const points = [...new Set(cuts.map((c) => c % (body.length + 1)))].sort((a, b) => a - b);
+    const chunks: string[] = [];
+    let last = 0;
+    for (const p of points) {
+      chunks.push(body.slice(last, p));
+      last = p;
+    }
+    chunks.push(body.slice(last));
+    return new TextChunks(chunks);
+  };
+
+  it('sameText: equal however the texts are cut, unequal when one character differs', () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, maxLength: 200 }), fc.array(fc.nat(), { maxLength: 6 }), fc.array(fc.nat(), { maxLength: 6 }), fc.nat(), (body, cutsA, cutsB, at) => {
+        expect(sameText(cut(body, cutsA), cut(body, cutsB))).toBe(true);
+        const i = at % body.length;
+        const changed = body.slice(0, i) + (body[i] === 'a' ? 'b' : 'a') + body.slice(i + 1);
+        expect(sameText(cut(body, cutsA), cut(changed, cutsB))).toBe(false);
+        expect(sameText(cut(body, cutsA), cut(`${body} `, cutsB))).toBe(false);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('gives an equal text the remembered result, and a different one its own', () => {
+    fc.assert(
+      fc.property(response, response, fc.array(fc.nat(), { maxLength: 6 }), (r1, r2, cuts) => {
+        forgetRecentScans();
+        const a = text(r1);
+        const b = text(r2);
+        const first = scanListResponse(a, 'tools', 'name', true);
+        // The same characters in other chunks: the remembered result, equal to a fresh scan.
+        expect(scanListResponse(cut(a, cuts), 'tools', 'name', true)).toBe(first);
+        expect(first).toEqual(scanListText(cut(a, cuts), 'tools', 'name', true));
+        // Another text, after the first was remembered: its own scan.
+        expect(scanListResponse(b, 'tools', 'name', true)).toEqual(scanListText(new TextChunks([b]), 'tools', 'name', true));
+        // Another member or field asked of the same text is scanned for it.
+        expect(scanListResponse(a, 'resources', 'uri', false)).toEqual(scanListText(new TextChunks([a]), 'resources', 'uri', false));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('a denied tool renamed in an otherwise identical answer is filtered by its new name', () => {
+    forgetRecentScans();
+    const lists = new Map<JsonRpcId, ListFamily>([[1, 'tools']]);
+    const policy = new Policy({ roles });
+    const body = (name: string): string => JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: [{ name, annotations: { readOnlyHint: true } }, { name: 'read_a', annotations: { readOnlyHint: true } }] } });
+    const names = (out: string | undefined, original: string): string[] => (JSON.parse(out ?? original) as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name);
+    const allowed = body('read_b');
+    const denied = body('xray_b');
+    expect(allowed.length).toBe(denied.length);
+    expect(names(filterJsonBody(allowed, lists, principal(['reader']), policy), allowed)).toEqual(['read_b', 'read_a']);
+    expect(names(filterJsonBody(denied, lists, principal(['reader']), policy), denied)).toEqual(['read_a']);
+    expect(names(filterJsonBody(allowed, lists, principal(['reader']), policy), allowed)).toEqual(['read_b', 'read_a']);
+  });
+
+  it('remembered results are frozen', () => {
+    forgetRecentScans();
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'a' }] } });
+    const scanned = scanListResponse(body, 'tools', 'name', true);
+    expect(Object.isFrozen(scanned)).toBe(true);
+    expect(Object.isFrozen(scanned?.items)).toBe(true);
+    expect(Object.isFrozen(scanned?.items[0])).toBe(true);
   });
 });
