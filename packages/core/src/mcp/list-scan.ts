@@ -85,6 +85,9 @@ export interface ScannedList {
   readonly arrayStart: number;
   readonly arrayEnd: number;
   readonly items: readonly ScannedItem[];
+  /** Where the id's JSON text starts and ends, when the id is a string or a number. */
+  readonly idStart?: number;
+  readonly idEnd?: number;
 }
 
 class GiveUp extends Error {}
@@ -305,21 +308,26 @@ class Scanner {
   }
 }
 
-/** Whether two texts hold the same characters, however they are cut into chunks. */
-export function sameText(a: TextChunks, b: TextChunks): boolean {
-  if (a.length !== b.length) return false;
-  if (a.chunks.length === 1 && b.chunks.length === 1) return a.chunks[0] === b.chunks[0];
+/** The chunk holding `position` and the offset in it (`[chunks.length, 0]` at the very end). */
+function locate(text: TextChunks, position: number): [number, number] {
   let i = 0;
-  let j = 0;
-  let offsetA = 0;
-  let offsetB = 0;
-  for (let position = 0; position < a.length; ) {
+  while (i + 1 < text.chunks.length && (text.starts[i + 1] as number) <= position) i++;
+  const offset = position - (text.starts[i] as number);
+  return offset === (text.chunks[i] as string).length ? [i + 1, 0] : [i, offset];
+}
+
+/** Whether `length` characters of `a` from `startA` equal those of `b` from `startB`, however the texts are cut into chunks. */
+export function rangeEqual(a: TextChunks, startA: number, b: TextChunks, startB: number, length: number): boolean {
+  if (startA < 0 || startB < 0 || startA + length > a.length || startB + length > b.length) return false;
+  let [i, offsetA] = locate(a, startA);
+  let [j, offsetB] = locate(b, startB);
+  for (let done = 0; done < length; ) {
     const chunkA = a.chunks[i] as string;
     const chunkB = b.chunks[j] as string;
-    const step = Math.min(chunkA.length - offsetA, chunkB.length - offsetB);
+    const step = Math.min(chunkA.length - offsetA, chunkB.length - offsetB, length - done);
     // Slices of a flat string share its characters: the comparison copies nothing.
     if (chunkA.slice(offsetA, offsetA + step) !== chunkB.slice(offsetB, offsetB + step)) return false;
-    position += step;
+    done += step;
     offsetA += step;
     offsetB += step;
     if (offsetA === chunkA.length) {
@@ -334,6 +342,49 @@ export function sameText(a: TextChunks, b: TextChunks): boolean {
   return true;
 }
 
+/** Whether two texts hold the same characters, however they are cut into chunks. */
+export function sameText(a: TextChunks, b: TextChunks): boolean {
+  if (a.length !== b.length) return false;
+  if (a.chunks.length === 1 && b.chunks.length === 1) return a.chunks[0] === b.chunks[0];
+  return rangeEqual(a, 0, b, 0, a.length);
+}
+
+/** Longest id text matched against a remembered scan (JSON-RPC ids are short). */
+const MAX_ID_LENGTH = 64;
+
+/**
+ * The remembered scan's result for `text` when `text` is the remembered text with another id: the
+ * same characters before and after the id, and between them one JSON string or number (parsed to
+ * be sure: anything else, say `1,"result":…`, could change the document's structure). Offsets past
+ * the id move by the difference in its length.
+ */
+function withOtherId(remembered: TextChunks, found: ScannedList, text: TextChunks): ScannedList | undefined {
+  const { idStart, idEnd } = found;
+  if (idStart === undefined || idEnd === undefined) return undefined;
+  const suffix = remembered.length - idEnd;
+  const idLength = text.length - idStart - suffix;
+  if (idLength < 1 || idLength > MAX_ID_LENGTH) return undefined;
+  if (!rangeEqual(remembered, 0, text, 0, idStart) || !rangeEqual(remembered, idEnd, text, idStart + idLength, suffix)) return undefined;
+  let id: unknown;
+  try {
+    id = JSON.parse(text.slice(idStart, idStart + idLength));
+  } catch {
+    return undefined;
+  }
+  if (typeof id !== 'string' && typeof id !== 'number') return undefined;
+  const delta = idLength - (idEnd - idStart);
+  const moved = delta !== 0 && found.arrayStart > idEnd;
+  const items = moved ? Object.freeze(found.items.map((item) => Object.freeze({ ...item, start: item.start + delta, end: item.end + delta }))) : found.items;
+  return Object.freeze({
+    id,
+    arrayStart: moved ? found.arrayStart + delta : found.arrayStart,
+    arrayEnd: moved ? found.arrayEnd + delta : found.arrayEnd,
+    items,
+    idStart,
+    idEnd: idStart + idLength,
+  });
+}
+
 interface RecentScan {
   readonly text: TextChunks;
   readonly member: string;
@@ -343,10 +394,11 @@ interface RecentScan {
 }
 
 /**
- * The last texts scanned and what the scan found. A server answers the same list, byte for byte, to
- * every client until its list changes, and comparing a text with a remembered one (a memory
- * comparison) costs a small part of scanning it; the result is a function of the text alone, so an
- * equal text gets the same result. Entries hold their texts, so texts past
+ * The last texts scanned and what the scan found. A server answers the same list to every client
+ * until its list changes, byte for byte but for the request's id, and comparing a text with a
+ * remembered one (a memory comparison) costs a small part of scanning it; the result is a function
+ * of the text alone, so an equal text gets the same result, and the same text with another id the
+ * result with that id (see {@link withOtherId}). Entries hold their texts, so texts past
  * {@link RECENT_MAX_LENGTH} are not remembered.
  */
 const recentScans: RecentScan[] = [];
@@ -363,13 +415,16 @@ export function scanListResponse(text: string | TextChunks, member: string, fiel
   if (chunks.length > RECENT_MAX_LENGTH) return scanListText(chunks, member, field, withAnnotations);
   for (let i = 0; i < recentScans.length; i++) {
     const recent = recentScans[i] as RecentScan;
-    if (recent.member === member && recent.field === field && recent.withAnnotations === withAnnotations && sameText(recent.text, chunks)) {
-      if (i > 0) {
-        recentScans.splice(i, 1);
-        recentScans.unshift(recent);
-      }
-      return recent.result;
+    if (recent.member !== member || recent.field !== field || recent.withAnnotations !== withAnnotations) continue;
+    let result: ScannedList | undefined;
+    // The same text (a refused shape is remembered too), or the same with another id.
+    if (sameText(recent.text, chunks)) result = recent.result;
+    else if (recent.result === undefined || (result = withOtherId(recent.text, recent.result, chunks)) === undefined) continue;
+    if (i > 0) {
+      recentScans.splice(i, 1);
+      recentScans.unshift(recent);
     }
+    return result;
   }
   const result = scanListText(chunks, member, field, withAnnotations);
   recentScans.unshift({ text: chunks, member, field, withAnnotations, result });
@@ -386,13 +441,18 @@ export function forgetRecentScans(): void {
 export function scanListText(text: TextChunks, member: string, field: string, withAnnotations: boolean): ScannedList | undefined {
   const s = new Scanner(text);
   let id: unknown;
+  let idStart = 0;
+  let idEnd = 0;
   let list: { arrayStart: number; arrayEnd: number; items: ScannedItem[] } | undefined;
   let duplicate = false;
   try {
     s.object(1, (key) => {
       if (key === 'id') {
         if (id !== undefined) duplicate = true;
+        s.ws();
+        idStart = s.pos;
         id = JSON.parse(s.rawValue(1));
+        idEnd = s.pos;
       } else if (key === 'result') {
         if (list !== undefined) duplicate = true;
         s.ws();
@@ -437,5 +497,6 @@ export function scanListText(text: TextChunks, member: string, field: string, wi
   // Frozen: a remembered result is handed to every later caller with an equal text.
   const found = list as { arrayStart: number; arrayEnd: number; items: ScannedItem[] };
   for (const item of found.items) Object.freeze(item);
-  return Object.freeze({ id, arrayStart: found.arrayStart, arrayEnd: found.arrayEnd, items: Object.freeze(found.items) });
+  const span = typeof id === 'string' || typeof id === 'number' ? { idStart, idEnd } : {};
+  return Object.freeze({ id, arrayStart: found.arrayStart, arrayEnd: found.arrayEnd, items: Object.freeze(found.items), ...span });
 }

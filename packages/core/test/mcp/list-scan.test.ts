@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Policy } from '../../src/authz/policy.js';
 import { filterJsonBody, filterJsonBodyParsed, filterJsonChunks } from '../../src/mcp/filter.js';
-import { TextChunks, forgetRecentScans, sameText, scanListResponse, scanListText } from '../../src/mcp/list-scan.js';
+import { TextChunks, forgetRecentScans, rangeEqual, sameText, scanListResponse, scanListText } from '../../src/mcp/list-scan.js';
 import type { JsonRpcId, ListFamily } from '../../src/types.js';
 import { principal } from '../helpers.js';
 
@@ -180,6 +180,56 @@ describe('remembered scans', () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('rangeEqual agrees with comparing slices of the joined texts', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 60 }), fc.string({ maxLength: 60 }), fc.array(fc.nat(), { maxLength: 5 }), fc.array(fc.nat(), { maxLength: 5 }), fc.nat(), fc.nat(), fc.nat(), (a, b, cutsA, cutsB, x, y, z) => {
+        const startA = x % (a.length + 1);
+        const startB = y % (b.length + 1);
+        const length = z % (Math.max(a.length - startA, b.length - startB) + 2);
+        const expected = startA + length <= a.length && startB + length <= b.length && a.slice(startA, startA + length) === b.slice(startB, startB + length);
+        expect(rangeEqual(cut(a, cutsA), startA, cut(b, cutsB), startB, length)).toBe(expected);
+        // A text against itself, any range that fits.
+        expect(rangeEqual(cut(a, cutsA), startA, cut(a, cutsB), startA, Math.min(length, a.length - startA))).toBe(true);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('gives the same answer with another id the remembered result with that id and moved offsets', () => {
+    const id = fc.oneof(fc.integer({ min: -5, max: 10 ** 12 }), fc.string({ maxLength: 12 }), fc.constantFrom('a"b', '\\', '1e5', ''));
+    fc.assert(
+      fc.property(response, id, id, fc.array(fc.nat(), { maxLength: 6 }), (r, first, second, cuts) => {
+        forgetRecentScans();
+        const a = text({ ...r, id: first });
+        const b = text({ ...r, id: second });
+        scanListResponse(a, 'tools', 'name', true);
+        expect(scanListResponse(cut(b, cuts), 'tools', 'name', true)).toEqual(scanListText(new TextChunks([b]), 'tools', 'name', true));
+        // And the filter keeps exactly what the parse-and-serialise path keeps.
+        const lists = new Map<JsonRpcId, ListFamily>([[second, 'tools']]);
+        const policy = new Policy({ roles });
+        const scanned = filterJsonChunks([b], lists, principal(['reader']), policy)?.join('') ?? b;
+        expect(JSON.parse(scanned)).toEqual(JSON.parse(filterJsonBodyParsed(b, lists, principal(['reader']), policy) ?? b));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  describe('Security', () => {
+    it('does not take structure in place of the id for another id', () => {
+      forgetRecentScans();
+      const policy = new Policy({ roles });
+      const body = (id: string): string => `{"jsonrpc":"2.0","id":${id},"result":{"tools":[{"name":"read_a","annotations":{"readOnlyHint":true}}]}}`;
+      scanListResponse(body('1'), 'tools', 'name', true);
+      // The same text around the id, but a second result smuggled in where the id was.
+      const smuggled = body('1,"result":{"tools":[{"name":"xray","annotations":{"readOnlyHint":true}}]},"x":1');
+      expect(scanListResponse(smuggled, 'tools', 'name', true)).toEqual(scanListText(new TextChunks([smuggled]), 'tools', 'name', true));
+      const lists = new Map<JsonRpcId, ListFamily>([[1, 'tools']]);
+      const out = filterJsonBody(smuggled, lists, principal(['reader']), policy);
+      const names = (JSON.parse(out ?? smuggled) as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name);
+      expect(names).not.toContain('xray');
+    });
   });
 
   it('a denied tool renamed in an otherwise identical answer is filtered by its new name', () => {
