@@ -25,7 +25,9 @@
  * Every scenario is checked before it is measured (status, echo text, the reader's list is exactly
  * the read-only tools, auth is really on) and every measured answer must be byte-identical to the
  * checked one: any error, timeout, non-2xx answer or different body fails the bench. Rounds
- * alternate the order; the table shows medians across rounds.
+ * alternate the order; the table shows medians across rounds. After each measurement (and outside its
+ * CPU figures) a short phase with one connection gives the p50 of a request that waits for no other:
+ * both that and the p50 under load are compared with the direct run.
  *
  * Environment: BENCH_DURATION (seconds per run, default 10), BENCH_WARMUP (seconds, default 3),
  * BENCH_ROUNDS (default 2), BENCH_CONNECTIONS (default 32, scenarios a–d), BENCH_STDIO_CONNECTIONS
@@ -33,6 +35,7 @@
  * (default 25: a run during which other processes used more than this % of a core is repeated, at
  * most twice), BENCH_QUIET_WAIT (default 60: seconds to wait before each run for the machine to be
  * quiet), BENCH_SCENARIOS (a comma-separated subset of a–f; baselines are added),
+ * BENCH_LATENCY_DURATION (default 5: seconds of a one-connection latency phase after each measurement; 0: none),
  * BENCH_STORE (sqlite, the default, or memory), BENCH_CPU_PROF (a directory: the gateway processes
  * run with --cpu-prof and write their profiles there), BENCH_GATEWAY_CLI (another build's
  * `dist/cli/main.js`, to compare a change against this one; default: this workspace's).
@@ -59,6 +62,13 @@ const MAX_OTHER_PERCENT = envNumber('BENCH_MAX_OTHER_CPU', 25, false);
 const MAX_RETRIES = 2;
 /** BENCH_QUIET_WAIT: how long to wait, before each run, for other processes to go quiet (seconds). */
 const QUIET_WAIT = envNumber('BENCH_QUIET_WAIT', 60, false);
+/**
+ * BENCH_LATENCY_DURATION: seconds of the latency phase after each measurement (0: none). One
+ * connection, so no request waits for another: at 32 connections on 2 shared cores the p50 is mostly
+ * queueing (Little's law: connections / throughput), and "p50 added" there is the throughput ratio
+ * in other units; with one connection it is the time the proxy itself adds to a request.
+ */
+const LATENCY_DURATION = process.env['BENCH_LATENCY_DURATION'] === '0' ? 0 : envNumber('BENCH_LATENCY_DURATION', 5, false);
 const STORE = (() => {
   const raw = process.env['BENCH_STORE'] ?? 'sqlite';
   if (raw !== 'sqlite' && raw !== 'memory') throw new Error(`BENCH_STORE must be sqlite or memory, got ${JSON.stringify(raw)}`);
@@ -516,7 +526,7 @@ interface LoadClient {
   setHeaders(headers: Record<string, string>): void;
 }
 
-function load(id: ScenarioId, setup: Setup, seconds: number): Promise<LoadResult> {
+function load(id: ScenarioId, setup: Setup, seconds: number, connections = connectionsOf(id)): Promise<LoadResult> {
   const samples: number[] = [];
   let nextSession = 0;
   const sessions = setup.sessions;
@@ -527,7 +537,7 @@ function load(id: ScenarioId, setup: Setup, seconds: number): Promise<LoadResult
         method: 'POST',
         headers: setup.headers,
         body: REQUEST_BODIES[SCENARIO_INFO[id].request],
-        connections: connectionsOf(id),
+        connections,
         pipelining: 1,
         duration: seconds,
         timeout: 10,
@@ -577,6 +587,10 @@ interface RunRecord {
   readonly reqPerSec: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  /** p50 and p99 of the latency phase (one connection), NaN when it was off. */
+  readonly oneConnectionP50Ms: number;
+  readonly oneConnectionP99Ms: number;
+  readonly oneConnectionRequests: number;
   readonly autocannonP50Ms: number;
   readonly autocannonP99Ms: number;
   /** The proxy process's CPU per answered request (µs): the gateway, or the plain hop for f; NaN for a direct run. */
@@ -663,6 +677,9 @@ async function measure(id: ScenarioId, round: number, position: number): Promise
     const own = process.cpuUsage(ownBefore);
     const machineAfter = machineMicros();
     checkClean(id, 'measurement', result);
+    // After the CPU figures are read: one connection, so nothing queues (see LATENCY_DURATION).
+    const single = LATENCY_DURATION > 0 ? await load(id, setup, LATENCY_DURATION, 1) : undefined;
+    if (single !== undefined) checkClean(id, 'latency phase (one connection)', single.result);
 
     const wallMicros = result.duration * 1e6;
     const ours = gatewayAfter - gatewayBefore + (upstreamAfter - upstreamBefore) + own.user + own.system;
@@ -679,6 +696,9 @@ async function measure(id: ScenarioId, round: number, position: number): Promise
       reqPerSec: requests / result.duration,
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),
+      oneConnectionP50Ms: single === undefined ? Number.NaN : percentile(single.latencies, 50),
+      oneConnectionP99Ms: single === undefined ? Number.NaN : percentile(single.latencies, 99),
+      oneConnectionRequests: single?.result['2xx'] ?? 0,
       autocannonP50Ms: result.latency.p50,
       autocannonP99Ms: result.latency.p99,
       gatewayCpuMicrosPerReq: proxyPid === undefined ? Number.NaN : (gatewayAfter - gatewayBefore) / requests,
@@ -725,6 +745,9 @@ interface Summary {
   /** Median latency above the baseline's (ms). */
   readonly p50AddedMs: number;
   readonly p50AddedMsByRound: number[];
+  /** The latency phase's p50 (one connection), and above the baseline's. */
+  readonly oneConnectionP50Ms: number;
+  readonly oneConnectionP50AddedMs: number;
   readonly gatewayCpuMicrosPerReq: number;
   readonly gatewayCpuMicrosPerReqByRound: number[];
   readonly upstreamCpuMicrosPerReq: number;
@@ -753,12 +776,19 @@ function summarise(runs: readonly RunRecord[]): Summary[] {
     const p50Ms = median(mine.map((r) => r.p50Ms));
     const ratio = isBaseline ? Number.NaN : reqPerSec / median(base.map((r) => r.reqPerSec));
     const p50AddedMs = isBaseline ? Number.NaN : p50Ms - median(base.map((r) => r.p50Ms));
+    const oneConnectionP50Ms = median(mine.map((r) => r.oneConnectionP50Ms));
+    const oneConnectionP50AddedMs = isBaseline ? Number.NaN : oneConnectionP50Ms - median(base.map((r) => r.oneConnectionP50Ms));
     const gatewayCpu = median(mine.map((r) => r.gatewayCpuMicrosPerReq));
     const hopCpu = median(of('call-hop').map((r) => r.gatewayCpuMicrosPerReq));
     const targets: TargetVerdict[] = [];
     const { minRatio, maxP50AddedMs, maxGatewayCpuMicros, maxAboveHopMicros } = info.targets;
     if (minRatio !== undefined) targets.push({ what: 'throughput gateway/direct', target: `≥ ${minRatio}`, value: ratio, met: ratio >= minRatio });
-    if (maxP50AddedMs !== undefined) targets.push({ what: 'p50 added (ms)', target: `≤ ${maxP50AddedMs}`, value: p50AddedMs, met: p50AddedMs <= maxP50AddedMs });
+    if (maxP50AddedMs !== undefined) {
+      targets.push({ what: `p50 added at ${connectionsOf(id)} connections (ms)`, target: `≤ ${maxP50AddedMs}`, value: p50AddedMs, met: p50AddedMs <= maxP50AddedMs });
+      if (Number.isFinite(oneConnectionP50AddedMs)) {
+        targets.push({ what: 'p50 added at 1 connection (ms)', target: `≤ ${maxP50AddedMs}`, value: oneConnectionP50AddedMs, met: oneConnectionP50AddedMs <= maxP50AddedMs });
+      }
+    }
     if (maxGatewayCpuMicros !== undefined) {
       targets.push({ what: 'gateway CPU per request (µs)', target: `≤ ${maxGatewayCpuMicros}`, value: gatewayCpu, met: gatewayCpu <= maxGatewayCpuMicros });
     }
@@ -779,6 +809,8 @@ function summarise(runs: readonly RunRecord[]): Summary[] {
       ratioByRound: isBaseline ? [] : byRound((a, b) => a.reqPerSec / b.reqPerSec),
       p50AddedMs,
       p50AddedMsByRound: isBaseline ? [] : byRound((a, b) => a.p50Ms - b.p50Ms),
+      oneConnectionP50Ms,
+      oneConnectionP50AddedMs,
       gatewayCpuMicrosPerReq: gatewayCpu,
       gatewayCpuMicrosPerReqByRound: mine.map((r) => r.gatewayCpuMicrosPerReq),
       upstreamCpuMicrosPerReq: median(mine.map((r) => r.upstreamCpuMicrosPerReq)),
@@ -795,7 +827,7 @@ const fmt = (n: number, digits: number): string => (Number.isFinite(n) ? n.toFix
 const signed = (n: number, digits: number): string => (Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(digits)}` : '—');
 
 function render(summaries: readonly Summary[]): string {
-  const header = ['scenario', 'conns', 'req/s', 'req/s by round', 'p50 ms', 'p99 ms', 'gw/direct', 'by round', 'p50 added ms', 'proxy CPU µs/req', 'upstream CPU µs/req'];
+  const header = ['scenario', 'conns', 'req/s', 'req/s by round', 'p50 ms', 'p99 ms', 'gw/direct', 'by round', 'p50 added ms', 'p50 1 conn ms', 'added 1 conn', 'proxy CPU µs/req', 'upstream CPU µs/req'];
   const rows = summaries.map((s) => [
     `${s.title}${s.disturbedRuns > 0 ? ' *' : ''}`,
     String(s.connections),
@@ -806,6 +838,8 @@ function render(summaries: readonly Summary[]): string {
     fmt(s.ratio, 3),
     s.ratioByRound.map((v) => fmt(v, 3)).join(' / ') || '—',
     signed(s.p50AddedMs, 2),
+    fmt(s.oneConnectionP50Ms, 2),
+    signed(s.oneConnectionP50AddedMs, 2),
     fmt(s.gatewayCpuMicrosPerReq, 0),
     fmt(s.upstreamCpuMicrosPerReq, 0),
   ]);
@@ -818,7 +852,7 @@ function render(summaries: readonly Summary[]): string {
 async function main(): Promise<void> {
   const order = (round: number): readonly ScenarioId[] => (round % 2 === 1 ? SELECTED : [...SELECTED].reverse());
   const started = new Date();
-  const perRun = WARMUP + DURATION;
+  const perRun = WARMUP + DURATION + LATENCY_DURATION;
   console.log(
     `mcp-warden gateway bench: ${SELECTED.length} scenarios × ${ROUNDS} rounds, ${DURATION} s each after ${WARMUP} s warm-up ` +
       `(≈ ${Math.ceil((SELECTED.length * ROUNDS * (perRun + 4)) / 60)} min without waits for a quiet machine)\n` +
@@ -841,6 +875,7 @@ async function main(): Promise<void> {
         console.log(
           `round ${round} ${String(position + 1)}/${scenarios.length} ${SCENARIO_INFO[id].title.padEnd(40)} ` +
             `${run.reqPerSec.toFixed(0).padStart(6)} req/s  p50 ${run.p50Ms.toFixed(2)} ms  p99 ${run.p99Ms.toFixed(2)} ms  ` +
+            `(1 conn: p50 ${fmt(run.oneConnectionP50Ms, 2)} ms)  ` +
             `proxy ${fmt(run.gatewayCpuMicrosPerReq, 0)} µs/req  upstream ${run.upstreamCpuMicrosPerReq.toFixed(0)} µs/req  ` +
             `load-gen ${run.loadGenCpuMicrosPerReq.toFixed(0)} µs/req  (${run.requests} req; other processes ${run.otherCpuPercent.toFixed(0)}% ` +
             `of a core, steal ${run.stealPercent.toFixed(0)}%${run.gatewayWarnings > 0 ? `; ${run.gatewayWarnings} gateway warnings` : ''})` +
@@ -859,6 +894,8 @@ async function main(): Promise<void> {
   console.log(`\n${render(summaries)}\n`);
   console.log(
     'Medians across rounds. gw/direct: throughput over the direct run (b, f vs a; d vs c); p50 added: median latency above it.\n' +
+      `1 conn: a ${LATENCY_DURATION} s phase after each measurement with one connection, where no request waits behind another (at ${CONNECTIONS}\n` +
+      'connections on 2 shared cores the p50 is mostly queueing: connections / throughput).\n' +
       "proxy CPU: the gateway process's (f: the plain hop's) utime+stime per answered request; upstream CPU: the upstream\n" +
       "server's (e: the stdio session processes together). Gateway, upstream and load generator share this machine's cores.",
   );
