@@ -30,8 +30,14 @@ export class ToolAnnotationRegistry {
     return undefined;
   }
 
+  /** Bumped whenever a learned entry changes; with `#lastList`, lets a list learned before be skipped. */
+  #version = 0;
+  #lastList: object | undefined;
+  #lastVersion = -1;
+
   /** Records the annotations of the tools of a `tools/list` result (the tool objects as listed). */
   learn(tools: readonly unknown[]): void {
+    this.#version++;
     for (const tool of tools) {
       if (typeof tool !== 'object' || tool === null) continue;
       const { name, annotations } = tool as { name?: unknown; annotations?: unknown };
@@ -55,11 +61,26 @@ export class ToolAnnotationRegistry {
       if (this.#learnedText.get(name) === (annotations ?? null) && (changed.size === 0 || !changed.has(name))) continue;
       changed.set(name, [annotations, annotations === undefined ? undefined : JSON.parse(annotations)]);
     }
+    if (changed.size > 0) this.#version++;
     for (const [name, [text, parsed]] of changed) {
       this.#learned.set(name, sanitise(parsed));
       this.#learnedText.set(name, text ?? null);
     }
   }
+
+  /**
+   * {@link learnTexts} for a list that may have been learned just before: `list` identifies it (an
+   * immutable object standing for the tools' texts, such as a remembered scan's items), and when it
+   * is the list learned last and nothing was learned since, there is nothing to do. `tools` is only
+   * called when there is.
+   */
+  learnTextsOf(list: object, tools: () => readonly { readonly name: string; readonly annotations?: string | undefined }[]): void {
+    if (list === this.#lastList && this.#version === this.#lastVersion) return;
+    this.learnTexts(tools());
+    this.#lastList = list;
+    this.#lastVersion = this.#version;
+  }
+
 
   /**
    * Reads annotations from an `McpServer` of the official SDK (v1 `@modelcontextprotocol/sdk` or v2

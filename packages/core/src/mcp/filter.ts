@@ -120,10 +120,13 @@ function filterByScan(text: TextChunks, lists: PendingLists, principal: Principa
   if (scanned === undefined) return NOT_SCANNED;
   if (scanned.id !== id) return undefined;
   if (family === 'tools') {
-    const listed: { name: string; annotations?: string | undefined }[] = [];
-    for (const item of scanned.items) if (item.key !== undefined) listed.push({ name: item.key, annotations: item.annotations });
     try {
-      policy.annotations.learnTexts(listed);
+      // The items of a remembered scan are one frozen array: learned once until anything else is.
+      policy.annotations.learnTextsOf(scanned.items, () => {
+        const listed: { name: string; annotations?: string | undefined }[] = [];
+        for (const item of scanned.items) if (item.key !== undefined) listed.push({ name: item.key, annotations: item.annotations });
+        return listed;
+      });
     } catch {
       return NOT_SCANNED;
     }

@@ -109,3 +109,41 @@ describe('ToolAnnotationRegistry.learnTexts', () => {
     expect(policy.annotations.get('t')).toEqual({ readOnlyHint: true });
   });
 });
+
+describe('ToolAnnotationRegistry.learnTextsOf', () => {
+  const readOnly = '{"readOnlyHint":true}';
+  const destructive = '{"readOnlyHint":false}';
+
+  it('skips a list learned last when nothing was learned since, and learns it again when something was', () => {
+    const policy = new Policy({ roles });
+    const list = Object.freeze([{ name: 't', annotations: readOnly }]);
+    let calls = 0;
+    const tools = (): typeof list => {
+      calls++;
+      return list;
+    };
+    policy.annotations.learnTextsOf(list, tools);
+    policy.annotations.learnTextsOf(list, tools);
+    expect(calls).toBe(1);
+    expect(policy.annotations.get('t')).toEqual({ readOnlyHint: true });
+    // Another source changed 't' in between: the same list must put its text back.
+    policy.annotations.learn([{ name: 't', annotations: { readOnlyHint: false } }]);
+    expect(policy.annotations.get('t')).toEqual({ readOnlyHint: false });
+    policy.annotations.learnTextsOf(list, tools);
+    expect(calls).toBe(2);
+    expect(policy.annotations.get('t')).toEqual({ readOnlyHint: true });
+    // And through learnTexts from another list.
+    policy.annotations.learnTexts([{ name: 't', annotations: destructive }]);
+    policy.annotations.learnTextsOf(list, tools);
+    expect(calls).toBe(3);
+    expect(policy.annotations.get('t')).toEqual({ readOnlyHint: true });
+  });
+
+  it('learns a different list object even with the same texts', () => {
+    const policy = new Policy({ roles });
+    let calls = 0;
+    policy.annotations.learnTextsOf([{ name: 't', annotations: readOnly }], () => (calls++, [{ name: 't', annotations: readOnly }]));
+    policy.annotations.learnTextsOf([{ name: 't', annotations: readOnly }], () => (calls++, [{ name: 't', annotations: readOnly }]));
+    expect(calls).toBe(2);
+  });
+});
