@@ -11,6 +11,21 @@ const duration = z
   .refine((v) => parseDuration(v) !== undefined, { message: 'expected a duration such as 500ms, 30s, 15m, 24h or 30d' })
   .transform((v) => parseDuration(v) as number);
 
+/** 24 days: a Node timer keeps at most 2^31-1 ms (24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 24 * 86_400_000;
+
+/** A duration a timer waits: above 0 and at most 24 days. */
+const timerDuration = z
+  .string()
+  .refine(
+    (v) => {
+      const ms = parseDuration(v);
+      return ms !== undefined && ms > 0 && ms <= MAX_TIMER_MS;
+    },
+    { message: 'expected a duration above 0 and at most 24d, such as 30s or 5m' },
+  )
+  .transform((v) => parseDuration(v) as number);
+
 const verb = z.enum(['read', 'write', 'delete']);
 const patterns = z.strictObject({ allow: z.array(z.string().min(1)).optional(), deny: z.array(z.string().min(1)).optional() });
 const role = z.union([
@@ -214,6 +229,8 @@ const stdioUpstream = z.strictObject({
   idleTimeout: duration.default(900_000),
   /** How long a request waits for the child's answer. */
   timeout: duration.default(60_000),
+  /** How long a 2026-07-28 client's call whose child asked for input (sampling, elicitation, roots) waits for the client's retry. */
+  inputTimeout: timerDuration.default(300_000),
   restart: z.strictObject({ maxRestarts: z.number().int().nonnegative().default(3), backoff: duration.default(1_000) }).prefault({}),
   policy: upstreamPolicy.optional(),
 });

@@ -67,7 +67,7 @@ export class StdioUpstream implements Upstream {
     this.#log = log;
     this.#sweeper = setInterval(() => this.#sweep(), Math.max(1000, Math.min(config.idleTimeout / 4, 60_000)));
     this.#sweeper.unref();
-    this.#modern = new ModernStdioFace(name, () => this.#spawn(), log, config.idleTimeout);
+    this.#modern = new ModernStdioFace(name, () => this.#spawn(), log, config.idleTimeout, { inputTimeoutMs: config.inputTimeout });
   }
 
   get sessionCount(): number {

@@ -52,6 +52,22 @@ describe('parseConfig', () => {
     expect(problems('store: { type: postgres, url: "${NOPE}" }\n')).toEqual(['/etc/mcp-warden.yaml: store.url: environment variable NOPE is not set']);
   });
 
+  it('reads upstreams.<name>.inputTimeout for stdio upstreams (default 5m), positive and at most 24d, and refuses it on http upstreams', () => {
+    const stdio = (extra: string): string => `upstreams:\n  tools:\n    type: stdio\n    command: node${extra}\n`;
+    expect(parseConfig(stdio(''), 'f.yaml', {}).upstreams['tools']).toMatchObject({ type: 'stdio', inputTimeout: 300_000 });
+    expect(parseConfig(stdio('\n    inputTimeout: 30s'), 'f.yaml', {}).upstreams['tools']).toMatchObject({ inputTimeout: 30_000 });
+    expect(parseConfig(stdio('\n    inputTimeout: 24d'), 'f.yaml', {}).upstreams['tools']).toMatchObject({ inputTimeout: 24 * 86_400_000 });
+    const expected = 'expected a duration above 0 and at most 24d, such as 30s or 5m';
+    expect(problems(stdio('\n    inputTimeout: soon'))).toEqual([`/etc/mcp-warden.yaml: upstreams.tools.inputTimeout: ${expected}, found string "soon"`]);
+    expect(problems(stdio('\n    inputTimeout: 0s'))).toEqual([`/etc/mcp-warden.yaml: upstreams.tools.inputTimeout: ${expected}, found string "0s"`]);
+    // Node's timers fire at once past 2^31-1 ms (24.8 days): a longer wait would end every call at once.
+    expect(problems(stdio('\n    inputTimeout: 25d'))).toEqual([`/etc/mcp-warden.yaml: upstreams.tools.inputTimeout: ${expected}, found string "25d"`]);
+    expect(problems(stdio('\n    inputTimeout: 300000'))).toEqual(['/etc/mcp-warden.yaml: upstreams.tools.inputTimeout: expected string, found number 300000']);
+    expect(problems('upstreams:\n  api:\n    type: http\n    url: https://mcp.example.com/mcp\n    inputTimeout: 30s\n')).toEqual([
+      '/etc/mcp-warden.yaml: upstreams.api: unknown key "inputTimeout"',
+    ]);
+  });
+
   it('reports YAML syntax errors with a line number', () => {
     expect(problems('roles:\n  reader: [read\n')[0]).toMatch(/^\/etc\/mcp-warden\.yaml: line \d+: /);
   });

@@ -310,3 +310,46 @@ describe('calls served by the modern face alone', () => {
     await expect.poll(() => stderr.join('\n'), { timeout: 3_000, interval: 50 }).toContain('ask: call cancelled');
   }, 20_000);
 });
+
+describe('upstreams.<name>.inputTimeout reaches the modern face', () => {
+  let gateway: Gateway | undefined;
+  let client: Client | undefined;
+  afterAll(async () => {
+    await client?.close().catch(() => {});
+    await gateway?.close();
+  });
+
+  it('ends a call whose client does not retry within the configured inputTimeout (1.5s, not the 5m default) and refuses the late retry', async () => {
+    const logged: string[] = [];
+    const recording = { info: (_o: object, message?: string) => void logged.push(message ?? ''), warn: () => {}, error: () => {} };
+    const config = parseConfig(
+      JSON.stringify({
+        store: { type: 'memory' },
+        roles: { admin: ['read', 'write', 'delete'] },
+        // 1.5s: the requestState the face signs lives ceil(1.5) = 2 s, so the refusal below is the face's, not the state's expiry.
+        upstreams: { everything: { type: 'stdio', command: process.execPath, args: [everything, 'stdio'], inputTimeout: '1500ms' } },
+      }),
+      'input-timeout.yaml',
+      {},
+    );
+    expect(config.upstreams['everything']).toMatchObject({ inputTimeout: 1500 });
+    gateway = await startGateway({ config, logger: recording, port: 0 });
+    await gateway.ready;
+    const key = (await gateway.services.keys.create({ name: 'input-timeout', roles: ['admin'] })).plaintext;
+    client = await connectTo(`${gateway.url}/mcp/everything`, key, { capabilities: { sampling: {} } });
+
+    const params = { name: 'trigger-sampling-request', arguments: { prompt: 'abandoned' } };
+    const first = await callManually(client, params);
+    const asked = Date.now();
+    expect(first.resultType).toBe('input_required');
+    const abandoned = 'a 2026-07-28 client did not answer the input requests of its call in time';
+    expect(logged).not.toContain(abandoned);
+    await expect.poll(() => logged, { timeout: 6_000, interval: 25 }).toContain(abandoned);
+    // The face parked the call before its answer was sent, so at most the 1.5 s have passed since then.
+    expect(Date.now() - asked).toBeGreaterThanOrEqual(1_200);
+    const inputKey = Object.keys(first.inputRequests ?? {})[0] as string;
+    const late = callManually(client, { ...params, inputResponses: { [inputKey]: sampled('too late') }, requestState: first.requestState });
+    await expect(late).rejects.toBeInstanceOf(ProtocolError);
+    await expect(late).rejects.toMatchObject({ code: -32602, message: expect.stringContaining('holds no such call waiting for input (it timed out') });
+  }, 30_000);
+});
