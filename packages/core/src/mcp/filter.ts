@@ -1,7 +1,7 @@
 import type { Policy } from '../authz/policy.js';
 import type { JsonRpcId, ListFamily, McpAction, Principal } from '../types.js';
 import { listItemDecider } from './list-decisions.js';
-import { TextChunks, scanListResponse } from './list-scan.js';
+import { type ScannedItem, TextChunks, scanListResponse } from './list-scan.js';
 
 /**
  * List filtering: `tools/list`, `prompts/list`, `resources/list` and `resources/templates/list`
@@ -133,24 +133,51 @@ function filterByScan(text: TextChunks, lists: PendingLists, principal: Principa
   }
   const allowed = listItemDecider(policy, principal, family);
   const items = scanned.items;
-  const kept = items.map((item) => item.key !== undefined && allowed(item.key));
-  if (kept.every(Boolean)) return undefined;
+  let all = true;
+  let signature = '';
+  for (const item of items) {
+    const keep = item.key !== undefined && allowed(item.key);
+    all &&= keep;
+    signature += keep ? '1' : '0';
+  }
+  if (all) return undefined;
   const out = new Pieces();
   out.addRange(text, 0, scanned.arrayStart);
+  // What is kept of the array is a function of the items' text and which are kept: remembered for
+  // a remembered scan (its frozen items array), whose answers differ at most in their id, outside it.
+  let byKept = keptArrays.get(items);
+  let array = byKept?.get(signature);
+  if (array === undefined) {
+    array = keptArray(text, items, signature);
+    if (byKept === undefined) keptArrays.set(items, (byKept = new Map()));
+    if (byKept.size >= KEPT_ARRAYS_PER_LIST) byKept.delete(byKept.keys().next().value as string);
+    byKept.set(signature, array);
+  }
+  for (const piece of array) out.add(piece);
+  out.addRange(text, scanned.arrayEnd, text.length);
+  return out.done();
+}
+
+/** The kept part of a list's array, by the list's items and by which are kept ('1'/'0' per item). */
+const keptArrays = new WeakMap<readonly ScannedItem[], Map<string, readonly string[]>>();
+const KEPT_ARRAYS_PER_LIST = 8;
+
+/** The array with only the kept items (`signature[i] === '1'`), from `[` to `]`, in pieces. */
+function keptArray(text: TextChunks, items: readonly ScannedItem[], signature: string): readonly string[] {
+  const out = new Pieces();
   out.add('[');
   // Runs of kept items are sliced whole, the separators between them included.
   let first = true;
   for (let i = 0; i < items.length; i++) {
-    if (kept[i] !== true) continue;
+    if (signature.charCodeAt(i) !== 0x31) continue;
     let j = i;
-    while (j + 1 < items.length && kept[j + 1] === true) j++;
+    while (j + 1 < items.length && signature.charCodeAt(j + 1) === 0x31) j++;
     if (!first) out.add(',');
     first = false;
-    out.addRange(text, (items[i] as { start: number }).start, (items[j] as { end: number }).end);
+    out.addRange(text, (items[i] as ScannedItem).start, (items[j] as ScannedItem).end);
     i = j;
   }
   out.add(']');
-  out.addRange(text, scanned.arrayEnd, text.length);
   return out.done();
 }
 

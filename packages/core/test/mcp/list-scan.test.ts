@@ -246,6 +246,23 @@ describe('remembered scans', () => {
     expect(names(filterJsonBody(allowed, lists, principal(['reader']), policy), allowed)).toEqual(['read_b', 'read_a']);
   });
 
+  it('principals who see different parts of one remembered list each get theirs, again and again', () => {
+    fc.assert(
+      fc.property(response, fc.array(fc.constantFrom('reader', 'writer', 'nobody'), { minLength: 2, maxLength: 6 }), fc.array(fc.integer({ min: 0, max: 99 }), { minLength: 6, maxLength: 6 }), (r, who, ids) => {
+        forgetRecentScans();
+        const policy = new Policy({ roles });
+        who.forEach((role, i) => {
+          const id = ids[i] as number;
+          const body = text({ ...r, id });
+          const lists = new Map<JsonRpcId, ListFamily>([[id, 'tools']]);
+          const scanned = filterJsonChunks([body], lists, principal([role]), policy)?.join('') ?? body;
+          expect(JSON.parse(scanned)).toEqual(JSON.parse(filterJsonBodyParsed(body, lists, principal([role]), policy) ?? body));
+        });
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('remembered results are frozen', () => {
     forgetRecentScans();
     const body = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'a' }] } });
