@@ -87,7 +87,16 @@ export class ToolAnnotationRegistry {
    * `@modelcontextprotocol/server`), looked up on every call so tools registered later count too.
    * Both keep registered tools in `_registeredTools` (name → `{ annotations, enabled }`).
    */
+  /**
+   * A number that changes whenever an answer of {@link get} may have: `undefined` when a server
+   * object is read live (its tools can change without the registry knowing).
+   */
+  get stamp(): number | undefined {
+    return this.#servers.length === 0 ? this.#version : undefined;
+  }
+
   addServer(server: object): void {
+    this.#version++;
     const holder = server as { _registeredTools?: Record<string, { annotations?: unknown } | undefined> };
     if (typeof holder._registeredTools !== 'object' || holder._registeredTools === null) {
       throw new TypeError('server: expected an McpServer of @modelcontextprotocol/sdk or @modelcontextprotocol/server');

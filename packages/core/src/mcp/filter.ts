@@ -1,6 +1,6 @@
 import type { Policy } from '../authz/policy.js';
 import type { JsonRpcId, ListFamily, McpAction, Principal } from '../types.js';
-import { listItemDecider } from './list-decisions.js';
+import { keptSignature, listItemDecider } from './list-decisions.js';
 import { type ScannedItem, TextChunks, scanListResponse } from './list-scan.js';
 
 /**
@@ -131,16 +131,9 @@ function filterByScan(text: TextChunks, lists: PendingLists, principal: Principa
       return NOT_SCANNED;
     }
   }
-  const allowed = listItemDecider(policy, principal, family);
   const items = scanned.items;
-  let all = true;
-  let signature = '';
-  for (const item of items) {
-    const keep = item.key !== undefined && allowed(item.key);
-    all &&= keep;
-    signature += keep ? '1' : '0';
-  }
-  if (all) return undefined;
+  const signature = keptSignature(policy, principal, family, items);
+  if (!signature.includes('0')) return undefined;
   const out = new Pieces();
   out.addRange(text, 0, scanned.arrayStart);
   // What is kept of the array is a function of the items' text and which are kept: remembered for

@@ -76,3 +76,36 @@ export function listItemDecider(policy: Policy, principal: Principal, family: Li
     return allow;
   };
 }
+
+/** Signatures per policy, per remembered list (its frozen items array), per principal key. */
+const signatures = new WeakMap<Policy, WeakMap<object, Map<string, { readonly stamp: number; readonly signature: string }>>>();
+const MAX_SIGNATURES_PER_LIST = 64;
+
+/**
+ * Which of `items` `principal` may use, as one character per item ('1' kept, '0' not; an item
+ * without a name is not kept): the answers of {@link listItemDecider}. For the same items array (a
+ * remembered scan's, frozen), policy and principal key the string is remembered as long as the
+ * registry's stamp stays the same, so a list seen again costs no lookup per item; a registry that
+ * reads a server live has no stamp and is asked every time.
+ */
+export function keptSignature(policy: Policy, principal: Principal, family: ListFamily, items: readonly { readonly key?: string | undefined }[]): string {
+  const stamp = family === 'tools' ? policy.annotations.stamp : 0;
+  let byPrincipal: Map<string, { readonly stamp: number; readonly signature: string }> | undefined;
+  const key = principalKey(principal, family);
+  if (stamp !== undefined) {
+    let byList = signatures.get(policy);
+    if (byList === undefined) signatures.set(policy, (byList = new WeakMap()));
+    byPrincipal = byList.get(items);
+    if (byPrincipal === undefined) byList.set(items, (byPrincipal = new Map()));
+    const known = byPrincipal.get(key);
+    if (known !== undefined && known.stamp === stamp) return known.signature;
+  }
+  const allowed = listItemDecider(policy, principal, family);
+  let signature = '';
+  for (const item of items) signature += item.key !== undefined && allowed(item.key) ? '1' : '0';
+  if (byPrincipal !== undefined && stamp !== undefined) {
+    if (byPrincipal.size >= MAX_SIGNATURES_PER_LIST && !byPrincipal.has(key)) byPrincipal.delete(byPrincipal.keys().next().value as string);
+    byPrincipal.set(key, { stamp, signature });
+  }
+  return signature;
+}

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Policy } from '../../src/authz/policy.js';
-import { actionForItem, listItemDecider } from '../../src/mcp/list-decisions.js';
+import { actionForItem, keptSignature, listItemDecider } from '../../src/mcp/list-decisions.js';
 import type { ListFamily, Principal } from '../../src/types.js';
 import { principal } from '../helpers.js';
 
@@ -145,5 +145,48 @@ describe('ToolAnnotationRegistry.learnTextsOf', () => {
     policy.annotations.learnTextsOf([{ name: 't', annotations: readOnly }], () => (calls++, [{ name: 't', annotations: readOnly }]));
     policy.annotations.learnTextsOf([{ name: 't', annotations: readOnly }], () => (calls++, [{ name: 't', annotations: readOnly }]));
     expect(calls).toBe(2);
+  });
+});
+
+describe('keptSignature', () => {
+  const direct = (policy: Policy, p: Principal, family: ListFamily, items: readonly { key?: string }[]): string =>
+    items.map((item) => (item.key !== undefined && policy.decide(p, actionForItem(family, item.key)).allow ? '1' : '0')).join('');
+
+  it("is decide's answer per item whatever was learned, by whom, in between (one remembered items array)", () => {
+    const names = ['a', 'b', 'c'];
+    const hints = fc.constantFrom(undefined, '{"readOnlyHint":true}', '{"readOnlyHint":false,"destructiveHint":false}', '{}');
+    const step = fc.oneof(
+      fc.record({ learnTexts: fc.array(fc.record({ name: fc.constantFrom(...names), annotations: hints }), { maxLength: 3 }) }),
+      fc.record({ learn: fc.array(fc.record({ name: fc.constantFrom(...names), readOnly: fc.boolean() }), { maxLength: 3 }) }),
+      // Few principals, so the same one comes back after something was learned.
+      fc.record({ who: fc.constantFrom({ held: ['reader'], granted: [], limited: false }, { held: ['reader', 'admin'], granted: ['mcp:read'], limited: true }, { held: ['writer'], granted: [], limited: false }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 25 }), (steps) => {
+        const policy = new Policy({ roles, scopes });
+        const items = Object.freeze([{ key: 'a' }, { key: 'b' }, {}, { key: 'c' }, { key: 'a' }]);
+        for (const s of steps) {
+          if ('learnTexts' in s) policy.annotations.learnTexts(s.learnTexts.map((t) => ({ name: t.name, ...(t.annotations === undefined ? {} : { annotations: t.annotations }) })));
+          else if ('learn' in s) policy.annotations.learn(s.learn.map((t) => ({ name: t.name, annotations: { readOnlyHint: t.readOnly } })));
+          else {
+            const p = oauth([...s.who.held], [...s.who.granted], s.who.limited);
+            expect(keptSignature(policy, p, 'tools', items)).toBe(direct(policy, p, 'tools', items));
+          }
+        }
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  it('follows an SDK server read live (no stamp: asked every time)', () => {
+    const server = { _registeredTools: { t: { annotations: { readOnlyHint: true } } } as Record<string, { annotations: object }> };
+    const policy = new Policy({ roles });
+    policy.annotations.addServer(server);
+    expect(policy.annotations.stamp).toBeUndefined();
+    const items = Object.freeze([{ key: 't' }]);
+    const reader = principal(['reader']);
+    expect(keptSignature(policy, reader, 'tools', items)).toBe('1');
+    server._registeredTools['t'] = { annotations: { readOnlyHint: false } };
+    expect(keptSignature(policy, reader, 'tools', items)).toBe('0');
   });
 });
