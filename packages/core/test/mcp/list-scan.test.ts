@@ -37,6 +37,21 @@ function text(r: { id: JsonRpcId; tools: unknown[]; cursor: string | undefined; 
   return JSON.stringify(message, null, r.indent);
 }
 
+/** `body` cut at the given points (taken modulo its length + 1), in order, as strings. */
+function cutPieces(body: string, cuts: readonly number[]): string[] {
+  const points = [...new Set(cuts.map((c) => c % (body.length + 1)))].sort((a, b) => a - b);
+  const chunks: string[] = [];
+  let last = 0;
+  for (const p of points) {
+    chunks.push(body.slice(last, p));
+    last = p;
+  }
+  chunks.push(body.slice(last));
+  return chunks;
+}
+
+const cut = (body: string, cuts: readonly number[]): TextChunks => new TextChunks(cutPieces(body, cuts));
+
 describe('list scan', () => {
   it('filters exactly like parse-and-serialise, for any tools/list response', () => {
     fc.assert(
@@ -108,14 +123,7 @@ describe('list scan over chunks', () => {
     fc.assert(
       fc.property(response, fc.array(fc.nat(), { maxLength: 10 }), (r, cuts) => {
         const body = text(r);
-        const points = [...new Set(cuts.map((c) => c % (body.length + 1)))].sort((a, b) => a - b);
-        const chunks: string[] = [];
-        let last = 0;
-        for (const p of points) {
-          chunks.push(body.slice(last, p));
-          last = p;
-        }
-        chunks.push(body.slice(last));
+        const chunks = cutPieces(body, cuts);
         // The uncached scanner on both sides: the remembered scans would hand the chunked text the whole one's result.
         expect(scanListText(new TextChunks(chunks), 'tools', 'name', true)).toEqual(scanListText(new TextChunks([body]), 'tools', 'name', true));
         const lists = new Map<JsonRpcId, ListFamily>([[1, 'tools']]);
@@ -138,18 +146,6 @@ describe('list scan over chunks', () => {
 });
 
 describe('remembered scans', () => {
-  const cut = (body: string, cuts: readonly number[]): TextChunks => {
-    const points = [...new Set(cuts.map((c) => c % (body.length + 1)))].sort((a, b) => a - b);
-    const chunks: string[] = [];
-    let last = 0;
-    for (const p of points) {
-      chunks.push(body.slice(last, p));
-      last = p;
-    }
-    chunks.push(body.slice(last));
-    return new TextChunks(chunks);
-  };
-
   it('sameText: equal however the texts are cut, unequal when one character differs', () => {
     fc.assert(
       fc.property(fc.string({ minLength: 1, maxLength: 200 }), fc.array(fc.nat(), { maxLength: 6 }), fc.array(fc.nat(), { maxLength: 6 }), fc.nat(), (body, cutsA, cutsB, at) => {

@@ -17,6 +17,25 @@ import { type SdkHttpServer, startSdkHttpServer } from '../fixtures/sdk-http-ser
 const catalogServer = new URL('../fixtures/catalog-server.mjs', import.meta.url).pathname;
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 
+/**
+ * Calls `name` until the gateway stops refusing it (-32003, the policy's refusal; anything else
+ * fails), for at most 10 s: the annotations are re-read a moment after the announcement.
+ */
+async function callOnceAllowed(client: Client, name: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      const result = await client.callTool({ name, arguments: {} });
+      expect(JSON.stringify(result.content)).toContain(name);
+      return;
+    } catch (error) {
+      expect((error as { code?: number }).code).toBe(-32003);
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 describe('tools/list_changed', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-catalog-'));
   const file = join(dir, 'catalog.json');
@@ -58,19 +77,7 @@ describe('tools/list_changed', () => {
     await expect(before.callTool({ name: 'beta', arguments: {} })).rejects.toMatchObject({ code: -32003, message: expect.stringContaining('missing permission: delete') });
     writeFileSync(file, JSON.stringify([{ name: 'alpha', annotations: { readOnlyHint: true } }, { name: 'beta', annotations: { readOnlyHint: true } }]));
     await before.callTool({ name: 'announce', arguments: {} });
-    const deadline = Date.now() + 10_000;
-    const after = await connect();
-    for (;;) {
-      try {
-        const result = await after.callTool({ name: 'beta', arguments: {} });
-        expect(JSON.stringify(result.content)).toContain('beta');
-        break;
-      } catch (error) {
-        expect((error as { code?: number }).code).toBe(-32003);
-        if (Date.now() > deadline) throw error;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    await callOnceAllowed(await connect(), 'beta');
   });
 });
 
@@ -104,17 +111,6 @@ describe('tools/list_changed from a Streamable HTTP upstream', () => {
     // The SDK client opens its GET stream after initializing; the server notifies on it once it is open.
     await expect.poll(() => [...upstream.sessions.keys()].some((session) => upstream.listening(session)), { timeout: 5_000 }).toBe(true);
     upstream.addTool('beta', { readOnlyHint: true });
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
-        const result = await client.callTool({ name: 'beta', arguments: {} });
-        expect(JSON.stringify(result.content)).toContain('beta');
-        break;
-      } catch (error) {
-        expect((error as { code?: number }).code).toBe(-32003);
-        if (Date.now() > deadline) throw error;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    await callOnceAllowed(client, 'beta');
   });
 });
