@@ -6,11 +6,9 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
-import { type Gateway, startGateway } from '../../src/server/gateway.js';
+import type { Gateway } from '../../src/server/gateway.js';
 import { type SdkHttpServer, startSdkHttpServer } from '../fixtures/sdk-http-server.js';
-
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+import { startReaderGateway } from '../support/reader-gateway.js';
 
 describe('mcp_warden_sessions for an HTTP upstream', () => {
   let upstream: SdkHttpServer;
@@ -20,10 +18,7 @@ describe('mcp_warden_sessions for an HTTP upstream', () => {
 
   beforeAll(async () => {
     upstream = await startSdkHttpServer({ look: { readOnlyHint: true } });
-    const config = parseConfig(JSON.stringify({ store: { type: 'memory' }, roles: { reader: ['read'] }, upstreams: { remote: { type: 'http', url: upstream.url } } }), 'sessions.yaml', {});
-    gateway = await startGateway({ config, logger: quiet, port: 0 });
-    await gateway.ready;
-    reader = (await gateway.services.keys.create({ name: 'reader', roles: ['reader'] })).plaintext;
+    ({ gateway, reader } = await startReaderGateway({ remote: { type: 'http', url: upstream.url } }, 'sessions.yaml'));
   }, 30_000);
   afterAll(async () => {
     for (const c of clients) await c.close().catch(() => {});

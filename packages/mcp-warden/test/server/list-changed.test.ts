@@ -10,13 +10,11 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
-import { type Gateway, startGateway } from '../../src/server/gateway.js';
+import type { Gateway } from '../../src/server/gateway.js';
 import { type SdkHttpServer, startSdkHttpServer } from '../fixtures/sdk-http-server.js';
+import { startReaderGateway } from '../support/reader-gateway.js';
 
 const catalogServer = new URL('../fixtures/catalog-server.mjs', import.meta.url).pathname;
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
-
 /**
  * Calls `name` until the gateway stops refusing it (-32003, the policy's refusal; anything else
  * fails), for at most 10 s: the annotations are re-read a moment after the announcement.
@@ -45,18 +43,7 @@ describe('tools/list_changed', () => {
 
   beforeAll(async () => {
     writeFileSync(file, JSON.stringify([{ name: 'alpha', annotations: { readOnlyHint: true } }]));
-    const config = parseConfig(
-      JSON.stringify({
-        store: { type: 'memory' },
-        roles: { reader: ['read'] },
-        upstreams: { catalog: { type: 'stdio', command: process.execPath, args: [catalogServer], env: { CATALOG_FILE: file } } },
-      }),
-      'catalog.yaml',
-      {},
-    );
-    gateway = await startGateway({ config, logger: quiet, port: 0 });
-    await gateway.ready;
-    reader = (await gateway.services.keys.create({ name: 'reader', roles: ['reader'] })).plaintext;
+    ({ gateway, reader } = await startReaderGateway({ catalog: { type: 'stdio', command: process.execPath, args: [catalogServer], env: { CATALOG_FILE: file } } }, 'catalog.yaml'));
   }, 30_000);
   afterAll(async () => {
     for (const c of clients) await c.close().catch(() => {});
@@ -89,14 +76,7 @@ describe('tools/list_changed from a Streamable HTTP upstream', () => {
 
   beforeAll(async () => {
     upstream = await startSdkHttpServer({ alpha: { readOnlyHint: true } });
-    const config = parseConfig(
-      JSON.stringify({ store: { type: 'memory' }, roles: { reader: ['read'] }, upstreams: { catalog: { type: 'http', url: upstream.url } } }),
-      'catalog.yaml',
-      {},
-    );
-    gateway = await startGateway({ config, logger: quiet, port: 0 });
-    await gateway.ready;
-    reader = (await gateway.services.keys.create({ name: 'reader', roles: ['reader'] })).plaintext;
+    ({ gateway, reader } = await startReaderGateway({ catalog: { type: 'http', url: upstream.url } }, 'catalog.yaml'));
   }, 30_000);
   afterAll(async () => {
     await client?.close().catch(() => {});
