@@ -206,8 +206,8 @@ const httpUpstream = z.strictObject({
   url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
   /** Headers sent to the upstream (its own credentials), e.g. { Authorization: "Bearer ${UPSTREAM_TOKEN}" }. */
   headers: z.record(headerName, z.string()).default({}),
-  /** How long to wait for the upstream's response headers. */
-  timeout: duration.default(30_000),
+  /** How long to wait for the upstream's response headers (a timer: above 0, at most 24 days). */
+  timeout: timerDuration.default(30_000),
   /** Send a short-lived JWT the gateway signs (subject, roles, audience = url) in this header. */
   identity: z
     .strictObject({
@@ -228,7 +228,7 @@ const stdioUpstream = z.strictObject({
   maxSessions: z.number().int().positive().default(32),
   idleTimeout: duration.default(900_000),
   /** How long a request waits for the child's answer. */
-  timeout: duration.default(60_000),
+  timeout: timerDuration.default(60_000),
   /** How long a 2026-07-28 client's call whose child asked for input (sampling, elicitation, roots) waits for the client's retry. */
   inputTimeout: timerDuration.default(300_000),
   restart: z.strictObject({ maxRestarts: z.number().int().nonnegative().default(3), backoff: duration.default(1_000) }).prefault({}),

@@ -68,6 +68,18 @@ describe('parseConfig', () => {
     ]);
   });
 
+  it("refuses an upstream timeout of 0 or past 24 days (a timer would fire at once: every request would time out)", () => {
+    const expected = 'expected a duration above 0 and at most 24d, such as 30s or 5m';
+    const http = (timeout: string): string => `upstreams:\n  api:\n    type: http\n    url: https://mcp.example.com/mcp\n    timeout: ${timeout}\n`;
+    const stdio = (timeout: string): string => `upstreams:\n  tools:\n    type: stdio\n    command: node\n    timeout: ${timeout}\n`;
+    expect(parseConfig(http('45s'), 'f.yaml', {}).upstreams['api']).toMatchObject({ timeout: 45_000 });
+    expect(parseConfig(stdio('2m'), 'f.yaml', {}).upstreams['tools']).toMatchObject({ timeout: 120_000 });
+    for (const bad of ['0s', '30d']) {
+      expect(problems(http(bad))).toEqual([`/etc/mcp-warden.yaml: upstreams.api.timeout: ${expected}, found string "${bad}"`]);
+      expect(problems(stdio(bad))).toEqual([`/etc/mcp-warden.yaml: upstreams.tools.timeout: ${expected}, found string "${bad}"`]);
+    }
+  });
+
   it('reports YAML syntax errors with a line number', () => {
     expect(problems('roles:\n  reader: [read\n')[0]).toMatch(/^\/etc\/mcp-warden\.yaml: line \d+: /);
   });
