@@ -26,6 +26,18 @@ const timerDuration = z
   )
   .transform((v) => parseDuration(v) as number);
 
+/** A duration a timer waits that may be 0 (at once): at most 24 days. */
+const waitDuration = z
+  .string()
+  .refine(
+    (v) => {
+      const ms = parseDuration(v);
+      return ms !== undefined && ms >= 0 && ms <= MAX_TIMER_MS;
+    },
+    { message: 'expected a duration of at most 24d, such as 0s, 500ms or 10s' },
+  )
+  .transform((v) => parseDuration(v) as number);
+
 const verb = z.enum(['read', 'write', 'delete']);
 const patterns = z.strictObject({ allow: z.array(z.string().min(1)).optional(), deny: z.array(z.string().min(1)).optional() });
 const role = z.union([
@@ -231,7 +243,7 @@ const stdioUpstream = z.strictObject({
   timeout: timerDuration.default(60_000),
   /** How long a 2026-07-28 client's call whose child asked for input (sampling, elicitation, roots) waits for the client's retry. */
   inputTimeout: timerDuration.default(300_000),
-  restart: z.strictObject({ maxRestarts: z.number().int().nonnegative().default(3), backoff: duration.default(1_000) }).prefault({}),
+  restart: z.strictObject({ maxRestarts: z.number().int().nonnegative().default(3), backoff: waitDuration.default(1_000) }).prefault({}),
   policy: upstreamPolicy.optional(),
 });
 
@@ -246,7 +258,7 @@ const server = z.strictObject({
   /** Key for signing session ids (at least 32 characters, from ${ENV}); default: a random key kept in the store, shared by instances on one database. */
   sessionSecret: z.string().min(32, 'expected at least 32 characters').optional(),
   /** How long shutdown waits for open streams. */
-  shutdownGrace: duration.default(10_000),
+  shutdownGrace: waitDuration.default(10_000),
 });
 
 const sink = z.union([z.enum(['database', 'stdout']), z.strictObject({ jsonl: z.string().min(1) })]);
@@ -288,7 +300,7 @@ export const configSchema = z.strictObject({
         .strictObject({
           capacity: z.number().int().positive().default(10_000),
           batchSize: z.number().int().positive().default(500),
-          flushInterval: duration.default(50),
+          flushInterval: timerDuration.default(50),
           onFull: z.enum(['reject', 'drop']).default('reject'),
         })
         .prefault({}),

@@ -218,7 +218,8 @@ export class StdioUpstream implements Upstream {
         if (session === undefined || initialize === undefined || restarts >= maxRestarts || this.#closing) return end();
         restarts += 1;
         waiting = [];
-        const delay = backoff * 2 ** (restarts - 1);
+        // Doubling per attempt, capped at an hour (and so far below a timer's 24.8-day limit, past which it fires at once).
+        const delay = Math.min(backoff * 2 ** (restarts - 1), 3_600_000);
         this.#log.warn({ upstream: this.name, session: session.id.slice(0, 8), attempt: restarts, delayMs: delay }, 'restarting the upstream process');
         setTimeout(() => {
           if (ended) return;

@@ -80,6 +80,15 @@ describe('parseConfig', () => {
     }
   });
 
+  it('bounds the other durations that feed timers: flushInterval above 0, shutdownGrace and restart.backoff may be 0; none past 24d', () => {
+    const stdio = (backoff: string): string => `upstreams:\n  tools:\n    type: stdio\n    command: node\n    restart: { backoff: ${backoff} }\n`;
+    expect(parseConfig(stdio('0s'), 'f.yaml', {}).upstreams['tools']).toMatchObject({ restart: { backoff: 0 } });
+    expect(problems(stdio('25d'))).toEqual(['/etc/mcp-warden.yaml: upstreams.tools.restart.backoff: expected a duration of at most 24d, such as 0s, 500ms or 10s, found string "25d"']);
+    expect(parseConfig('server: { shutdownGrace: 0s }\n', 'f.yaml', {}).server.shutdownGrace).toBe(0);
+    expect(problems('server: { shutdownGrace: 30d }\n')).toEqual(['/etc/mcp-warden.yaml: server.shutdownGrace: expected a duration of at most 24d, such as 0s, 500ms or 10s, found string "30d"']);
+    expect(problems('audit: { queue: { flushInterval: 0s } }\n')).toEqual(['/etc/mcp-warden.yaml: audit.queue.flushInterval: expected a duration above 0 and at most 24d, such as 30s or 5m, found string "0s"']);
+  });
+
   it('reports YAML syntax errors with a line number', () => {
     expect(problems('roles:\n  reader: [read\n')[0]).toMatch(/^\/etc\/mcp-warden\.yaml: line \d+: /);
   });
