@@ -259,6 +259,8 @@ const server = z.strictObject({
   sessionSecret: z.string().min(32, 'expected at least 32 characters').optional(),
   /** How long shutdown waits for open streams. */
   shutdownGrace: waitDuration.default(10_000),
+  /** A bearer token `GET /metrics` then requires (at least 16 characters, from ${ENV}); without it /metrics is open. */
+  metricsToken: z.string().min(16, 'expected at least 16 characters').optional(),
 });
 
 const sink = z.union([z.enum(['database', 'stdout']), z.strictObject({ jsonl: z.string().min(1) })]);

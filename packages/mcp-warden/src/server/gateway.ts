@@ -3,7 +3,7 @@
  * upstream's own on top), operations endpoints, hot reload, graceful shutdown. `mcp-warden serve`
  * runs it.
  */
-import { randomBytes } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
@@ -200,6 +200,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return;
     }
     if (req.method === 'GET' && path === '/metrics') {
+      if (!metricsAllowed(req, config.server.metricsToken)) {
+        return json(res, 401, { status: 'unauthorized', message: 'GET /metrics requires the bearer token of server.metricsToken' }, { 'www-authenticate': 'Bearer realm="metrics"' });
+      }
       metrics.render().then(
         (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
         () => json(res, 500, { status: 'metrics unavailable' }),
@@ -396,4 +399,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return closing;
     },
   };
+}
+
+/**
+ * Whether a request may read /metrics: always when no token is configured, else only with exactly
+ * `Authorization: Bearer <token>` (one header; compared as SHA-256 digests in constant time).
+ */
+function metricsAllowed(req: IncomingMessage, token: string | undefined): boolean {
+  if (token === undefined) return true;
+  const values = req.headersDistinct['authorization'];
+  if (values?.length !== 1) return false;
+  const match = /^Bearer ([^\s]+)$/i.exec(values[0] as string);
+  if (match === null) return false;
+  return timingSafeEqual(hash('sha256', match[1] as string, 'buffer'), hash('sha256', token, 'buffer'));
 }
