@@ -14,29 +14,26 @@ const duration = z
 /** 24 days: a Node timer keeps at most 2^31-1 ms (24.8 days); a longer one fires at once. */
 const MAX_TIMER_MS = 24 * 86_400_000;
 
-/** A duration a timer waits: above 0 and at most 24 days. */
-const timerDuration = z
-  .string()
-  .refine(
-    (v) => {
-      const ms = parseDuration(v);
-      return ms !== undefined && ms > 0 && ms <= MAX_TIMER_MS;
-    },
-    { message: 'expected a duration above 0 and at most 24d, such as 30s or 5m' },
-  )
-  .transform((v) => parseDuration(v) as number);
+/**
+ * A duration a timer waits: at most 24 days, and above 0 unless `zero` (0: at once) is allowed.
+ */
+function timerDurationOf(zero: boolean) {
+  return z
+    .string()
+    .refine(
+      (v) => {
+        const ms = parseDuration(v);
+        return ms !== undefined && (zero ? ms >= 0 : ms > 0) && ms <= MAX_TIMER_MS;
+      },
+      { message: zero ? 'expected a duration of at most 24d, such as 0s, 500ms or 10s' : 'expected a duration above 0 and at most 24d, such as 30s or 5m' },
+    )
+    .transform((v) => parseDuration(v) as number);
+}
 
+/** A duration a timer waits: above 0 and at most 24 days. */
+const timerDuration = timerDurationOf(false);
 /** A duration a timer waits that may be 0 (at once): at most 24 days. */
-const waitDuration = z
-  .string()
-  .refine(
-    (v) => {
-      const ms = parseDuration(v);
-      return ms !== undefined && ms >= 0 && ms <= MAX_TIMER_MS;
-    },
-    { message: 'expected a duration of at most 24d, such as 0s, 500ms or 10s' },
-  )
-  .transform((v) => parseDuration(v) as number);
+const waitDuration = timerDurationOf(true);
 
 const verb = z.enum(['read', 'write', 'delete']);
 const patterns = z.strictObject({ allow: z.array(z.string().min(1)).optional(), deny: z.array(z.string().min(1)).optional() });
