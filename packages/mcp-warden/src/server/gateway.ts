@@ -8,7 +8,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { JSONWebKeySet } from 'jose';
-import { type AuditEvent, Policy, type RoleDefinition, type Verb, canonicalResourceUri, createWarden, resourceMetadata } from '@mcp-warden/core';
+import { type AuditEvent, Policy, type RoleDefinition, type Verb, canonicalResourceUri, createWarden, isLoopbackHost, resourceMetadata } from '@mcp-warden/core';
 import { withWarden } from '@mcp-warden/core/node';
 import { ConfigError } from '../config/load.js';
 import type { UpstreamConfig, WardenConfig } from '../config/schema.js';
@@ -215,6 +215,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     json(res, 404, { jsonrpc: '2.0', id: null, error: { code: -32601, message: `Not Found: MCP endpoints are ${[...routes.keys()].join(', ') || '(none configured)'}` } });
   });
+  const exposure = metricsExposure(config);
+  if (exposure !== undefined) logger.warn({ host: config.server.host }, exposure);
   // Listen first: the public URL (and so each endpoint's canonical URI, the tokens' audience) may
   // depend on the port picked. Requests before the pipelines exist are answered 503.
   server.listen(options.port ?? config.server.port, config.server.host);
@@ -412,4 +414,13 @@ function metricsAllowed(req: IncomingMessage, token: string | undefined): boolea
   const match = /^Bearer ([^\s]+)$/i.exec(values[0] as string);
   if (match === null) return false;
   return timingSafeEqual(hash('sha256', match[1] as string, 'buffer'), hash('sha256', token, 'buffer'));
+}
+
+/**
+ * The warning for a gateway that serves /metrics to anyone beyond this machine (no
+ * `server.metricsToken`, a bind that is not loopback); `undefined` when there is nothing to say.
+ */
+export function metricsExposure(config: WardenConfig): string | undefined {
+  if (config.server.metricsToken !== undefined || isLoopbackHost(config.server.host)) return undefined;
+  return 'GET /metrics is served without authentication on a non-loopback bind: set server.metricsToken, or keep the port off untrusted networks';
 }

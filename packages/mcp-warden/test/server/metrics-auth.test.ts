@@ -5,7 +5,7 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
-import { type Gateway, startGateway } from '../../src/server/gateway.js';
+import { type Gateway, metricsExposure, startGateway } from '../../src/server/gateway.js';
 import { type SdkHttpServer, startSdkHttpServer } from '../fixtures/sdk-http-server.js';
 
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
@@ -66,6 +66,15 @@ describe('server.metricsToken', () => {
     it('refuses the token with extra text after it (CR/LF and spaces cannot smuggle it)', async () => {
       expect((await scrape(gateway.url, ['authorization', `Bearer ${TOKEN} extra`])).status).toBe(401);
     });
+  });
+
+  it('warns at start when /metrics is open beyond this machine (a non-loopback bind without a token)', () => {
+    const config = (server: Record<string, unknown>) => parseConfig(JSON.stringify({ server, upstreams: {} }), 'metrics.yaml', {});
+    expect(metricsExposure(config({ host: '0.0.0.0' }))).toMatch(/without authentication on a non-loopback bind: set server.metricsToken/);
+    expect(metricsExposure(config({ host: '10.1.2.3' }))).toBeDefined();
+    expect(metricsExposure(config({ host: '0.0.0.0', metricsToken: TOKEN }))).toBeUndefined();
+    expect(metricsExposure(config({ host: '127.0.0.1' }))).toBeUndefined();
+    expect(metricsExposure(config({ host: '::1' }))).toBeUndefined();
   });
 
   it('refuses a configured token shorter than 16 characters', () => {
