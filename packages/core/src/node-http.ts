@@ -54,7 +54,8 @@ export function readNodeBody(req: IncomingMessage, limit: number): Promise<strin
       chunks.push(chunk);
     };
     const onEnd = (): void => {
-      cleanup();
+      // No cleanup: the request has ended, so 'data' cannot fire again, and a late 'error' would only
+      // reject a settled promise (the listener keeps it from becoming an uncaught exception).
       resolve(chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8'));
     };
     const onError = (error: Error): void => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { type AuditEvent, type AuditSink, type AuditWriter, redactArguments } from './audit/event.js';
-import { authenticate } from './authn/authenticate.js';
+import { authenticateFrom } from './authn/authenticate.js';
 import { type ExtractOptions, extractCredential } from './authn/extract.js';
 import type { AuthAttemptLimiter } from './authn/limiter.js';
 import { type StaticTokenEntry, sha256Hex, staticTokens } from './authn/static-tokens.js';
@@ -191,8 +191,8 @@ export function createWarden(options: WardenOptions): Warden {
     if (credential === undefined) {
       return refuse(ctx, 'authn', new WardenError('credential_missing', 'Unauthorized: this MCP server requires a credential'));
     }
-    const attempt = { credential, ...(request.remoteAddress === undefined ? {} : { address: request.remoteAddress }) };
-    if (limiter !== undefined) {
+    const attempt = limiter === undefined ? undefined : request.remoteAddress === undefined ? { credential } : { credential, address: request.remoteAddress };
+    if (limiter !== undefined && attempt !== undefined) {
       let wait: number | undefined;
       try {
         wait = await limiter.check(attempt);
@@ -203,9 +203,11 @@ export function createWarden(options: WardenOptions): Warden {
         return refuse(ctx, 'ratelimit', new WardenError('too_many_attempts', 'Too Many Requests: too many failed authentication attempts', { retryAfterSeconds: wait }));
       }
     }
-    const outcome = await authenticate(credential, verifiers);
+    // Awaited only when a verifier is really asynchronous: a cached or static credential costs no microtask.
+    let outcome = authenticateFrom(credential, verifiers, 0);
+    if (outcome instanceof Promise) outcome = await outcome;
     if (!outcome.ok) {
-      if (limiter !== undefined && outcome.error.code === 'credential_invalid') {
+      if (limiter !== undefined && attempt !== undefined && outcome.error.code === 'credential_invalid') {
         try {
           await limiter.failed(attempt);
         } catch {
@@ -275,13 +277,10 @@ export function createWarden(options: WardenOptions): Warden {
     }
 
     const lists = pendingListsOf(classified.actions);
-    return {
-      type: 'forward',
-      principal,
-      authInfo: authInfoFor(principal, credential),
-      body: classified.body,
-      ...(lists === undefined ? {} : { lists }),
-    };
+    const authInfo = authInfoFor(principal, credential);
+    return lists === undefined
+      ? { type: 'forward', principal, authInfo, body: classified.body }
+      : { type: 'forward', principal, authInfo, body: classified.body, lists };
   }
 
   return {

@@ -14,28 +14,53 @@ export async function authenticate(
   credential: Credential,
   verifiers: readonly CredentialVerifier[],
 ): Promise<AuthenticationOutcome> {
-  for (const verifier of verifiers) {
-    let result: VerificationResult | undefined;
+  return authenticateFrom(credential, verifiers, 0);
+}
+
+/**
+ * {@link authenticate} without a promise while the verifiers answer synchronously (static tokens,
+ * cached keys): the pipeline awaits only what is really asynchronous. Same verdicts, same order.
+ */
+export function authenticateFrom(
+  credential: Credential,
+  verifiers: readonly CredentialVerifier[],
+  start: number,
+): AuthenticationOutcome | Promise<AuthenticationOutcome> {
+  for (let i = start; i < verifiers.length; i++) {
+    const verifier = verifiers[i] as CredentialVerifier;
+    let result: VerificationResult | undefined | Promise<VerificationResult | undefined>;
     try {
-      result = await verifier.verify(credential);
+      result = verifier.verify(credential);
     } catch (cause) {
-      return {
-        ok: false,
-        verifier: verifier.name,
-        error: new WardenError('verifier_unavailable', 'Service Unavailable: the credential could not be checked', {
-          cause,
-          retryAfterSeconds: 1,
-        }),
-      };
+      return unavailable(verifier, cause);
     }
-    if (result === undefined) continue;
-    if (result.ok) return { ok: true, principal: result.principal, verifier: verifier.name };
-    return {
-      ok: false,
-      verifier: verifier.name,
-      ...(result.credentialRef === undefined ? {} : { credentialRef: result.credentialRef }),
-      error: new WardenError('credential_invalid', result.description, { data: { reason: result.reason } }),
-    };
+    if (isThenable(result)) {
+      return Promise.resolve(result).then(
+        (settled) => (settled === undefined ? authenticateFrom(credential, verifiers, i + 1) : verdict(verifier, settled)),
+        (cause: unknown) => unavailable(verifier, cause),
+      );
+    }
+    if (result !== undefined) return verdict(verifier, result);
   }
   return { ok: false, error: new WardenError('credential_invalid', 'The credential is not valid', { data: { reason: 'unknown' } }) };
+}
+
+function isThenable(value: unknown): value is PromiseLike<VerificationResult | undefined> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+function verdict(verifier: CredentialVerifier, result: VerificationResult): AuthenticationOutcome {
+  if (result.ok) return { ok: true, principal: result.principal, verifier: verifier.name };
+  const error = new WardenError('credential_invalid', result.description, { data: { reason: result.reason } });
+  return result.credentialRef === undefined
+    ? { ok: false, verifier: verifier.name, error }
+    : { ok: false, verifier: verifier.name, credentialRef: result.credentialRef, error };
+}
+
+function unavailable(verifier: CredentialVerifier, cause: unknown): AuthenticationOutcome {
+  return {
+    ok: false,
+    verifier: verifier.name,
+    error: new WardenError('verifier_unavailable', 'Service Unavailable: the credential could not be checked', { cause, retryAfterSeconds: 1 }),
+  };
 }

@@ -179,60 +179,65 @@ export function jwtVerifier(options: JwtVerifierOptions): CredentialVerifier {
   if (audience.length === 0) throw new TypeError('jwtVerifier: audience must name this resource');
   const cache = options.cache === false ? undefined : (options.cache ?? new VerifiedTokenCache());
 
+  async function verifyUncached(credential: Credential, key: string): Promise<VerificationResult | undefined> {
+    const ref = `sha256:${key.slice(0, 12)}`;
+    let unverified: JWTPayload;
+    try {
+      unverified = decodeJwt(credential.value);
+    } catch {
+      return undefined;
+    }
+    const issuer = typeof unverified.iss === 'string' ? byIssuer.get(unverified.iss) : undefined;
+    if (issuer === undefined) return undefined;
+    let payload: JWTPayload;
+    try {
+      const result = await jwtVerify(credential.value, await issuer.keys(), {
+        issuer: issuer.issuer,
+        audience: [...(issuer.audience ?? audience)],
+        algorithms: [...issuer.algorithms],
+        clockTolerance: issuer.clockToleranceSeconds,
+        ...(issuer.profile === 'rfc9068' ? { typ: 'at+jwt', requiredClaims: ['exp', 'iat', 'sub', 'client_id', 'jti'] } : { requiredClaims: ['exp'] }),
+      });
+      payload = result.payload;
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === undefined || !TOKEN_FAULTS.has(code)) throw error;
+      if (error instanceof joseErrors.JWTExpired) return refusal('expired', 'The access token has expired', ref);
+      if (error instanceof joseErrors.JWTClaimValidationFailed) {
+        if (error.claim === 'aud') return refusal('wrong_audience', 'The access token was not issued for this resource', ref);
+        if (error.claim === 'nbf') return refusal('not_yet_valid', 'The access token is not valid yet', ref);
+        return refusal('invalid', `The access token's ${error.claim} claim is not acceptable`, ref);
+      }
+      return refusal('invalid', 'The access token is not valid', ref);
+    }
+    const mapping = issuer.claims;
+    const subject = claimAt(payload, mapping.subject ?? 'sub');
+    if (typeof subject !== 'string' || subject === '') return refusal('invalid', 'The access token names no subject', ref);
+    const clientId = typeof payload['client_id'] === 'string' ? payload['client_id'] : typeof payload['azp'] === 'string' ? payload['azp'] : undefined;
+    const principal: Principal = {
+      id: `${issuer.name}:${subject}`,
+      kind: 'jwt',
+      subject,
+      roles: Object.freeze(rolesFromClaims(payload, mapping)),
+      scopes: Object.freeze(scopesFromClaims(payload, mapping)),
+      claims: Object.freeze({ ...payload }),
+      ...(payload.exp === undefined ? {} : { expiresAt: payload.exp }),
+      ...(clientId === undefined ? {} : { clientId }),
+      scopeLimited: true,
+    };
+    cache?.set(key, principal);
+    return { ok: true, principal };
+  }
+
   return {
     name: 'jwt',
-    async verify(credential: Credential): Promise<VerificationResult | undefined> {
+    // A cached token is answered synchronously (no promise to await per request); the rest is async.
+    verify(credential: Credential): VerificationResult | undefined | Promise<VerificationResult | undefined> {
       if (credential.source !== 'bearer' || !JWT_SHAPE.test(credential.value)) return undefined;
       const key = VerifiedTokenCache.keyOf(credential.value);
       const cached = cache?.get(key);
       if (cached !== undefined) return { ok: true, principal: cached };
-      const ref = `sha256:${key.slice(0, 12)}`;
-      let unverified: JWTPayload;
-      try {
-        unverified = decodeJwt(credential.value);
-      } catch {
-        return undefined;
-      }
-      const issuer = typeof unverified.iss === 'string' ? byIssuer.get(unverified.iss) : undefined;
-      if (issuer === undefined) return undefined;
-      let payload: JWTPayload;
-      try {
-        const result = await jwtVerify(credential.value, await issuer.keys(), {
-          issuer: issuer.issuer,
-          audience: [...(issuer.audience ?? audience)],
-          algorithms: [...issuer.algorithms],
-          clockTolerance: issuer.clockToleranceSeconds,
-          ...(issuer.profile === 'rfc9068' ? { typ: 'at+jwt', requiredClaims: ['exp', 'iat', 'sub', 'client_id', 'jti'] } : { requiredClaims: ['exp'] }),
-        });
-        payload = result.payload;
-      } catch (error) {
-        const code = (error as { code?: string }).code;
-        if (code === undefined || !TOKEN_FAULTS.has(code)) throw error;
-        if (error instanceof joseErrors.JWTExpired) return refusal('expired', 'The access token has expired', ref);
-        if (error instanceof joseErrors.JWTClaimValidationFailed) {
-          if (error.claim === 'aud') return refusal('wrong_audience', 'The access token was not issued for this resource', ref);
-          if (error.claim === 'nbf') return refusal('not_yet_valid', 'The access token is not valid yet', ref);
-          return refusal('invalid', `The access token's ${error.claim} claim is not acceptable`, ref);
-        }
-        return refusal('invalid', 'The access token is not valid', ref);
-      }
-      const mapping = issuer.claims;
-      const subject = claimAt(payload, mapping.subject ?? 'sub');
-      if (typeof subject !== 'string' || subject === '') return refusal('invalid', 'The access token names no subject', ref);
-      const clientId = typeof payload['client_id'] === 'string' ? payload['client_id'] : typeof payload['azp'] === 'string' ? payload['azp'] : undefined;
-      const principal: Principal = {
-        id: `${issuer.name}:${subject}`,
-        kind: 'jwt',
-        subject,
-        roles: Object.freeze(rolesFromClaims(payload, mapping)),
-        scopes: Object.freeze(scopesFromClaims(payload, mapping)),
-        claims: Object.freeze({ ...payload }),
-        ...(payload.exp === undefined ? {} : { expiresAt: payload.exp }),
-        ...(clientId === undefined ? {} : { clientId }),
-        scopeLimited: true,
-      };
-      cache?.set(key, principal);
-      return { ok: true, principal };
+      return verifyUncached(credential, key);
     },
   };
 }

@@ -84,38 +84,37 @@ export function classifyMessage(message: unknown): McpAction {
     throw new WardenError('invalid_request', 'Invalid Request: params must be an object or an array');
   }
   const params = isRecord(rawParams) ? rawParams : undefined;
-  const base = hasId ? { method, id: id as JsonRpcId } : { method };
-  if (!hasId) return { ...base, kind: 'notification' };
+  if (!hasId) return { method, kind: 'notification' };
 
+  // Built property by property, in one order, rather than spread: this runs for every message.
   const list = Object.hasOwn(LIST_METHODS, method) ? LIST_METHODS[method] : undefined;
-  if (list !== undefined) return { ...base, kind: 'list', list };
-  if (method === 'tools/call') return named(base, 'tool', stringMember(params, 'name'), argumentsOf(params));
-  if (method === 'prompts/get') return named(base, 'prompt', stringMember(params, 'name'), argumentsOf(params));
-  if (RESOURCE_METHODS.has(method)) return named(base, 'resource', stringMember(params, 'uri'));
+  if (list !== undefined) return { method, id: id as JsonRpcId, kind: 'list', list };
+  if (method === 'tools/call') return named(method, id as JsonRpcId, 'tool', stringMember(params, 'name'), argumentsOf(params));
+  if (method === 'prompts/get') return named(method, id as JsonRpcId, 'prompt', stringMember(params, 'name'), argumentsOf(params));
+  if (RESOURCE_METHODS.has(method)) return named(method, id as JsonRpcId, 'resource', stringMember(params, 'uri'), undefined);
   if (method === 'completion/complete') {
     const ref = params !== undefined && isRecord(params['ref']) ? params['ref'] : undefined;
     const type = stringMember(ref, 'type');
-    if (type === 'ref/prompt') return named(base, 'prompt', stringMember(ref, 'name'));
-    if (type === 'ref/resource') return { ...named(base, 'resource', stringMember(ref, 'uri')), template: true };
-    return { ...base, kind: 'other' };
+    if (type === 'ref/prompt') return named(method, id as JsonRpcId, 'prompt', stringMember(ref, 'name'), undefined);
+    if (type === 'ref/resource') {
+      const action = named(method, id as JsonRpcId, 'resource', stringMember(ref, 'uri'), undefined);
+      action.template = true;
+      return action;
+    }
+    return { method, id: id as JsonRpcId, kind: 'other' };
   }
-  if (LIFECYCLE_METHODS.has(method)) return { ...base, kind: 'lifecycle' };
-  if (method.startsWith('tasks/')) return { ...base, kind: 'task' };
-  return { ...base, kind: 'other' };
+  if (LIFECYCLE_METHODS.has(method)) return { method, id: id as JsonRpcId, kind: 'lifecycle' };
+  if (method.startsWith('tasks/')) return { method, id: id as JsonRpcId, kind: 'task' };
+  return { method, id: id as JsonRpcId, kind: 'other' };
 }
 
-function named(
-  base: { method: string; id?: JsonRpcId },
-  kind: ActionKind,
-  target: string | undefined,
-  args?: Record<string, unknown>,
-): McpAction {
-  return {
-    ...base,
-    kind,
-    ...(target === undefined ? {} : { target }),
-    ...(args === undefined ? {} : { arguments: args }),
-  };
+type MutableAction = { -readonly [K in keyof McpAction]: McpAction[K] };
+
+function named(method: string, id: JsonRpcId, kind: ActionKind, target: string | undefined, args: Record<string, unknown> | undefined): MutableAction {
+  const action: MutableAction = { method, id, kind };
+  if (target !== undefined) action.target = target;
+  if (args !== undefined) action.arguments = args;
+  return action;
 }
 
 /** Whether JSON text nests arrays and objects deeper than `max` (a linear scan that skips strings). */

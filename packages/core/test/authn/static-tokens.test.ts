@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { authenticate } from '../../src/authn/authenticate.js';
+import { authenticate, authenticateFrom } from '../../src/authn/authenticate.js';
 import { sha256Hex, staticTokens } from '../../src/authn/static-tokens.js';
 import type { CredentialVerifier } from '../../src/types.js';
 
@@ -65,5 +65,69 @@ describe('authenticate', () => {
     const outcome = await authenticate(credential, [{ name: 'none', verify: () => undefined }]);
     expect(outcome.ok).toBe(false);
     if (!outcome.ok) expect(outcome.error.code).toBe('credential_invalid');
+  });
+  it('fails closed when a verifier throws synchronously', async () => {
+    const broken: CredentialVerifier = {
+      name: 'broken',
+      verify: () => {
+        throw new Error('bug');
+      },
+    };
+    const outcome = await authenticate(credential, [broken, staticTokens([{ id: 'p', token: 'x', roles: [] }])]);
+    expect(outcome).toMatchObject({ ok: false, verifier: 'broken', error: { code: 'verifier_unavailable' } });
+  });
+});
+
+describe('authenticateFrom (the pipeline\'s path)', () => {
+  const credential = { source: 'bearer' as const, value: 'x' };
+  const tokens = staticTokens([{ id: 'p', token: 'x', roles: [] }]);
+
+  it('answers without a promise while every verifier it asks answers synchronously', () => {
+    const outcome = authenticateFrom(credential, [{ name: 'skip', verify: () => undefined }, tokens], 0);
+    expect(outcome).not.toBeInstanceOf(Promise);
+    expect(outcome).toMatchObject({ ok: true, verifier: 'static-tokens', principal: { id: 'p' } });
+    const refused = authenticateFrom({ source: 'bearer', value: 'nope' }, [tokens], 0);
+    expect(refused).not.toBeInstanceOf(Promise);
+    expect(refused).toMatchObject({ ok: false, verifier: 'static-tokens', error: { code: 'credential_invalid' } });
+  });
+
+  it('goes on to the next verifier, in order, after an asynchronous one passes', async () => {
+    const asked: string[] = [];
+    const later: CredentialVerifier = {
+      name: 'later',
+      verify: async () => {
+        asked.push('later');
+        return undefined;
+      },
+    };
+    const first: CredentialVerifier = {
+      name: 'first',
+      verify: () => {
+        asked.push('first');
+        return undefined;
+      },
+    };
+    const outcome = authenticateFrom(credential, [first, later, tokens], 0);
+    expect(outcome).toBeInstanceOf(Promise);
+    await expect(outcome).resolves.toMatchObject({ ok: true, verifier: 'static-tokens' });
+    expect(asked).toEqual(['first', 'later']);
+  });
+
+  it('awaits a thenable that is not a native promise, and fails closed when it rejects', async () => {
+    const thenable = (settle: 'ok' | 'fail'): CredentialVerifier => ({
+      name: `thenable-${settle}`,
+      verify: () =>
+        ({
+          then(resolve: (v: unknown) => void, reject: (e: unknown) => void) {
+            if (settle === 'ok') resolve({ ok: true, principal: { id: 'q', kind: 't', subject: 'q', roles: [], scopes: [], claims: {} } });
+            else reject(new Error('down'));
+          },
+        }) as unknown as Promise<undefined>,
+    });
+    await expect(authenticateFrom(credential, [thenable('ok')], 0)).resolves.toMatchObject({ ok: true, principal: { id: 'q' } });
+    await expect(authenticateFrom(credential, [thenable('fail'), tokens], 0)).resolves.toMatchObject({
+      ok: false,
+      error: { code: 'verifier_unavailable' },
+    });
   });
 });
