@@ -14,6 +14,7 @@ export { KEY_PREFIX, hashSecret, looksLikeKey, mintKey, newKeyId, parseKey, type
 export { type CreateKeyOptions, type IssuedKey, KeyNotFoundError, KeyService, type KeyStatus, keyStatus } from './keys/service.js';
 export { type ApiKeyVerifier, type ApiKeyVerifierOptions, createApiKeyVerifier } from './keys/verifier.js';
 export { type AttemptLimit, type AuthLimiterOptions, createAuthLimiter } from './ratelimit/auth-limiter.js';
+export { type LimiterBackend, type RedisBackendOptions, limiterBackendOf, memoryBackend, redisBackend } from './ratelimit/backend.js';
 export { type OpenServicesOptions, type Services, openServices } from './services.js';
 export { createMemoryStore } from './store/memory.js';
 export { StoreUnavailableError, openStore } from './store/open.js';

@@ -25,6 +25,7 @@ import type { WardenConfig } from './config/schema.js';
 import { type ApiKeyVerifier, createApiKeyVerifier } from './keys/verifier.js';
 import { KeyService } from './keys/service.js';
 import { createAuthLimiter } from './ratelimit/auth-limiter.js';
+import { type LimiterBackend, limiterBackendOf } from './ratelimit/backend.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/types.js';
 import { resolve, dirname } from 'node:path';
@@ -37,6 +38,8 @@ export interface Services {
   /** Present when API keys are enabled. */
   readonly keyVerifier?: ApiKeyVerifier;
   readonly audit: AuditQueue;
+  /** Where brute-force counters live (memory, or Redis with `auth.rateLimit.redis`). */
+  readonly limiters: LimiterBackend;
   /** Options for `createWarden` / the adapters, ready to use; spread and add your own. */
   readonly wardenOptions: WardenOptions;
   close(): Promise<void>;
@@ -58,6 +61,8 @@ export interface PipelineParts {
   readonly extraAudit: readonly (AuditSink | AuditWriter)[];
   /** Reuse a limiter (its counters) across reloads; a new one is made when absent. */
   readonly authLimiter?: AuthAttemptLimiter;
+  /** Where a new limiter keeps its counters. @default memory */
+  readonly limiterBackend?: LimiterBackend;
   /** Token issuers (from {@link oauthIssuersOf}); with `resource`, OAuth access tokens are verified for it. */
   readonly oauth?: OAuthIssuers;
   /** The canonical URI of the protected MCP endpoint these options serve (token audience, metadata URL). */
@@ -173,7 +178,7 @@ export function buildPipelineOptions(config: WardenConfig, parts: PipelineParts)
       ...(config.toolAnnotations === undefined ? {} : { toolAnnotations: config.toolAnnotations }),
     }),
     audit: [parts.audit, ...parts.extraAudit],
-    authLimiter: parts.authLimiter ?? createAuthLimiter(config.auth.rateLimit),
+    authLimiter: parts.authLimiter ?? createAuthLimiter(config.auth.rateLimit, parts.limiterBackend),
     ...(recorded.length === 0 ? {} : { recordArguments: (action) => action.target !== undefined && recorded.some((p) => p.exact.test(action.target as string)) }),
   };
 }
@@ -226,7 +231,11 @@ export async function openServices(config: WardenConfig, options: OpenServicesOp
     onFull: config.audit.queue.onFull,
     onError: (e, sink) => onError(e, `audit:${sink}`),
   });
-  const wardenOptions = buildPipelineOptions(config, { keyVerifier, audit, extraAudit: options.extraAudit ?? [] });
+  const limiters = limiterBackendOf(config.auth.rateLimit, (e) => onError(e, 'rate-limit store'));
+  // Checks fail closed (503) until Redis answers: give it a moment before serving. If it does not
+  // come, serve anyway (refusing what needs the counters) and keep reconnecting; the error is reported.
+  await limiters.ready(3000);
+  const wardenOptions = buildPipelineOptions(config, { keyVerifier, audit, extraAudit: options.extraAudit ?? [], limiterBackend: limiters });
   return {
     config,
     store,
@@ -234,10 +243,12 @@ export async function openServices(config: WardenConfig, options: OpenServicesOp
     policy: wardenOptions.policy as Policy,
     ...(keyVerifier === undefined ? {} : { keyVerifier }),
     audit,
+    limiters,
     wardenOptions,
     async close() {
       await audit.close();
       await keyVerifier?.close();
+      await limiters.close();
       await store.close();
     },
   };

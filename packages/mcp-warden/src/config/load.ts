@@ -25,7 +25,9 @@ function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  return `${typeof value} ${JSON.stringify(value)}`;
+  // A URL's user information (redis://:password@host, postgres://user:password@host) is never echoed.
+  const shown = typeof value === 'string' ? value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@') : value;
+  return `${typeof value} ${JSON.stringify(shown)}`;
 }
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {

@@ -274,6 +274,13 @@ export const configSchema = z.strictObject({
         .strictObject({
           perAddress: limit.default({ attempts: 20, window: 60_000, block: 300_000 }),
           perKey: limit.default({ attempts: 10, window: 60_000, block: 900_000 }),
+          /** Keep the counters in Redis, shared by every instance (default: in each process's memory). */
+          redis: z
+            .strictObject({
+              url: z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL' }),
+              keyPrefix: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'expected 1 to 64 letters, digits, _ . : or -').default('mcp-warden'),
+            })
+            .optional(),
         })
         .prefault({}),
     })

@@ -490,7 +490,15 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     const address = req.socket.remoteAddress;
     const limiter = options.loginLimiter;
     if (limiter !== undefined && username !== '') {
-      const wait = await limiter.check(address, username);
+      let wait: number | undefined;
+      try {
+        wait = await limiter.check(address, username);
+      } catch (error) {
+        // Fail closed: without its counters (Redis down) a sign-in is not tried, so not guessable.
+        logger.error({ err: (error as Error).message }, 'authorization server: the sign-in limiter is unavailable');
+        res.setHeader('retry-after', '5');
+        return showLogin(res, ctx, 503, 'Signing in is unavailable for a moment. Try again shortly.', username);
+      }
       if (wait !== undefined) {
         res.setHeader('retry-after', String(wait));
         return showLogin(res, ctx, 429, `Too many failed sign-ins. Try again in ${Math.ceil(wait / 60)} minute(s).`, username);
@@ -498,7 +506,11 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     }
     const user = username === '' || password === '' ? undefined : await users.authenticate(username, password);
     if (user === undefined) {
-      if (limiter !== undefined && username !== '') await limiter.failed(address, username);
+      if (limiter !== undefined && username !== '') {
+        await limiter.failed(address, username).catch((error: unknown) => {
+          logger.error({ err: (error as Error).message }, 'authorization server: a failed sign-in could not be counted');
+        });
+      }
       logger.info({ client: ctx.details.params['client_id'] }, 'authorization server: sign-in failed');
       return showLogin(res, ctx, 200, 'The username or password is not correct.', username);
     }

@@ -1,32 +1,19 @@
 /**
- * Brute-force protection for authentication, on rate-limiter-flexible (in memory here; a Redis
- * backend comes with the scale-out issue): failed attempts are counted per client address and per
- * key id, and a blocked address or key is answered 429 with Retry-After before any lookup.
+ * Brute-force protection for authentication, on rate-limiter-flexible: failed attempts are counted
+ * per client address and per key id, and a blocked address or key is answered 429 with Retry-After
+ * before any lookup. The counters live in memory, or in Redis when `auth.rateLimit.redis` is set
+ * (shared by every instance; see `backend.ts`).
  */
 import type { AuthAttempt, AuthAttemptLimiter } from '@mcp-warden/core';
-import { RateLimiterMemory, type RateLimiterRes } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
 import { parseKeyOf } from '../keys/format.js';
+import { type AttemptLimit, type LimiterBackend, memoryBackend } from './backend.js';
 
-/** How many failures in what window, and how long a block lasts (ms). */
-export interface AttemptLimit {
-  readonly attempts: number;
-  readonly window: number;
-  readonly block: number;
-}
+export type { AttemptLimit } from './backend.js';
 
 export interface AuthLimiterOptions {
   readonly perAddress: AttemptLimit;
   readonly perKey: AttemptLimit;
-}
-
-/** A failure counter with blocking, in memory. */
-export function memoryLimiter(limit: AttemptLimit, keyPrefix: string): RateLimiterMemory {
-  return new RateLimiterMemory({
-    keyPrefix,
-    points: limit.attempts,
-    duration: Math.max(1, Math.ceil(limit.window / 1000)),
-    blockDuration: Math.max(1, Math.ceil(limit.block / 1000)),
-  });
 }
 
 /** Seconds until a blocked key may try again; undefined when it is not blocked. */
@@ -36,16 +23,20 @@ export function waitSeconds(res: RateLimiterRes | null): number | undefined {
 }
 
 /** Counts a failure; the failure that uses up the window's attempts starts the block. */
-export async function count(limiter: RateLimiterMemory, key: string, limit: AttemptLimit): Promise<void> {
-  // consume() rejects once the attempts are used up; that is the limit working, not an error.
-  const res = await limiter.consume(key).catch((rejected: unknown) => rejected as RateLimiterRes);
+export async function count(limiter: RateLimiterAbstract, key: string, limit: AttemptLimit): Promise<void> {
+  // consume() rejects with a RateLimiterRes once the attempts are used up: that is the limit
+  // working. It rejects with an Error when the store failed: that is passed on.
+  const res = await limiter.consume(key).catch((rejected: unknown) => {
+    if (rejected instanceof Error) throw rejected;
+    return rejected as RateLimiterRes;
+  });
   if (res.remainingPoints <= 0) await limiter.block(key, Math.max(1, Math.ceil(limit.block / 1000)));
 }
 
 /** Creates the limiter the pipeline consults before verifying a credential. */
-export function createAuthLimiter(options: AuthLimiterOptions): AuthAttemptLimiter {
-  const byAddress = memoryLimiter(options.perAddress, 'mcpw-auth-addr');
-  const byKey = memoryLimiter(options.perKey, 'mcpw-auth-key');
+export function createAuthLimiter(options: AuthLimiterOptions, backend: LimiterBackend = memoryBackend): AuthAttemptLimiter {
+  const byAddress = backend.counter(options.perAddress, 'auth-addr');
+  const byKey = backend.counter(options.perKey, 'auth-key');
   const keyIdOf = (attempt: AuthAttempt): string | undefined => parseKeyOf(attempt.credential)?.id;
 
   return {

@@ -2,9 +2,10 @@
  * Brute-force protection for the built-in authorization server's login form: failed sign-ins are
  * counted per client address and per account name, and a blocked one is refused before its
  * password is hashed (each argon2id verification costs real CPU, so unthrottled guessing is also a
- * way to load the server). The same limits as credentials (`auth.rateLimit`).
+ * way to load the server). The same limits and the same counter store as credentials (`auth.rateLimit`).
  */
-import { type AttemptLimit, count, memoryLimiter, waitSeconds } from './auth-limiter.js';
+import { count, waitSeconds } from './auth-limiter.js';
+import { type AttemptLimit, type LimiterBackend, memoryBackend } from './backend.js';
 
 export interface LoginLimiter {
   /** Seconds to wait when the address or the name is blocked, else undefined. */
@@ -18,9 +19,9 @@ function nameKey(username: string): string {
   return username.normalize('NFKC').toLowerCase();
 }
 
-export function createLoginLimiter(options: { readonly perAddress: AttemptLimit; readonly perAccount: AttemptLimit }): LoginLimiter {
-  const byAddress = memoryLimiter(options.perAddress, 'mcpw-login-addr');
-  const byName = memoryLimiter(options.perAccount, 'mcpw-login-name');
+export function createLoginLimiter(options: { readonly perAddress: AttemptLimit; readonly perAccount: AttemptLimit }, backend: LimiterBackend = memoryBackend): LoginLimiter {
+  const byAddress = backend.counter(options.perAddress, 'login-addr');
+  const byName = backend.counter(options.perAccount, 'login-name');
   return {
     async check(address, username) {
       const waits = [address === undefined ? undefined : waitSeconds(await byAddress.get(address)), waitSeconds(await byName.get(nameKey(username)))];

@@ -108,7 +108,7 @@ async function builtinAuthorizationServer(context: AuthorizationServerContext, f
     store: context.services.store,
     users: new UserService(context.services.store.users),
     logger: context.logger,
-    loginLimiter: createLoginLimiter({ perAddress: limits.perAddress, perAccount: limits.perKey }),
+    loginLimiter: createLoginLimiter({ perAddress: limits.perAddress, perAccount: limits.perKey }, context.services.limiters),
     ...(fetchOverride === undefined ? {} : { fetch: fetchOverride }),
   });
   return { issuer: server.issuer, handle: (req, res) => server.handle(req, res), jwks: () => server.jwks() as JSONWebKeySet, close: () => server.close() };
@@ -261,6 +261,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       keyVerifier: services.keyVerifier,
       audit: services.audit,
       extraAudit: [countDecision],
+      limiterBackend: services.limiters,
       ...(authLimiter === undefined ? {} : { authLimiter }),
     };
     const base = buildPipelineOptions(next, parts);
@@ -370,6 +371,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }
       if (!isDeepStrictEqual(next.audit.sinks, config.audit.sinks) || !isDeepStrictEqual(next.audit.queue, config.audit.queue)) restart.push('audit.sinks/queue' as never);
       if (!isDeepStrictEqual(next.auth.apiKeys, config.auth.apiKeys)) restart.push('auth.apiKeys' as never);
+      if (!isDeepStrictEqual(next.auth.rateLimit.redis, config.auth.rateLimit.redis)) restart.push('auth.rateLimit.redis' as never);
       if (!isDeepStrictEqual(next.auth.oauth.authorizationServer, config.auth.oauth.authorizationServer)) restart.push('auth.oauth.authorizationServer' as never);
       // The authorization server offers the scopes it was started with.
       if (config.auth.oauth.authorizationServer.enabled && !isDeepStrictEqual(next.auth.oauth.scopes, config.auth.oauth.scopes)) restart.push('auth.oauth.scopes' as never);

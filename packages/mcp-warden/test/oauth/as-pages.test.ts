@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { GrantService } from '../../src/oauth/grants.js';
+import { redisBackend } from '../../src/ratelimit/backend.js';
 import { createLoginLimiter } from '../../src/ratelimit/login-limiter.js';
 import { Browser, PASSWORD, actionOf, authorize, authorizeUrl, closeAll, csrfOf, fullFlow, pkce, registerClient, startAs, tokenRequest } from './as-harness.js';
 import type { RunningAs } from './as-harness.js';
@@ -76,6 +77,26 @@ describe('sign-in page', () => {
     // Another name from the same address is not affected.
     const other = await browser.post(new URL(actionOf(html), as.base).href, { csrf: csrfOf(html), username: 'bob', password: 'nope' });
     expect(other.status).toBe(200);
+  });
+
+  it('brute force, fail closed: with the counters\' Redis unreachable, a sign-in gets 503 and its password is never checked', async () => {
+    // Port 1 on loopback: nothing listens there, so the limiter's store is down.
+    const down = redisBackend({ url: 'redis://127.0.0.1:1', keyPrefix: 'mcpw-test-down', connectTimeoutMs: 200 });
+    try {
+      const limit = { attempts: 3, window: 60_000, block: 120_000 };
+      const as = await startAs({ loginLimiter: createLoginLimiter({ perAddress: limit, perAccount: limit }, down) });
+      const client = await registerClient(as.base);
+      const browser = new Browser();
+      const { html } = await firstPage(as, browser, client);
+      as.users.calls.length = 0;
+      const refused = await browser.post(new URL(actionOf(html), as.base).href, { csrf: csrfOf(html), username: 'alice', password: PASSWORD });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('5');
+      expect(await refused.text()).toContain('Signing in is unavailable for a moment');
+      expect(as.users.calls).toEqual([]);
+    } finally {
+      await down.close();
+    }
   });
 
   it('a wrong password shows the page again with an alert; an unknown user gets the same page through the same path', async () => {

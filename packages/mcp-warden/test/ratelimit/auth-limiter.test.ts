@@ -2,18 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { type AuditEvent, createWarden } from '@mcp-warden/core';
 import { createAuthLimiter } from '../../src/ratelimit/auth-limiter.js';
 import { mintKey, newKeyId } from '../../src/keys/format.js';
+import { body, request } from './attempts.js';
 
-function request(authorization: string, address = '10.0.0.7') {
-  const headers: Record<string, string> = { host: 'localhost', 'content-type': 'application/json', authorization };
-  return {
-    method: 'POST',
-    url: '/mcp',
-    header: (name: string) => headers[name],
-    headerCount: (name: string) => (headers[name] === undefined ? 0 : 1),
-    remoteAddress: address,
-  };
-}
-const body = { read: async () => JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }) };
 
 describe('Security: brute-force protection', () => {
   function setup() {

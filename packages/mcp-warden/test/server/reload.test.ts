@@ -77,6 +77,9 @@ describe('several upstreams, reload and metrics (in process)', () => {
 
     const storeChange = parseConfig(JSON.stringify(configText({ store: { type: 'sqlite', path: ':memory:' } })), 'test.yaml', {});
     await expect(gateway.reload(storeChange)).rejects.toBeInstanceOf(ConfigError);
+    // Moving the brute-force counters to Redis needs a restart too (one connection per process).
+    const redisChange = parseConfig(JSON.stringify(configText({ auth: { rateLimit: { redis: { url: 'redis://127.0.0.1:6379' } } } })), 'test.yaml', {});
+    await expect(gateway.reload(redisChange)).rejects.toThrow(/auth\.rateLimit\.redis need a restart/);
     await expect(client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })).rejects.toMatchObject({ code: -32003 });
   }, 60_000);
 
