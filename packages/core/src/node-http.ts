@@ -56,7 +56,10 @@ export function readNodeBody(req: IncomingMessage, limit: number): Promise<strin
     const onEnd = (): void => {
       // No cleanup: the request has ended, so 'data' cannot fire again, and a late 'error' would only
       // reject a settled promise (the listener keeps it from becoming an uncaught exception).
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+      const text = chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8');
+      // The listeners stay (cheaper than removing them), so let go of the buffers they reach.
+      chunks.length = 0;
+      resolve(text);
     };
     const onError = (error: Error): void => {
       cleanup();

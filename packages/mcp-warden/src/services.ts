@@ -232,10 +232,24 @@ export async function openServices(config: WardenConfig, options: OpenServicesOp
     onError: (e, sink) => onError(e, `audit:${sink}`),
   });
   const limiters = limiterBackendOf(config.auth.rateLimit, (e) => onError(e, 'rate-limit store'));
-  // Checks fail closed (503) until Redis answers: give it a moment before serving. If it does not
-  // come, serve anyway (refusing what needs the counters) and keep reconnecting; the error is reported.
-  await limiters.ready(3000);
-  const wardenOptions = buildPipelineOptions(config, { keyVerifier, audit, extraAudit: options.extraAudit ?? [], limiterBackend: limiters });
+  const close = async (): Promise<void> => {
+    // Each part is closed even when one before it fails (a Redis client left open would keep
+    // reconnecting, and the process alive).
+    const results = await Promise.allSettled([audit.close(), keyVerifier?.close(), limiters.close()]);
+    await store.close();
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+  };
+  let wardenOptions: ReturnType<typeof buildPipelineOptions>;
+  try {
+    // Checks fail closed (503) until Redis answers: give it a moment before serving. If it does not
+    // come, serve anyway (refusing what needs the counters) and keep reconnecting; the error is reported.
+    await limiters.ready(3000);
+    wardenOptions = buildPipelineOptions(config, { keyVerifier, audit, extraAudit: options.extraAudit ?? [], limiterBackend: limiters });
+  } catch (error) {
+    await close().catch(() => {});
+    throw error;
+  }
   return {
     config,
     store,
@@ -245,11 +259,6 @@ export async function openServices(config: WardenConfig, options: OpenServicesOp
     audit,
     limiters,
     wardenOptions,
-    async close() {
-      await audit.close();
-      await keyVerifier?.close();
-      await limiters.close();
-      await store.close();
-    },
+    close,
   };
 }

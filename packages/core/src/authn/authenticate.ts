@@ -29,18 +29,21 @@ export function authenticateFrom(
   for (let i = start; i < verifiers.length; i++) {
     const verifier = verifiers[i] as CredentialVerifier;
     let result: VerificationResult | undefined | Promise<VerificationResult | undefined>;
+    let pending: boolean;
     try {
       result = verifier.verify(credential);
+      // Inside the try: reading `then` of a hostile result may throw too.
+      pending = isThenable(result);
     } catch (cause) {
       return unavailable(verifier, cause);
     }
-    if (isThenable(result)) {
+    if (pending) {
       return Promise.resolve(result).then(
         (settled) => (settled === undefined ? authenticateFrom(credential, verifiers, i + 1) : verdict(verifier, settled)),
         (cause: unknown) => unavailable(verifier, cause),
       );
     }
-    if (result !== undefined) return verdict(verifier, result);
+    if (result !== undefined) return verdict(verifier, result as VerificationResult);
   }
   return { ok: false, error: new WardenError('credential_invalid', 'The credential is not valid', { data: { reason: 'unknown' } }) };
 }

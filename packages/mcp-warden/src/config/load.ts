@@ -25,8 +25,9 @@ function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  // A URL's user information (redis://:password@host, postgres://user:password@host) is never echoed.
-  const shown = typeof value === 'string' ? value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@') : value;
+  // A URL's user information (redis://:password@host, postgres://user:password@host) is never
+  // echoed: everything up to the last '@' goes, since an invalid URL's password may hold '/' or '@'.
+  const shown = typeof value === 'string' ? value.replace(/^([a-z][a-z0-9+.-]*:\/\/).*@/is, '$1***@') : value;
   return `${typeof value} ${JSON.stringify(shown)}`;
 }
 

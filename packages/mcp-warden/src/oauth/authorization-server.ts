@@ -440,6 +440,8 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     };
   };
 
+  /** When the limiter's unavailability was last logged (ms since the epoch). */
+  let limiterDownLogged = 0;
   const showLogin = (res: ServerResponse, ctx: InteractionContext, status: number, error?: string, username?: string): void => {
     const nonce = newNonce();
     const html = renderLoginPage({
@@ -495,7 +497,11 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
         wait = await limiter.check(address, username);
       } catch (error) {
         // Fail closed: without its counters (Redis down) a sign-in is not tried, so not guessable.
-        logger.error({ err: (error as Error).message }, 'authorization server: the sign-in limiter is unavailable');
+        // Logged at most once a minute: anyone can post this form.
+        if (Date.now() - limiterDownLogged > 60_000) {
+          limiterDownLogged = Date.now();
+          logger.error({ err: (error as Error).message }, 'authorization server: the sign-in limiter is unavailable; sign-ins are refused');
+        }
         res.setHeader('retry-after', '5');
         return showLogin(res, ctx, 503, 'Signing in is unavailable for a moment. Try again shortly.', username);
       }
@@ -508,7 +514,10 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     if (user === undefined) {
       if (limiter !== undefined && username !== '') {
         await limiter.failed(address, username).catch((error: unknown) => {
-          logger.error({ err: (error as Error).message }, 'authorization server: a failed sign-in could not be counted');
+          if (Date.now() - limiterDownLogged > 60_000) {
+            limiterDownLogged = Date.now();
+            logger.error({ err: (error as Error).message }, 'authorization server: a failed sign-in could not be counted');
+          }
         });
       }
       logger.info({ client: ctx.details.params['client_id'] }, 'authorization server: sign-in failed');

@@ -51,6 +51,8 @@ export interface RedisBackendOptions {
   readonly onError?: (error: unknown) => void;
   /** Connection timeout, ms. @default 2000 */
   readonly connectTimeoutMs?: number;
+  /** How long a command may take before the check fails closed, ms. @default 1000 */
+  readonly commandTimeoutMs?: number;
 }
 
 /**
@@ -63,6 +65,12 @@ export function redisBackend(options: RedisBackendOptions): LimiterBackend {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: options.connectTimeoutMs ?? 2000,
+    // A Redis that stops answering without closing the connection (dropped packets, a paused host)
+    // must not hold requests: a command fails after a second, and dead connections are noticed.
+    commandTimeout: options.commandTimeoutMs ?? 1000,
+    keepAlive: 10_000,
+    // Named after the prefix, so `CLIENT LIST` shows whose connection it is.
+    connectionName: `${options.keyPrefix}-limiter`,
     // Reconnect after 0.1 s, growing to 2 s, for as long as the gateway runs.
     retryStrategy: (times) => Math.min(100 * times, 2000),
   });

@@ -4,6 +4,7 @@
  * password is hashed (each argon2id verification costs real CPU, so unthrottled guessing is also a
  * way to load the server). The same limits and the same counter store as credentials (`auth.rateLimit`).
  */
+import { createHmac, randomBytes } from 'node:crypto';
 import { count, waitSeconds } from './auth-limiter.js';
 import { type AttemptLimit, type LimiterBackend, memoryBackend } from './backend.js';
 
@@ -14,12 +15,21 @@ export interface LoginLimiter {
   failed(address: string | undefined, username: string): Promise<void>;
 }
 
-/** Names are counted case-folded and NFKC-normalised, so `Alice` and `ＡＬＩＣＥ` share one counter. */
-function nameKey(username: string): string {
-  return username.normalize('NFKC').toLowerCase();
+export interface LoginLimiterOptions {
+  readonly perAddress: AttemptLimit;
+  readonly perAccount: AttemptLimit;
+  /**
+   * Key of the HMAC that names an account's counter. A password typed into the name field must not
+   * land in a shared store as it was typed, so counters carry HMAC-SHA-256(name) instead of the
+   * name; give every instance the same key (the gateway keeps one in its store). @default a random key
+   */
+  readonly nameSecret?: string;
 }
 
-export function createLoginLimiter(options: { readonly perAddress: AttemptLimit; readonly perAccount: AttemptLimit }, backend: LimiterBackend = memoryBackend): LoginLimiter {
+export function createLoginLimiter(options: LoginLimiterOptions, backend: LimiterBackend = memoryBackend): LoginLimiter {
+  const secret = options.nameSecret ?? randomBytes(32).toString('base64url');
+  /** Names are counted case-folded and NFKC-normalised, so `Alice` and `ＡＬＩＣＥ` share one counter. */
+  const nameKey = (username: string): string => createHmac('sha256', secret).update(username.normalize('NFKC').toLowerCase()).digest('base64url');
   const byAddress = backend.counter(options.perAddress, 'login-addr');
   const byName = backend.counter(options.perAccount, 'login-name');
   return {

@@ -108,7 +108,15 @@ async function builtinAuthorizationServer(context: AuthorizationServerContext, f
     store: context.services.store,
     users: new UserService(context.services.store.users),
     logger: context.logger,
-    loginLimiter: createLoginLimiter({ perAddress: limits.perAddress, perAccount: limits.perKey }, context.services.limiters),
+    loginLimiter: createLoginLimiter(
+      {
+        perAddress: limits.perAddress,
+        perAccount: limits.perKey,
+        // One key for every instance on this store, so they name an account's counter alike.
+        nameSecret: await context.services.store.secrets.getOrCreate('login-limiter-key', () => randomBytes(32).toString('base64url')),
+      },
+      context.services.limiters,
+    ),
     ...(fetchOverride === undefined ? {} : { fetch: fetchOverride }),
   });
   return { issuer: server.issuer, handle: (req, res) => server.handle(req, res), jwks: () => server.jwks() as JSONWebKeySet, close: () => server.close() };
@@ -147,17 +155,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ...(options.configFile === undefined ? {} : { configFile: options.configFile }),
     onError: (error, where) => logger.error({ where, err: (error as Error).message }, 'background failure'),
   });
-  const secret = config.server.sessionSecret ?? (await services.store.secrets.getOrCreate('session-signing-key', () => randomBytes(32).toString('base64url')));
-  const signer = new SessionSigner(secret);
-  const listenHost = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
+  let secret: string;
   // The identity signer exists from the start, so a reload may turn identity on for an upstream.
   let identity: IdentitySigner;
   try {
+    secret = config.server.sessionSecret ?? (await services.store.secrets.getOrCreate('session-signing-key', () => randomBytes(32).toString('base64url')));
     identity = await IdentitySigner.open(services.store.secrets, config.server.publicUrl ?? '');
   } catch (error) {
     await services.close();
     throw error;
   }
+  const signer = new SessionSigner(secret);
+  const listenHost = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
   const upstreams = new Map<string, Upstream>();
   const metrics = createGatewayMetrics(() => upstreams, services.audit);
   const countDecision = (event: AuditEvent): void => metrics.decision(event);

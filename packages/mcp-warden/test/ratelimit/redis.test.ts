@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { type AddressInfo, type Socket, createConnection, createServer } from 'node:net';
 import { createWarden } from '@mcp-warden/core';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -104,7 +105,7 @@ describe('Security: brute-force counters shared in Redis', () => {
 
   it('sign-in failures of the built-in authorization server are shared too, by folded account name', async () => {
     const p = prefix();
-    const limits = { perAddress: { attempts: 50, window: 60_000, block: 60_000 }, perAccount: { attempts: 2, window: 60_000, block: 600_000 } };
+    const limits = { perAddress: { attempts: 50, window: 60_000, block: 60_000 }, perAccount: { attempts: 2, window: 60_000, block: 600_000 }, nameSecret: 'instances-share-this' };
     const a = createLoginLimiter(limits, await backend(p));
     const b = createLoginLimiter(limits, await backend(p));
     expect(await b.check('10.7.0.1', 'alice')).toBeUndefined();
@@ -113,6 +114,12 @@ describe('Security: brute-force counters shared in Redis', () => {
     const wait = await b.check('10.7.0.3', 'ＡＬＩＣＥ');
     expect(wait).toBeGreaterThan(500);
     expect(await b.check('10.7.0.3', 'bob')).toBeUndefined();
+    // What was typed in the name field (sometimes a password) is not stored as typed: an HMAC names the counter.
+    await a.failed('10.7.0.4', 'hunter2-typed-as-name');
+    const keys = (await keysUnder(p)).join(' ');
+    expect(keys).toContain(`${p}:login-name:`);
+    expect(keys.toLowerCase()).not.toContain('alice');
+    expect(keys).not.toContain('hunter2');
   });
 
   it('fails closed while Redis is unreachable: 503 with Retry-After, never an unthrottled attempt', async () => {
@@ -129,6 +136,37 @@ describe('Security: brute-force counters shared in Redis', () => {
     await new Promise((r) => setTimeout(r, 300));
     // Reported once per outage, not once per reconnection attempt.
     expect(errors).toHaveLength(1);
+  });
+});
+
+describe('Security: a Redis that stops answering without closing the connection', () => {
+  it('fails closed within about a second instead of holding the request', async () => {
+    // A TCP proxy to the real Redis that can go silent (as behind a firewall that drops packets).
+    let frozen = false;
+    const sockets: Socket[] = [];
+    const proxy = createServer((client) => {
+      const upstream = createConnection(Number(new URL(REDIS_URL).port || 6379), new URL(REDIS_URL).hostname);
+      sockets.push(client, upstream);
+      client.on('data', (d) => frozen || upstream.write(d));
+      upstream.on('data', (d) => frozen || client.write(d));
+      client.on('error', () => {});
+      upstream.on('error', () => {});
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const b = await backend(prefix(), `redis://127.0.0.1:${(proxy.address() as AddressInfo).port}`);
+      expect(await b.ready(5000)).toBe(true);
+      const warden = pipeline(b);
+      expect((await warden.handle(request('Bearer good-token', '10.4.0.1'), body)).type).toBe('forward');
+      frozen = true;
+      const started = Date.now();
+      const answer = await warden.handle(request('Bearer good-token', '10.4.0.1'), body);
+      expect(answer.type === 'respond' && answer.response.status).toBe(503);
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => proxy.close(r));
+    }
   });
 });
 
@@ -152,6 +190,18 @@ describe('auth.rateLimit.redis in the configuration', () => {
     expect(problems[0]).toContain('http://***@cache.internal:6379');
     expect(problems.join('\n')).not.toContain('s3cret-pass');
     expect(problems[1]).toContain('auth.rateLimit.redis.keyPrefix');
+    // A password with '/' or '@' (the usual reason such a URL is invalid) is hidden whole, not in part.
+    for (const url of ['redis://:pa/ss@host:6379', 'redis://:p@ss@host:6379', 'postgres://u:p@ss/w@db/x']) {
+      let shown = '';
+      try {
+        parseConfig(`store: { type: postgres, url: "\${U}" }\nauth:\n  rateLimit:\n    redis: { url: "\${U}" }\n`, 'f.yaml', { U: url.replace(/^[a-z]+:/, 'http:') });
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        shown = error.problems.join('\n');
+      }
+      expect(shown).toContain('***@');
+      expect(shown).not.toMatch(/pa\/ss|p@ss|ss@host|ss\/w/);
+    }
   });
 
   it('openServices keeps the gateway\'s counters in Redis when configured, and closes the connection', async () => {
@@ -168,6 +218,24 @@ describe('auth.rateLimit.redis in the configuration', () => {
     } finally {
       await services.close();
     }
+  });
+});
+
+describe('the Redis connection is not left behind', () => {
+  it('when opening the services fails after it was made', async () => {
+    const p = prefix();
+    const named = async (): Promise<number> => ((await admin.client('LIST')) as string).split('\n').filter((line) => line.includes(` name=${p}-limiter `)).length;
+    // A zero-width character in a pattern is refused when the pipeline options are built.
+    const config = parseConfig(JSON.stringify({ store: { type: 'memory' }, audit: { recordArguments: ['note\u200b*'] }, auth: { rateLimit: { redis: { url: REDIS_URL, keyPrefix: p } } } }), 'f.yaml', {});
+    await expect(openServices(config)).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await named()).toBe(0);
+    // And the same configuration without the bad pattern does hold one, until closed.
+    const services = await openServices(parseConfig(JSON.stringify({ store: { type: 'memory' }, auth: { rateLimit: { redis: { url: REDIS_URL, keyPrefix: p } } } }), 'f.yaml', {}));
+    expect(await named()).toBe(1);
+    await services.close();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await named()).toBe(0);
   });
 });
 
