@@ -23,6 +23,8 @@ export interface LimiterBackend {
    * `timeoutMs`. Until then checks fail closed (503), so the gateway waits for it at start.
    */
   ready(timeoutMs: number): Promise<boolean>;
+  /** Whether the store answers now (for `/readyz`): always in memory; a PING within the command timeout for Redis. */
+  healthy(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -39,6 +41,7 @@ export const memoryBackend: LimiterBackend = {
   kind: 'memory',
   counter: (limit, purpose) => new RateLimiterMemory({ keyPrefix: `mcpw-${purpose}`, ...limiterOptions(limit) }),
   ready: async () => true,
+  healthy: async () => true,
   close: async () => {},
 };
 
@@ -100,6 +103,7 @@ export function redisBackend(options: RedisBackendOptions): LimiterBackend {
         client.on('ready', onReady);
       });
     },
+    healthy: async () => client.status === 'ready' && (await client.ping().then(() => true, () => false)),
     async close() {
       await client.quit().catch(() => client.disconnect());
     },

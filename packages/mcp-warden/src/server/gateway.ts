@@ -203,7 +203,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (req.method === 'GET' && path === '/.well-known/jwks.json') return json(res, 200, identity.jwks());
     if (req.method === 'GET' && path === '/readyz') {
       services.store.audit.head().then(
-        () => json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'starting', auditQueue: services.audit.stats() }),
+        // Without its brute-force counters (Redis) the gateway refuses every credential (503): not ready either.
+        () =>
+          services.limiters.healthy().then((counting) => {
+            if (!counting) return json(res, 503, { status: 'rate-limit store unavailable' });
+            json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'starting', auditQueue: services.audit.stats() });
+          }),
         () => json(res, 503, { status: 'store unavailable' }),
       );
       return;

@@ -273,5 +273,21 @@ describe('Security: two gateway instances on one Redis', () => {
     expect(blocked.status).toBe(429);
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(await keysUnder(p)).toEqual([`${p}:auth-addr:127.0.0.1`]);
+    expect((await fetch(`${a.url}/readyz`)).status).toBe(200);
+  }, 60_000);
+
+  it('/readyz answers 503 while the counters\' Redis cannot be reached', async () => {
+    const text = JSON.stringify({
+      store: { type: 'memory' },
+      auth: { rateLimit: { redis: { url: 'redis://127.0.0.1:1', keyPrefix: prefix() } } },
+      upstreams: { everything: { type: 'stdio', command: process.execPath, args: [everything, 'stdio'] } },
+    });
+    // The gateway still starts (after waiting up to 3 s for Redis), refusing what needs the counters.
+    const gateway = await startGateway({ config: parseConfig(text, 'test.yaml', {}), logger: quiet, port: 0 });
+    gateways.push(gateway);
+    await gateway.ready;
+    const answer = await fetch(`${gateway.url}/readyz`);
+    expect(answer.status).toBe(503);
+    expect(await answer.json()).toEqual({ status: 'rate-limit store unavailable' });
   }, 60_000);
 });
