@@ -22,6 +22,8 @@ auth:
   rateLimit:
     perAddress: { attempts: 20, window: 1m, block: 5m }
     perKey: { attempts: 10, window: 1m, block: 15m }
+    # With several gateway instances, keep the counters in Redis so a block holds on all of them:
+    # redis: { url: \${REDIS_URL} }
 
 # Roles: read = read-only tools, resources, prompts; write adds non-destructive tools;
 # delete adds destructive or unannotated tools. Patterns refine them; deny wins:

@@ -80,4 +80,18 @@ describe('server.metricsToken', () => {
   it('refuses a configured token shorter than 16 characters', () => {
     expect(() => parseConfig(JSON.stringify({ server: { metricsToken: 'short' }, upstreams: {} }), 'metrics.yaml', {})).toThrow(/server\.metricsToken: expected at least 16 characters/);
   });
+
+  // Last: it changes the shared gateway's configuration.
+  it('a reload applies a new token at once, and removing the token opens /metrics again', async () => {
+    const next = 'rotated-metrics-token-fedcba9876543210';
+    const config = (server: Record<string, unknown>) =>
+      parseConfig(JSON.stringify({ server, store: { type: 'memory' }, roles: { reader: ['read'] }, upstreams: { remote: { type: 'http', url: upstream.url } } }), 'metrics.yaml', {});
+    await gateway.reload(config({ metricsToken: next }));
+    expect((await scrape(gateway.url, ['authorization', `Bearer ${TOKEN}`])).status).toBe(401);
+    expect((await scrape(gateway.url, ['authorization', `Bearer ${next}`])).status).toBe(200);
+    await gateway.reload(config({}));
+    const open = await scrape(gateway.url);
+    expect(open.status).toBe(200);
+    expect(open.body).toContain('mcp_warden_requests_total');
+  });
 });
