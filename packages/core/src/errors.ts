@@ -21,6 +21,7 @@
  * | header_mismatch             | 400  |                                         | -32020   |
  * | verifier_unavailable        | 503  |                                         | -32603   |
  * | too_many_attempts           | 429  | (+ Retry-After)                         | -32000   |
+ * | rate_limited                | 429  | (+ Retry-After)                         | -32000   |
  * | audit_unavailable           | 503  | (+ Retry-After)                         | -32603   |
  * `*` 403 when `invalidCredentialStatus: 403` (the classic tutorial's behaviour).
  */
@@ -42,6 +43,7 @@ export type WardenErrorCode =
   | 'header_mismatch'
   | 'verifier_unavailable'
   | 'too_many_attempts'
+  | 'rate_limited'
   | 'audit_unavailable';
 
 /** JSON-RPC error codes used by mcp-warden (JSON-RPC 2.0 §5.1 plus MCP's implementation-defined range). */
@@ -127,6 +129,7 @@ const HTTP_STATUS: Record<WardenErrorCode, number> = {
   header_mismatch: 400,
   verifier_unavailable: 503,
   too_many_attempts: 429,
+  rate_limited: 429,
   audit_unavailable: 503,
 };
 
@@ -146,6 +149,7 @@ const JSON_RPC_CODE: Record<WardenErrorCode, number> = {
   header_mismatch: JsonRpcErrorCode.HeaderMismatch,
   verifier_unavailable: JsonRpcErrorCode.InternalError,
   too_many_attempts: JsonRpcErrorCode.ServerError,
+  rate_limited: JsonRpcErrorCode.ServerError,
   audit_unavailable: JsonRpcErrorCode.InternalError,
 };
 

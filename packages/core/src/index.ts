@@ -6,7 +6,7 @@
 export { type AuditEvent, type AuditLogger, type AuditSink, type AuditWriter, loggerAuditSink, redactArguments } from './audit/event.js';
 export { type AuthenticationOutcome, authenticate } from './authn/authenticate.js';
 export { type ExtractOptions, extractCredential } from './authn/extract.js';
-export type { AuthAttempt, AuthAttemptLimiter } from './authn/limiter.js';
+export type { AuthAttempt, AuthAttemptLimiter, RequestLimiter } from './authn/limiter.js';
 export { type ClaimMapping, type ClaimRoleRule, claimAt, claimValues, rolesFromClaims, scopesFromClaims } from './authn/claims.js';
 export { type IntrospectionIssuerOptions, type IntrospectionVerifierOptions, introspectionVerifier } from './authn/introspection.js';
 export { ASYMMETRIC_ALGORITHMS, TrustedIssuer, type TrustedIssuerOptions, type JwtVerifierOptions, jwtVerifier } from './authn/jwt.js';

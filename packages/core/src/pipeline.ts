@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { type AuditEvent, type AuditSink, type AuditWriter, redactArguments } from './audit/event.js';
 import { authenticateFrom } from './authn/authenticate.js';
 import { type ExtractOptions, extractCredential } from './authn/extract.js';
-import type { AuthAttemptLimiter } from './authn/limiter.js';
+import type { AuthAttemptLimiter, RequestLimiter } from './authn/limiter.js';
 import { type StaticTokenEntry, sha256Hex, staticTokens } from './authn/static-tokens.js';
 import { Policy, type PolicyOptions } from './authz/policy.js';
 import {
@@ -41,6 +41,8 @@ export interface WardenOptions extends GuardOptions, ExtractOptions, ErrorRespon
   readonly recordArguments?: (action: McpAction) => boolean;
   /** Brute-force protection: consulted before verifying a credential, told about each refusal. */
   readonly authLimiter?: AuthAttemptLimiter;
+  /** A request rate limit per principal: counted after authentication, before the body is read. */
+  readonly requestLimiter?: RequestLimiter;
   /**
    * Put the caller's credential itself in `req.auth.token` for tool handlers. Off by default: handlers
    * get `sha256:<first 16 hex digits>`, enough to correlate, useless to replay.
@@ -113,6 +115,7 @@ export function createWarden(options: WardenOptions): Warden {
   const writers: readonly AuditWriter[] = configured.filter((s): s is AuditWriter => typeof s !== 'function');
   const recordArguments = options.recordArguments;
   const limiter = options.authLimiter;
+  const requestLimiter = options.requestLimiter;
   const exposeCredential = options.exposeCredentialToHandlers === true;
   const upstream = options.upstream;
 
@@ -218,6 +221,17 @@ export function createWarden(options: WardenOptions): Warden {
     }
     const principal = outcome.principal;
     const auditPrincipal = { id: principal.id, kind: principal.kind };
+    if (requestLimiter !== undefined) {
+      let wait: number | undefined;
+      try {
+        wait = await requestLimiter.take(principal);
+      } catch (cause) {
+        return refuse(ctx, 'ratelimit', new WardenError('verifier_unavailable', 'Service Unavailable: the rate limiter could not be reached', { cause, retryAfterSeconds: 1 }), { principal });
+      }
+      if (wait !== undefined) {
+        return refuse(ctx, 'ratelimit', new WardenError('rate_limited', 'Too Many Requests: this caller has reached its request rate limit', { retryAfterSeconds: wait }), { principal });
+      }
+    }
 
     if (request.method !== 'POST') {
       emit(ctx, {

@@ -178,6 +178,44 @@ describe('createWarden pipeline', () => {
       expect(events.at(-1)).toMatchObject({ decision: 'deny', rule: 'ratelimit:too_many_attempts' });
     });
 
+    it('counts each authenticated request with the request limiter, before reading the body; 429 over the limit, 503 when it fails', async () => {
+      const taken: string[] = [];
+      let wait: number | undefined = undefined;
+      let broken = false;
+      let bodiesRead = 0;
+      const { warden, events } = setup({
+        requestLimiter: {
+          take: (principal) => {
+            if (broken) throw new Error('store down');
+            taken.push(principal.id);
+            return wait;
+          },
+        },
+      });
+      const post = (authorization: string) =>
+        warden.handle(view({ headers: [...base, ['authorization', authorization]] }), {
+          read: async () => {
+            bodiesRead++;
+            return JSON.stringify(call('echo'));
+          },
+        });
+      expect((await post(`Bearer ${SECRET}`)).type).toBe('forward');
+      // An unauthenticated request is refused before it is counted.
+      expect(respond(await post('Bearer wrong')).status).toBe(401);
+      expect(taken).toEqual(['reader']);
+      wait = 12;
+      const limited = respond(await post(`Bearer ${SECRET}`));
+      expect(limited.status).toBe(429);
+      expect(limited.headers['retry-after']).toBe('12');
+      expect(limited.json.error.code).toBe(-32000);
+      expect(events.at(-1)).toMatchObject({ decision: 'deny', rule: 'ratelimit:rate_limited', principal: { id: 'reader' } });
+      expect(bodiesRead).toBe(1);
+      broken = true;
+      const failed = respond(await post(`Bearer ${SECRET}`));
+      expect(failed.status).toBe(503);
+      expect(failed.headers['retry-after']).toBe('1');
+    });
+
     it('records arguments only where asked, with secret-looking fields redacted, and labels the upstream', async () => {
       const { post, events } = setup({ recordArguments: (action) => action.target === 'echo', upstream: 'notes' });
       await post({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hi', apiKey: 'k-123', nested: { password: 'p' } } } });

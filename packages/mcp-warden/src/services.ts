@@ -7,6 +7,7 @@ import {
   type AuditWriter,
   type AuthAttemptLimiter,
   type CredentialVerifier,
+  type RequestLimiter,
   type IntrospectionIssuerOptions,
   Policy,
   TrustedIssuer,
@@ -26,6 +27,7 @@ import { type ApiKeyVerifier, createApiKeyVerifier } from './keys/verifier.js';
 import { KeyService } from './keys/service.js';
 import { createAuthLimiter } from './ratelimit/auth-limiter.js';
 import { type LimiterBackend, limiterBackendOf } from './ratelimit/backend.js';
+import { createRequestLimiter } from './ratelimit/request-limiter.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/types.js';
 import { resolve, dirname } from 'node:path';
@@ -63,6 +65,8 @@ export interface PipelineParts {
   readonly authLimiter?: AuthAttemptLimiter;
   /** Where a new limiter keeps its counters. @default memory */
   readonly limiterBackend?: LimiterBackend;
+  /** Reuse a request limiter (its counters) across reloads; a new one is made when absent and configured. */
+  readonly requestLimiter?: RequestLimiter;
   /** Token issuers (from {@link oauthIssuersOf}); with `resource`, OAuth access tokens are verified for it. */
   readonly oauth?: OAuthIssuers;
   /** The canonical URI of the protected MCP endpoint these options serve (token audience, metadata URL). */
@@ -167,7 +171,10 @@ export function oauthIssuersOf(config: WardenConfig, builtin?: BuiltinIssuer): O
  * The pipeline options a configuration implies: verifiers (API keys, then static tokens), audit,
  * limiter, roles, argument recording. Re-run on reload; the store-backed parts are passed in.
  */
-export function buildPipelineOptions(config: WardenConfig, parts: PipelineParts): WardenOptions & { readonly authLimiter: AuthAttemptLimiter } {
+export function buildPipelineOptions(
+  config: WardenConfig,
+  parts: PipelineParts,
+): WardenOptions & { readonly authLimiter: AuthAttemptLimiter; readonly requestLimiter?: RequestLimiter } {
   const recorded = config.audit.recordArguments.map((p, i) => compilePattern(p, `audit.recordArguments[${i}]`));
   return {
     ...credentialOptions(config, parts.keyVerifier, parts.oauth, parts.resource),
@@ -179,6 +186,9 @@ export function buildPipelineOptions(config: WardenConfig, parts: PipelineParts)
     }),
     audit: [parts.audit, ...parts.extraAudit],
     authLimiter: parts.authLimiter ?? createAuthLimiter(config.auth.rateLimit, parts.limiterBackend),
+    ...(config.requestRateLimit === undefined
+      ? {}
+      : { requestLimiter: parts.requestLimiter ?? createRequestLimiter(config.requestRateLimit.perPrincipal, parts.limiterBackend) }),
     ...(recorded.length === 0 ? {} : { recordArguments: (action) => action.target !== undefined && recorded.some((p) => p.exact.test(action.target as string)) }),
   };
 }

@@ -1,4 +1,4 @@
-import type { Credential } from '../types.js';
+import type { Credential, Principal } from '../types.js';
 
 /** One authentication attempt, as a limiter sees it. */
 export interface AuthAttempt {
@@ -18,4 +18,14 @@ export interface AuthAttemptLimiter {
   check(attempt: AuthAttempt): number | undefined | Promise<number | undefined>;
   /** Records a refused credential. */
   failed(attempt: AuthAttempt): void | Promise<void>;
+}
+
+/**
+ * A request rate limit per principal. The pipeline asks `take` once per HTTP request, after the
+ * credential is verified and before the body is read; a principal over its limit is answered 429
+ * with `Retry-After`, and audited. A limiter that throws makes the request fail closed (503).
+ */
+export interface RequestLimiter {
+  /** Counts one request; seconds to wait when the principal is over its limit, else `undefined`. */
+  take(principal: Principal): number | undefined | Promise<number | undefined>;
 }

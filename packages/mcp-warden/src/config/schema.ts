@@ -285,6 +285,12 @@ export const configSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /** A request rate limit per authenticated caller (off when absent); counters where auth.rateLimit keeps its own. */
+  requestRateLimit: z
+    .strictObject({
+      perPrincipal: z.strictObject({ requests: z.number().int().positive(), window: duration }),
+    })
+    .optional(),
   roles: z.record(z.string().min(1), role).default({}),
   deny: z
     .strictObject({

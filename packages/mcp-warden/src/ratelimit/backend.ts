@@ -17,7 +17,8 @@ export interface AttemptLimit {
 /** A source of failure counters, one per purpose (`auth-addr`, `login-name`, …). */
 export interface LimiterBackend {
   readonly kind: 'memory' | 'redis';
-  counter(limit: AttemptLimit, purpose: string): RateLimiterAbstract;
+  /** A counter of `limit.attempts` per `limit.window`; with `block: false` nothing is blocked beyond the window. */
+  counter(limit: AttemptLimit, purpose: string, options?: { readonly block?: boolean }): RateLimiterAbstract;
   /**
    * Resolves true once the store can count (at once in memory), false if it cannot within
    * `timeoutMs`. Until then checks fail closed (503), so the gateway waits for it at start.
@@ -28,18 +29,19 @@ export interface LimiterBackend {
   close(): Promise<void>;
 }
 
-function limiterOptions(limit: AttemptLimit): { points: number; duration: number; blockDuration: number } {
+function limiterOptions(limit: AttemptLimit, block = true): { points: number; duration: number; blockDuration: number } {
   return {
     points: limit.attempts,
     duration: Math.max(1, Math.ceil(limit.window / 1000)),
-    blockDuration: Math.max(1, Math.ceil(limit.block / 1000)),
+    // rate-limiter-flexible: 0 means no block.
+    blockDuration: block ? Math.max(1, Math.ceil(limit.block / 1000)) : 0,
   };
 }
 
 /** Counters in this process's memory: each instance counts on its own, and a restart forgets. */
 export const memoryBackend: LimiterBackend = {
   kind: 'memory',
-  counter: (limit, purpose) => new RateLimiterMemory({ keyPrefix: `mcpw-${purpose}`, ...limiterOptions(limit) }),
+  counter: (limit, purpose, options) => new RateLimiterMemory({ keyPrefix: `mcpw-${purpose}`, ...limiterOptions(limit, options?.block) }),
   ready: async () => true,
   healthy: async () => true,
   close: async () => {},
@@ -88,8 +90,8 @@ export function redisBackend(options: RedisBackendOptions): LimiterBackend {
   });
   return {
     kind: 'redis',
-    counter: (limit, purpose) =>
-      new RateLimiterRedis({ storeClient: client, keyPrefix: `${options.keyPrefix}:${purpose}`, rejectIfRedisNotReady: true, ...limiterOptions(limit) }),
+    counter: (limit, purpose, counterOptions) =>
+      new RateLimiterRedis({ storeClient: client, keyPrefix: `${options.keyPrefix}:${purpose}`, rejectIfRedisNotReady: true, ...limiterOptions(limit, counterOptions?.block) }),
     ready(timeoutMs) {
       if (client.status === 'ready') return Promise.resolve(true);
       return new Promise((resolve) => {

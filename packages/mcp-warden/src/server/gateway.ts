@@ -171,6 +171,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const metrics = createGatewayMetrics(() => upstreams, services.audit);
   const countDecision = (event: AuditEvent): void => metrics.decision(event);
   let authLimiter = services.wardenOptions.authLimiter;
+  let requestLimiter = services.wardenOptions.requestLimiter;
   let routes = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
   /** Protected resource metadata documents (RFC 9728) by path; empty when OAuth is off. */
   let metadataDocs = new Map<string, Record<string, unknown>>();
@@ -271,12 +272,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** Builds every pipeline and the upstreams a configuration needs; nothing is swapped until it all worked. */
   function build(next: WardenConfig, current: ReadonlyMap<string, Upstream>) {
     if (next.auth.rateLimit !== config.auth.rateLimit && !isDeepStrictEqual(next.auth.rateLimit, config.auth.rateLimit)) authLimiter = undefined;
+    if (!isDeepStrictEqual(next.requestRateLimit, config.requestRateLimit)) requestLimiter = undefined;
     const parts = {
       keyVerifier: services.keyVerifier,
       audit: services.audit,
       extraAudit: [countDecision],
       limiterBackend: services.limiters,
       ...(authLimiter === undefined ? {} : { authLimiter }),
+      ...(requestLimiter === undefined ? {} : { requestLimiter }),
     };
     const base = buildPipelineOptions(next, parts);
     let oauth: OAuthIssuers | undefined;
@@ -338,6 +341,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       throw error instanceof TypeError ? new ConfigError([error.message]) : error;
     }
     authLimiter = base.authLimiter;
+    requestLimiter = base.requestLimiter;
     return { built, nextRoutes, nextDocs, policies };
   }
 

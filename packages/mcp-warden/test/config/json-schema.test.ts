@@ -9,7 +9,7 @@ describe('the published JSON Schema', () => {
   });
   it('describes every section and refuses unknown keys at the top', () => {
     const schema = configJsonSchema() as { properties: Record<string, unknown>; additionalProperties: unknown };
-    expect(Object.keys(schema.properties).sort()).toEqual(['audit', 'auth', 'deny', 'roles', 'server', 'store', 'toolAnnotations', 'upstreams']);
+    expect(Object.keys(schema.properties).sort()).toEqual(['audit', 'auth', 'deny', 'requestRateLimit', 'roles', 'server', 'store', 'toolAnnotations', 'upstreams']);
     expect(schema.additionalProperties).toBe(false);
   });
 });

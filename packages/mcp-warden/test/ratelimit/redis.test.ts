@@ -4,7 +4,7 @@
  * (MCP_WARDEN_TEST_REDIS_URL, default redis://127.0.0.1:6379); each test writes under its own key
  * prefix and deletes what it wrote.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { type AddressInfo, type Socket, createConnection, createServer } from 'node:net';
 import { createWarden } from '@mcp-warden/core';
@@ -17,7 +17,7 @@ import { type LimiterBackend, redisBackend } from '../../src/ratelimit/backend.j
 import { createLoginLimiter } from '../../src/ratelimit/login-limiter.js';
 import { type Gateway, startGateway } from '../../src/server/gateway.js';
 import { openServices } from '../../src/services.js';
-import { body, request } from './attempts.js';
+import { body, discover, discoverResponse, request } from './attempts.js';
 
 const REDIS_URL = process.env['MCP_WARDEN_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const LIMITS = { perAddress: { attempts: 3, window: 60_000, block: 120_000 }, perKey: { attempts: 2, window: 60_000, block: 300_000 } };
@@ -242,25 +242,26 @@ describe('the Redis connection is not left behind', () => {
 describe('Security: two gateway instances on one Redis', () => {
   const everything = createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/dist/index.js');
   const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+  const READER = 'reader-static-token-for-rate-limits';
+  const OTHER = 'other-static-token-for-rate-limits';
   const gateways: Gateway[] = [];
   afterEach(async () => {
     await Promise.all(gateways.splice(0).map((g) => g.close()));
   });
-
-  it('an address that failed on one instance is answered 429 by the other, before its credential is looked at', async () => {
-    const p = prefix();
-    const text = JSON.stringify({
-      store: { type: 'memory' },
-      roles: { reader: ['read'] },
-      auth: { rateLimit: { perAddress: { attempts: 2, window: '1m', block: '1m' }, redis: { url: REDIS_URL, keyPrefix: p } } },
-      upstreams: { everything: { type: 'stdio', command: process.execPath, args: [everything, 'stdio'] } },
-    });
+  /** Two gateway instances on one configuration (each with its own memory store). */
+  async function startTwo(config: Record<string, unknown>): Promise<[Gateway, Gateway]> {
+    const text = JSON.stringify({ store: { type: 'memory' }, roles: { reader: ['read'] }, upstreams: { everything: { type: 'stdio', command: process.execPath, args: [everything, 'stdio'] } }, ...config });
     for (let i = 0; i < 2; i++) {
       const gateway = await startGateway({ config: parseConfig(text, 'test.yaml', {}), logger: quiet, port: 0 });
       await gateway.ready;
       gateways.push(gateway);
     }
-    const [a, b] = gateways as [Gateway, Gateway];
+    return gateways as [Gateway, Gateway];
+  }
+
+  it('an address that failed on one instance is answered 429 by the other, before its credential is looked at', async () => {
+    const p = prefix();
+    const [a, b] = await startTwo({ auth: { rateLimit: { perAddress: { attempts: 2, window: '1m', block: '1m' }, redis: { url: REDIS_URL, keyPrefix: p } } } });
     const reader = (await b.services.keys.create({ name: 'reader', roles: ['reader'] })).plaintext;
     const post = (gateway: Gateway, token: string) =>
       fetch(`${gateway.url}/mcp/everything`, {
@@ -274,6 +275,34 @@ describe('Security: two gateway instances on one Redis', () => {
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(await keysUnder(p)).toEqual([`${p}:auth-addr:127.0.0.1`]);
     expect((await fetch(`${a.url}/readyz`)).status).toBe(200);
+  }, 60_000);
+
+  it('requestRateLimit.perPrincipal counts a caller\'s requests across instances: 429 with Retry-After over the limit, others unaffected', async () => {
+    const p = prefix();
+    const [a, b] = await startTwo({
+      requestRateLimit: { perPrincipal: { requests: 3, window: '1m' } },
+      auth: {
+        // The same tokens on both instances (by digest, so the config holds no secret).
+        staticTokens: [
+          { id: 'reader', sha256: createHash('sha256').update(READER).digest('hex'), roles: ['reader'] },
+          { id: 'other', sha256: createHash('sha256').update(OTHER).digest('hex'), roles: ['reader'] },
+        ],
+        rateLimit: { redis: { url: REDIS_URL, keyPrefix: p } },
+      },
+    });
+    const endpoint = (gateway: Gateway): string => `${gateway.url}/mcp/everything`;
+    const statuses = [await discover(endpoint(a), READER), await discover(endpoint(b), READER), await discover(endpoint(a), READER)];
+    expect(statuses).toEqual([200, 200, 200]);
+    const limited = await discoverResponse(endpoint(b), READER);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(Number(limited.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+    expect(((await limited.json()) as { error: { code: number } }).error.code).toBe(-32000);
+    expect(await discover(endpoint(a), OTHER)).toBe(200);
+    // The counters live in Redis under the principal's kind and id, never the token.
+    const keys = await keysUnder(p);
+    expect(keys.sort()).toEqual([`${p}:req-principal:static-token:other`, `${p}:req-principal:static-token:reader`]);
+    expect(keys.join(' ')).not.toContain(READER);
   }, 60_000);
 
   it('/readyz answers 503 while the counters\' Redis cannot be reached', async () => {
