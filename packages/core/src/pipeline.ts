@@ -151,6 +151,27 @@ export function createWarden(options: WardenOptions): Warden {
     return { type: 'respond', response: toErrorResponse(error, options) };
   }
 
+  /**
+   * Asks a limiter (brute force before authentication, request rate after it): undefined to go on,
+   * else the refusal, 429 `code` with Retry-After, or 503 when the limiter fails (fail closed).
+   */
+  async function askLimiter(
+    ctx: RequestContext,
+    ask: () => number | undefined | Promise<number | undefined>,
+    code: 'too_many_attempts' | 'rate_limited',
+    message: string,
+    principal?: Principal,
+  ): Promise<PipelineResult | undefined> {
+    const who = principal === undefined ? {} : { principal };
+    let wait: number | undefined;
+    try {
+      wait = await ask();
+    } catch (cause) {
+      return refuse(ctx, 'ratelimit', new WardenError('verifier_unavailable', 'Service Unavailable: the rate limiter could not be reached', { cause, retryAfterSeconds: 1 }), who);
+    }
+    return wait === undefined ? undefined : refuse(ctx, 'ratelimit', new WardenError(code, message, { retryAfterSeconds: wait }), who);
+  }
+
   function authInfoFor(principal: Principal, credential: Credential): SdkAuthInfo {
     // The fingerprint is a SHA-256: computed when a handler reads it, not for every request.
     let token: string | undefined;
@@ -196,15 +217,8 @@ export function createWarden(options: WardenOptions): Warden {
     }
     const attempt = limiter === undefined ? undefined : request.remoteAddress === undefined ? { credential } : { credential, address: request.remoteAddress };
     if (limiter !== undefined && attempt !== undefined) {
-      let wait: number | undefined;
-      try {
-        wait = await limiter.check(attempt);
-      } catch (cause) {
-        return refuse(ctx, 'authn', new WardenError('verifier_unavailable', 'Service Unavailable: the rate limiter could not be reached', { cause, retryAfterSeconds: 1 }));
-      }
-      if (wait !== undefined) {
-        return refuse(ctx, 'ratelimit', new WardenError('too_many_attempts', 'Too Many Requests: too many failed authentication attempts', { retryAfterSeconds: wait }));
-      }
+      const refused = await askLimiter(ctx, () => limiter.check(attempt), 'too_many_attempts', 'Too Many Requests: too many failed authentication attempts');
+      if (refused !== undefined) return refused;
     }
     // Awaited only when a verifier is really asynchronous: a cached or static credential costs no microtask.
     let outcome = authenticateFrom(credential, verifiers, 0);
@@ -222,15 +236,8 @@ export function createWarden(options: WardenOptions): Warden {
     const principal = outcome.principal;
     const auditPrincipal = { id: principal.id, kind: principal.kind };
     if (requestLimiter !== undefined) {
-      let wait: number | undefined;
-      try {
-        wait = await requestLimiter.take(principal);
-      } catch (cause) {
-        return refuse(ctx, 'ratelimit', new WardenError('verifier_unavailable', 'Service Unavailable: the rate limiter could not be reached', { cause, retryAfterSeconds: 1 }), { principal });
-      }
-      if (wait !== undefined) {
-        return refuse(ctx, 'ratelimit', new WardenError('rate_limited', 'Too Many Requests: this caller has reached its request rate limit', { retryAfterSeconds: wait }), { principal });
-      }
+      const refused = await askLimiter(ctx, () => requestLimiter.take(principal), 'rate_limited', 'Too Many Requests: this caller has reached its request rate limit', principal);
+      if (refused !== undefined) return refused;
     }
 
     if (request.method !== 'POST') {

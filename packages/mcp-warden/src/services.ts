@@ -40,7 +40,7 @@ export interface Services {
   /** Present when API keys are enabled. */
   readonly keyVerifier?: ApiKeyVerifier;
   readonly audit: AuditQueue;
-  /** Where brute-force counters live (memory, or Redis with `auth.rateLimit.redis`). */
+  /** Where rate-limit counters live, brute force and request rate (memory, or Redis with `auth.rateLimit.redis`). */
   readonly limiters: LimiterBackend;
   /** Options for `createWarden` / the adapters, ready to use; spread and add your own. */
   readonly wardenOptions: WardenOptions;

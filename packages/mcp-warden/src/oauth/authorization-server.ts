@@ -440,8 +440,14 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     };
   };
 
-  /** When the limiter's unavailability was last logged (ms since the epoch). */
+  /** When trouble with the sign-in limiter was last logged (ms since the epoch). */
   let limiterDownLogged = 0;
+  /** Logs the sign-in limiter's trouble at most once a minute: anyone can post the form. */
+  const limiterTrouble = (message: string, error: unknown): void => {
+    if (Date.now() - limiterDownLogged <= 60_000) return;
+    limiterDownLogged = Date.now();
+    logger.error({ err: (error as Error).message }, message);
+  };
   const showLogin = (res: ServerResponse, ctx: InteractionContext, status: number, error?: string, username?: string): void => {
     const nonce = newNonce();
     const html = renderLoginPage({
@@ -497,11 +503,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
         wait = await limiter.check(address, username);
       } catch (error) {
         // Fail closed: without its counters (Redis down) a sign-in is not tried, so not guessable.
-        // Logged at most once a minute: anyone can post this form.
-        if (Date.now() - limiterDownLogged > 60_000) {
-          limiterDownLogged = Date.now();
-          logger.error({ err: (error as Error).message }, 'authorization server: the sign-in limiter is unavailable; sign-ins are refused');
-        }
+        limiterTrouble('authorization server: the sign-in limiter is unavailable; sign-ins are refused', error);
         res.setHeader('retry-after', '5');
         return showLogin(res, ctx, 503, 'Signing in is unavailable for a moment. Try again shortly.', username);
       }
@@ -513,12 +515,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     const user = username === '' || password === '' ? undefined : await users.authenticate(username, password);
     if (user === undefined) {
       if (limiter !== undefined && username !== '') {
-        await limiter.failed(address, username).catch((error: unknown) => {
-          if (Date.now() - limiterDownLogged > 60_000) {
-            limiterDownLogged = Date.now();
-            logger.error({ err: (error as Error).message }, 'authorization server: a failed sign-in could not be counted');
-          }
-        });
+        await limiter.failed(address, username).catch((error: unknown) => limiterTrouble('authorization server: a failed sign-in could not be counted', error));
       }
       logger.info({ client: ctx.details.params['client_id'] }, 'authorization server: sign-in failed');
       return showLogin(res, ctx, 200, 'The username or password is not correct.', username);

@@ -1,24 +1,24 @@
 /**
- * Where the brute-force counters live (rate-limiter-flexible): in this process's memory (the
- * default), or in Redis, so that every gateway instance behind a load balancer sees the same
- * failures and the same blocks (DESIGN.md, "Scale-out"). Fail closed: when Redis cannot be reached
+ * Where the rate-limit counters live (rate-limiter-flexible; brute force and request rate): in this
+ * process's memory (the default), or in Redis, so that every gateway instance behind a load balancer
+ * sees the same counts and the same blocks (DESIGN.md, "Scale-out"). Fail closed: when Redis cannot be reached
  * a check rejects, and the pipeline answers 503 instead of letting an unthrottled attempt through.
  */
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 
-/** How many failures in what window, and how long a block lasts (ms). */
+/** How many failures in what window, and how long a block lasts (ms; 0: no block beyond the window). */
 export interface AttemptLimit {
   readonly attempts: number;
   readonly window: number;
   readonly block: number;
 }
 
-/** A source of failure counters, one per purpose (`auth-addr`, `login-name`, …). */
+/** A source of counters, one per purpose (`auth-addr`, `login-name`, `req-principal`, …). */
 export interface LimiterBackend {
   readonly kind: 'memory' | 'redis';
-  /** A counter of `limit.attempts` per `limit.window`; with `block: false` nothing is blocked beyond the window. */
-  counter(limit: AttemptLimit, purpose: string, options?: { readonly block?: boolean }): RateLimiterAbstract;
+  /** A counter of `limit.attempts` per `limit.window`, blocking for `limit.block` once they are used up. */
+  counter(limit: AttemptLimit, purpose: string): RateLimiterAbstract;
   /**
    * Resolves true once the store can count (at once in memory), false if it cannot within
    * `timeoutMs`. Until then checks fail closed (503), so the gateway waits for it at start.
@@ -29,19 +29,19 @@ export interface LimiterBackend {
   close(): Promise<void>;
 }
 
-function limiterOptions(limit: AttemptLimit, block = true): { points: number; duration: number; blockDuration: number } {
+function limiterOptions(limit: AttemptLimit): { points: number; duration: number; blockDuration: number } {
   return {
     points: limit.attempts,
     duration: Math.max(1, Math.ceil(limit.window / 1000)),
     // rate-limiter-flexible: 0 means no block.
-    blockDuration: block ? Math.max(1, Math.ceil(limit.block / 1000)) : 0,
+    blockDuration: limit.block > 0 ? Math.max(1, Math.ceil(limit.block / 1000)) : 0,
   };
 }
 
 /** Counters in this process's memory: each instance counts on its own, and a restart forgets. */
 export const memoryBackend: LimiterBackend = {
   kind: 'memory',
-  counter: (limit, purpose, options) => new RateLimiterMemory({ keyPrefix: `mcpw-${purpose}`, ...limiterOptions(limit, options?.block) }),
+  counter: (limit, purpose) => new RateLimiterMemory({ keyPrefix: `mcpw-${purpose}`, ...limiterOptions(limit) }),
   ready: async () => true,
   healthy: async () => true,
   close: async () => {},
@@ -90,8 +90,8 @@ export function redisBackend(options: RedisBackendOptions): LimiterBackend {
   });
   return {
     kind: 'redis',
-    counter: (limit, purpose, counterOptions) =>
-      new RateLimiterRedis({ storeClient: client, keyPrefix: `${options.keyPrefix}:${purpose}`, rejectIfRedisNotReady: true, ...limiterOptions(limit, counterOptions?.block) }),
+    counter: (limit, purpose) =>
+      new RateLimiterRedis({ storeClient: client, keyPrefix: `${options.keyPrefix}:${purpose}`, rejectIfRedisNotReady: true, ...limiterOptions(limit) }),
     ready(timeoutMs) {
       if (client.status === 'ready') return Promise.resolve(true);
       return new Promise((resolve) => {

@@ -16,7 +16,7 @@ export interface RequestRate {
 
 export function createRequestLimiter(rate: RequestRate, backend: LimiterBackend = memoryBackend): RequestLimiter {
   // No block beyond the window: a caller over the limit waits for the window to move on.
-  const counter = backend.counter({ attempts: rate.requests, window: rate.window, block: 0 }, 'req-principal', { block: false });
+  const counter = backend.counter({ attempts: rate.requests, window: rate.window, block: 0 }, 'req-principal');
   return {
     async take(principal) {
       try {
