@@ -5,27 +5,48 @@ import type { RequestView } from './http.js';
 /**
  * A {@link RequestView} over Node's `IncomingMessage`. Node keeps only the first of a repeated
  * `Authorization` (and other singleton headers), so repetitions are counted from `rawHeaders`.
+ * A class, not an object literal with closures: one is built for every request.
  */
+class NodeRequestView implements RequestView {
+  readonly method: string;
+  readonly url: string;
+  readonly #req: IncomingMessage;
+  readonly #headers: IncomingMessage['headers'];
+  readonly #remoteAddress: string | undefined;
+
+  constructor(req: IncomingMessage) {
+    this.#req = req;
+    this.#headers = req.headers;
+    this.method = req.method ?? 'GET';
+    this.url = req.url ?? '/';
+    // Read now, as the socket may be gone by the time an audit event asks.
+    this.#remoteAddress = req.socket?.remoteAddress;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.#remoteAddress;
+  }
+
+  header(name: string): string | undefined {
+    const value = this.#headers[name];
+    if (value === undefined || typeof value === 'string') return value;
+    return value.join(', ');
+  }
+
+  headerCount(name: string): number {
+    const raw = this.#req.rawHeaders;
+    let count = 0;
+    for (let i = 0; i < raw.length; i += 2) {
+      const key = raw[i] as string;
+      if (key.length === name.length && key.toLowerCase() === name) count++;
+    }
+    return count;
+  }
+}
+
+/** The {@link RequestView} of a Node request. */
 export function nodeRequestView(req: IncomingMessage): RequestView {
-  return {
-    method: req.method ?? 'GET',
-    url: req.url ?? '/',
-    header(name: string): string | undefined {
-      const value = req.headers[name];
-      if (value === undefined) return undefined;
-      return Array.isArray(value) ? value.join(', ') : value;
-    },
-    headerCount(name: string): number {
-      const raw = req.rawHeaders;
-      let count = 0;
-      for (let i = 0; i < raw.length; i += 2) {
-        const key = raw[i] as string;
-        if (key.length === name.length && key.toLowerCase() === name) count++;
-      }
-      return count;
-    },
-    ...(req.socket?.remoteAddress === undefined ? {} : { remoteAddress: req.socket.remoteAddress }),
-  };
+  return new NodeRequestView(req);
 }
 
 /**

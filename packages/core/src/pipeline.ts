@@ -267,6 +267,8 @@ export function createWarden(options: WardenOptions): Warden {
       const decision = policy.decide(principal, action);
       decisions.push(decision);
       if (!decision.allow) denied = true;
+      // The event is built only when someone receives it: this runs for every action.
+      if (sinks.length === 0) continue;
       emit(ctx, {
         principal: auditPrincipal,
         method: action.method,

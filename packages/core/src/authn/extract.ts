@@ -34,12 +34,11 @@ function malformed(description: string): WardenError {
  * credential (401), and next to a header credential it is a second method (400).
  */
 export function extractCredential(request: RequestView, options: ExtractOptions = {}): Credential | undefined {
-  const found: Credential[] = [];
+  let credential: Credential | undefined;
   const authorization = request.header('authorization');
   if (authorization !== undefined) {
     if (request.headerCount('authorization') > 1) throw malformed('Only one Authorization header is allowed');
-    const credential = parseAuthorization(authorization, options.rawAuthorization === true);
-    if (credential !== undefined) found.push(credential);
+    credential = parseAuthorization(authorization, options.rawAuthorization === true);
   }
   if (options.apiKeyHeader !== false) {
     const apiKey = request.header('x-api-key');
@@ -47,14 +46,16 @@ export function extractCredential(request: RequestView, options: ExtractOptions 
       if (request.headerCount('x-api-key') > 1) throw malformed('Only one X-API-Key header is allowed');
       const value = apiKey.trim();
       if (!RAW_CREDENTIAL.test(value) || value.includes(',')) throw malformed('The X-API-Key header is malformed');
-      found.push({ source: 'api-key', value });
+      if (credential !== undefined) throw twoCredentials();
+      credential = { source: 'api-key', value };
     }
   }
-  const queryToken = hasQueryAccessToken(request.url);
-  if (found.length > 1 || (found.length === 1 && queryToken)) {
-    throw malformed('Send exactly one credential: use one of Authorization or X-API-Key, and never the query string');
-  }
-  return found[0];
+  if (credential !== undefined && hasQueryAccessToken(request.url)) throw twoCredentials();
+  return credential;
+}
+
+function twoCredentials(): WardenError {
+  return malformed('Send exactly one credential: use one of Authorization or X-API-Key, and never the query string');
 }
 
 /** Parses `Authorization`; `undefined` for a well-formed header of another scheme (answered with a challenge). */

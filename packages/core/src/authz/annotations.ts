@@ -109,12 +109,20 @@ export class ToolAnnotationRegistry {
   }
 }
 
+const NO_ANNOTATIONS: ToolAnnotations = Object.freeze({});
+
+/** The four hints of an annotations object, those that are booleans (read field by field: this runs per call). */
 function sanitise(value: unknown): ToolAnnotations {
-  if (typeof value !== 'object' || value === null) return {};
+  if (typeof value !== 'object' || value === null) return NO_ANNOTATIONS;
   const v = value as Record<string, unknown>;
+  const readOnly = v['readOnlyHint'];
+  const destructive = v['destructiveHint'];
+  const idempotent = v['idempotentHint'];
+  const openWorld = v['openWorldHint'];
   const out: { -readonly [K in keyof ToolAnnotations]: ToolAnnotations[K] } = {};
-  for (const key of ['readOnlyHint', 'destructiveHint', 'idempotentHint', 'openWorldHint'] as const) {
-    if (typeof v[key] === 'boolean') out[key] = v[key];
-  }
+  if (typeof readOnly === 'boolean') out.readOnlyHint = readOnly;
+  if (typeof destructive === 'boolean') out.destructiveHint = destructive;
+  if (typeof idempotent === 'boolean') out.idempotentHint = idempotent;
+  if (typeof openWorld === 'boolean') out.openWorldHint = openWorld;
   return out;
 }

@@ -94,11 +94,24 @@ function deny(rule: string, reason: string, missingPermission?: string): Decisio
  * Roles → permissions, per MCP action. Default deny; a deny rule wins over any allow; every decision
  * names the rule that made it and says why in words.
  */
+/** How many decisions {@link Policy} remembers per principal's roles. */
+const DECISION_MEMO_LIMIT = 1024;
+
 export class Policy {
   readonly annotations: ToolAnnotationRegistry;
   readonly #roles = new Map<string, CompiledRole>();
   readonly #globalDeny: Readonly<Record<Family, readonly CompiledPattern[]>>;
   readonly #scopes: ReadonlyMap<string, readonly string[]>;
+  /**
+   * Decisions already taken for a principal's roles (its own array, so a memo lives as long as the
+   * principal does). Keyed by all that #decideFor reads of the action (kind, method, target) and, for
+   * a tool, by the verb its annotations require now (looked up on every call, so a changed
+   * annotation is decided afresh). The rest of what it reads is fixed when the policy is built.
+   * Decisions are frozen, as they are shared. Arrays that are not frozen are decided every time.
+   */
+  readonly #memo = new WeakMap<readonly string[], Map<string, Decision>>();
+  /** The roles a principal's scopes grant, per scopes array (a principal's own). */
+  readonly #grantedRoles = new WeakMap<readonly string[], readonly string[]>();
 
   constructor(options: PolicyOptions) {
     if (typeof options !== 'object' || options === null || typeof options.roles !== 'object' || options.roles === null) {
@@ -160,23 +173,46 @@ export class Policy {
    * to the key in mcp/list-decisions.ts.
    */
   decide(principal: Principal, action: McpAction): Decision {
-    const byRoles = this.#decideFor(principal.roles, action);
+    const byRoles = this.#decideRemembered(principal.roles, action);
     if (!byRoles.allow || principal.scopeLimited !== true) return byRoles;
     if (action.kind === 'lifecycle' || action.kind === 'notification' || action.kind === 'response' || action.kind === 'list') return byRoles;
-    const granted: string[] = [];
-    for (const scope of principal.scopes) {
-      const roles = this.#scopes.get(scope);
-      if (roles !== undefined) granted.push(...roles);
+    let granted = this.#grantedRoles.get(principal.scopes);
+    if (granted === undefined) {
+      const roles: string[] = [];
+      for (const scope of principal.scopes) roles.push(...(this.#scopes.get(scope) ?? []));
+      granted = Object.freeze(roles);
+      if (Object.isFrozen(principal.scopes)) this.#grantedRoles.set(principal.scopes, granted);
     }
-    if (granted.length > 0 && this.#decideFor(granted, action).allow) return byRoles;
+    if (granted.length > 0 && this.#decideRemembered(granted, action).allow) return byRoles;
     const held = principal.scopes.length === 0 ? 'the token carries no scope' : `the token's scopes (${principal.scopes.join(' ')}) do not allow it`;
     const what = describeAction(action);
     for (const [scope, roles] of this.#scopes) {
-      if (this.#decideFor(roles, action).allow) {
+      if (this.#decideRemembered(roles, action).allow) {
         return { allow: false, rule: 'scope:insufficient', reason: `${what}: ${held}; scope ${scope} would`, missingPermission: `scope:${scope}`, scopes: [scope] };
       }
     }
     return deny('scope:none', `${what}: ${held}, and no configured scope would`, 'scope');
+  }
+
+  #decideRemembered(roleNames: readonly string[], action: McpAction): Decision {
+    // Only a frozen array is sure to hold the same roles next time (the built-in verifiers freeze theirs).
+    if (!Object.isFrozen(roleNames)) return this.#decideFor(roleNames, action);
+    const verb = action.kind === 'tool' ? requiredVerb(this.annotations.get(action.target ?? '')) : '';
+    // The method is length-prefixed and comes last but for the target, so no two actions share a key.
+    const key = `${action.kind} ${verb} ${action.method.length} ${action.method}${action.target === undefined ? '' : `\u0000${action.target}`}`;
+    let memo = this.#memo.get(roleNames);
+    if (memo === undefined) {
+      memo = new Map();
+      this.#memo.set(roleNames, memo);
+    }
+    let decision = memo.get(key);
+    if (decision === undefined) {
+      decision = Object.freeze(this.#decideFor(roleNames, action));
+      // Names come from requests: past the limit, start afresh rather than grow.
+      if (memo.size >= DECISION_MEMO_LIMIT) memo.clear();
+      memo.set(key, decision);
+    }
+    return decision;
   }
 
   #decideFor(roleNames: readonly string[], action: McpAction): Decision {

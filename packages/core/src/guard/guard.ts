@@ -87,6 +87,25 @@ export function normaliseOrigin(origin: string): string | undefined {
 
 const MEDIA_TYPE_JSON = /^application\/json\s*(?:;|$)/i;
 
+/** How many accepted `Host`, `Origin` and `Content-Type` values a guard remembers (each). */
+const MEMO_LIMIT = 64;
+
+function remember(accepted: Set<string>, value: string): void {
+  if (accepted.size < MEMO_LIMIT) accepted.add(value);
+}
+
+function hostNotAllowed(): WardenError {
+  return new WardenError('host_not_allowed', 'Forbidden: the Host header names a host this server does not serve');
+}
+
+function originNotAllowed(): WardenError {
+  return new WardenError('origin_not_allowed', 'Forbidden: this Origin is not allowed');
+}
+
+function unsupportedMediaType(): WardenError {
+  return new WardenError('unsupported_media_type', 'Unsupported Media Type: the body must be application/json');
+}
+
 /**
  * Creates the guard: Host allow-list, Origin validation, `MCP-Protocol-Version`, content type and
  * declared body size. It reads headers only. Throws a {@link WardenError} to refuse.
@@ -113,23 +132,35 @@ export function createGuard(options: GuardOptions = {}): (request: RequestView) 
     allowedOrigins.add(normalised);
   }
   const versions = new Set(options.supportedProtocolVersions ?? DEFAULT_PROTOCOL_VERSIONS);
+  // Header values already found acceptable. These checks depend on the value and this guard's options
+  // only, and clients send the same few values on every request, so each distinct value is parsed
+  // once (at most MEMO_LIMIT of them; past that, values are checked every time).
+  const acceptedHosts = new Set<string>();
+  const acceptedOrigins = new Set<string>();
+  const acceptedContentTypes = new Set<string>();
 
   return function guard(request: RequestView): void {
     if (allowedHosts !== undefined) {
       const hostHeader = request.header('host');
-      const name = hostHeader === undefined || request.headerCount('host') > 1 ? undefined : hostNameOf(hostHeader);
-      if (name === undefined || !(allowedHosts.has(name) || (localBind && isLoopbackHost(name)))) {
-        throw new WardenError('host_not_allowed', 'Forbidden: the Host header names a host this server does not serve');
+      if (hostHeader === undefined || request.headerCount('host') > 1) throw hostNotAllowed();
+      if (!acceptedHosts.has(hostHeader)) {
+        const name = hostNameOf(hostHeader);
+        if (name === undefined || !(allowedHosts.has(name) || (localBind && isLoopbackHost(name)))) throw hostNotAllowed();
+        remember(acceptedHosts, hostHeader);
       }
     }
 
     const origin = request.header('origin');
     if (origin !== undefined) {
-      const normalised = request.headerCount('origin') > 1 ? undefined : normaliseOrigin(origin);
-      const ok =
-        normalised !== undefined &&
-        (allowedOrigins.has(normalised) || (localBind && isLoopbackHost(new URL(normalised).hostname)));
-      if (!ok) throw new WardenError('origin_not_allowed', 'Forbidden: this Origin is not allowed');
+      if (request.headerCount('origin') > 1) throw originNotAllowed();
+      if (!acceptedOrigins.has(origin)) {
+        const normalised = normaliseOrigin(origin);
+        const ok =
+          normalised !== undefined &&
+          (allowedOrigins.has(normalised) || (localBind && isLoopbackHost(new URL(normalised).hostname)));
+        if (!ok) throw originNotAllowed();
+        remember(acceptedOrigins, origin);
+      }
     }
 
     const version = request.header('mcp-protocol-version');
@@ -143,8 +174,10 @@ export function createGuard(options: GuardOptions = {}): (request: RequestView) 
 
     if (request.method === 'POST') {
       const contentType = request.header('content-type');
-      if (contentType === undefined || request.headerCount('content-type') > 1 || !MEDIA_TYPE_JSON.test(contentType)) {
-        throw new WardenError('unsupported_media_type', 'Unsupported Media Type: the body must be application/json');
+      if (contentType === undefined || request.headerCount('content-type') > 1) throw unsupportedMediaType();
+      if (!acceptedContentTypes.has(contentType)) {
+        if (!MEDIA_TYPE_JSON.test(contentType)) throw unsupportedMediaType();
+        remember(acceptedContentTypes, contentType);
       }
       const length = request.header('content-length');
       if (length !== undefined && (!/^\d+$/.test(length.trim()) || Number(length) > maxBodyBytes)) {

@@ -115,6 +115,36 @@ describe('policy properties', () => {
     );
   });
 
+  it('one policy asked again and again (its remembered decisions) agrees with the model while annotations change', () => {
+    // A few tool names, so the same tool is decided, re-annotated and decided again.
+    const few = fc.constantFrom('a', 'b', 'ab', 'B', 'a_b');
+    const fewTools = few.map((target): McpAction => ({ method: 'tools/call', kind: 'tool', id: 1, target }));
+    const step = fc.oneof(
+      fc.record({ type: fc.constant('decide' as const), roles: principalRoles, act: fc.oneof(fewTools, fewTools, action) }),
+      fc.record({ type: fc.constant('learn' as const), tool: few, hints: annotations }),
+    );
+    fc.assert(
+      fc.property(model, fc.array(step, { minLength: 10, maxLength: 40, size: 'max' }), (m, steps) => {
+        const policy = build(m);
+        const current: Model = { ...m, annotations: { ...m.annotations } };
+        // One frozen principal per role set, reused as a verifier's cache would.
+        const principals = new Map<string, Principal>();
+        for (const s of steps) {
+          if (s.type === 'learn') {
+            policy.annotations.learn([{ name: s.tool, annotations: s.hints }]);
+            current.annotations[s.tool] = s.hints;
+            continue;
+          }
+          const key = JSON.stringify(s.roles);
+          let p = principals.get(key);
+          if (p === undefined) principals.set(key, (p = { ...principal([]), roles: Object.freeze([...s.roles]) }));
+          expect(policy.decide(p, s.act).allow).toBe(modelAllows(current, p, s.act));
+        }
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
   it('deny always wins: adding a role never turns a denied-by-pattern action into an allow', () => {
     fc.assert(
       fc.property(model, principalRoles, fc.constantFrom('r1', 'r2', 'r3'), action, (m, roles, extra, act) => {

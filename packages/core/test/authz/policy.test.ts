@@ -130,6 +130,55 @@ describe('Policy', () => {
     expect(() => p.annotations.addServer({})).toThrow(/McpServer/);
   });
 
+  describe('remembered decisions', () => {
+    it('follow annotations as they change: learned, and read live from a server', () => {
+      const registered: Record<string, { annotations?: object }> = {};
+      const p = new Policy({ roles: { reader: ['read'], admin: ['read', 'write', 'delete'] } });
+      p.annotations.addServer({ _registeredTools: registered });
+      const reader = { ...principal([]), roles: Object.freeze(['reader']) };
+      expect(p.decide(reader, tool('late')).allow).toBe(false);
+      registered['late'] = { annotations: { readOnlyHint: true } };
+      expect(p.decide(reader, tool('late')).allow).toBe(true);
+      // Changed in place, not replaced: still seen.
+      (registered['late'].annotations as { readOnlyHint: boolean }).readOnlyHint = false;
+      expect(p.decide(reader, tool('late')).allow).toBe(false);
+      p.annotations.learn([{ name: 'late', annotations: { readOnlyHint: true } }]);
+      expect(p.decide(reader, tool('late')).allow).toBe(true);
+      p.annotations.learn([{ name: 'late', annotations: { destructiveHint: true } }]);
+      expect(p.decide(reader, tool('late')).allow).toBe(false);
+    });
+
+    it('are kept apart by method, kind and target, and frozen', () => {
+      const p = tutorialPolicy();
+      const reader = { ...principal([]), roles: Object.freeze(['reader']) };
+      const first = p.decide(reader, tool('read_file'));
+      expect(Object.isFrozen(first)).toBe(true);
+      expect(p.decide(reader, tool('read_file'))).toBe(first);
+      expect(p.decide(reader, tool('delete_file')).allow).toBe(false);
+      expect(p.decide(reader, prompt('read_file')).allow).toBe(true);
+      expect(p.decide(reader, { method: 'tools/call', kind: 'tool', id: 1 }).allow).toBe(false);
+      // Method and target are kept apart: 'a' with target '/b' does not borrow the answer for 'a/b'.
+      const ops = new Policy({ roles: { ops: { methods: { allow: ['a/b'] } } } });
+      const caller = { ...principal([]), roles: Object.freeze(['ops']) };
+      expect(ops.decide(caller, { method: 'a/b', kind: 'other', id: 1 }).allow).toBe(true);
+      expect(ops.decide(caller, { method: 'a', kind: 'other', id: 1, target: '/b' }).allow).toBe(false);
+      expect(ops.decide(caller, { method: 'a/b', kind: 'other', id: 1 }).allow).toBe(true);
+    });
+
+    it('are not kept for roles arrays that may change, and stay right past the memo size', () => {
+      const p = tutorialPolicy();
+      const roles = ['reader'];
+      const mutable = { ...principal([]), roles };
+      expect(p.decide(mutable, tool('write_file')).allow).toBe(false);
+      roles.push('writer');
+      expect(p.decide(mutable, tool('write_file')).allow).toBe(true);
+      const reader = { ...principal([]), roles: Object.freeze(['reader']) };
+      for (let i = 0; i < 2500; i++) expect(p.decide(reader, tool(`unknown_${i}`)).allow).toBe(false);
+      expect(p.decide(reader, tool('read_file')).allow).toBe(true);
+      expect(p.decide(reader, tool('write_file')).allow).toBe(false);
+    });
+  });
+
   it('validates its options, naming the offending key', () => {
     expect(() => new Policy({ roles: { r: ['reed' as 'read'] } })).toThrow(/policy\.roles\.r\.verbs: "reed"/);
     expect(() => new Policy({ roles: { r: { tools: { allow: [''] } } } })).toThrow(/policy\.roles\.r\.tools\.allow\[0\]/);

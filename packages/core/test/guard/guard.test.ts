@@ -68,6 +68,30 @@ describe('guard', () => {
     });
   });
 
+  describe('accepted values remembered', () => {
+    it('a Host, Origin or Content-Type accepted once still counts its repetitions and checks other values', () => {
+      const guard = createGuard({ allowedOrigins: ['https://app.example.com'] });
+      const origin: [string, string] = ['origin', 'https://app.example.com'];
+      const ok = () => codeOf(() => guard(view({ headers: [localHost, json, origin] })));
+      expect(ok()).toBeUndefined();
+      expect(ok()).toBeUndefined();
+      expect(codeOf(() => guard(view({ headers: [localHost, localHost, json, origin] })))).toBe('host_not_allowed');
+      expect(codeOf(() => guard(view({ headers: [localHost, json, origin, origin] })))).toBe('origin_not_allowed');
+      expect(codeOf(() => guard(view({ headers: [localHost, json, json, origin] })))).toBe('unsupported_media_type');
+      expect(codeOf(() => guard(view({ headers: [['host', 'evil.example'], json, origin] })))).toBe('host_not_allowed');
+      expect(codeOf(() => guard(view({ headers: [localHost, json, ['origin', 'https://evil.example']] })))).toBe('origin_not_allowed');
+      expect(codeOf(() => guard(view({ headers: [localHost, ['content-type', 'text/plain'], origin] })))).toBe('unsupported_media_type');
+      expect(ok()).toBeUndefined();
+    });
+    it('past the remembered values, every value is still checked', () => {
+      const guard = createGuard();
+      for (let port = 1; port <= 100; port++) {
+        expect(codeOf(() => guard(view({ headers: [['host', `127.0.0.1:${port}`], json] })))).toBeUndefined();
+        expect(codeOf(() => guard(view({ headers: [['host', `evil${port}.example`], json] })))).toBe('host_not_allowed');
+      }
+    });
+  });
+
   describe('body, content type and protocol version', () => {
     const guard = createGuard({ maxBodyBytes: 100 });
     it('refuses a declared body over the limit before reading it', () => {
