@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { type AuditEvent, type AuditSink, type AuditWriter, redactArguments } from './audit/event.js';
-import { authenticateFrom } from './authn/authenticate.js';
+import { type AuthenticationOutcome, authenticateFrom } from './authn/authenticate.js';
 import { type ExtractOptions, extractCredential } from './authn/extract.js';
 import type { AuthAttemptLimiter, RequestLimiter } from './authn/limiter.js';
 import { type StaticTokenEntry, sha256Hex, staticTokens } from './authn/static-tokens.js';
@@ -193,7 +193,21 @@ export function createWarden(options: WardenOptions): Warden {
     return info;
   }
 
-  async function handle(request: RequestView, bodySource: BodySource): Promise<PipelineResult> {
+  /**
+   * Runs guard → authn → classify → authz. Not an async function: on the usual path (no limiter, a
+   * verifier that answers synchronously) nothing waits but the body read, and the stages before it
+   * run without a promise of their own. The answer is always a promise, rejected only by a bug.
+   */
+  function handle(request: RequestView, bodySource: BodySource): Promise<PipelineResult> {
+    try {
+      const result = start(request, bodySource);
+      return result instanceof Promise ? result : Promise.resolve(result);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  function start(request: RequestView, bodySource: BodySource): PipelineResult | Promise<PipelineResult> {
     const ctx: RequestContext = sinks.length === 0 ? { request, requestId: '', started: 0 } : { request, requestId: randomUUID(), started: performance.now() };
     try {
       guard(request);
@@ -215,34 +229,50 @@ export function createWarden(options: WardenOptions): Warden {
     if (credential === undefined) {
       return refuse(ctx, 'authn', new WardenError('credential_missing', 'Unauthorized: this MCP server requires a credential'));
     }
-    const attempt = limiter === undefined ? undefined : request.remoteAddress === undefined ? { credential } : { credential, address: request.remoteAddress };
-    if (limiter !== undefined && attempt !== undefined) {
-      const refused = await askLimiter(ctx, () => limiter.check(attempt), 'too_many_attempts', 'Too Many Requests: too many failed authentication attempts');
-      if (refused !== undefined) return refused;
-    }
+    if (limiter !== undefined) return authenticateLimited(ctx, bodySource, credential, limiter);
     // Awaited only when a verifier is really asynchronous: a cached or static credential costs no microtask.
+    const outcome = authenticateFrom(credential, verifiers, 0);
+    if (outcome instanceof Promise) return outcome.then((settled) => authenticated(ctx, bodySource, credential, settled));
+    return authenticated(ctx, bodySource, credential, outcome);
+  }
+
+  /** Authentication behind the brute-force limiter: asked first, told about a refused credential. */
+  async function authenticateLimited(ctx: RequestContext, bodySource: BodySource, credential: Credential, authLimiter: AuthAttemptLimiter): Promise<PipelineResult> {
+    const address = ctx.request.remoteAddress;
+    const attempt = address === undefined ? { credential } : { credential, address };
+    const refused = await askLimiter(ctx, () => authLimiter.check(attempt), 'too_many_attempts', 'Too Many Requests: too many failed authentication attempts');
+    if (refused !== undefined) return refused;
     let outcome = authenticateFrom(credential, verifiers, 0);
     if (outcome instanceof Promise) outcome = await outcome;
-    if (!outcome.ok) {
-      if (limiter !== undefined && attempt !== undefined && outcome.error.code === 'credential_invalid') {
-        try {
-          await limiter.failed(attempt);
-        } catch {
-          // The refusal stands whether or not the limiter could count it.
-        }
+    if (!outcome.ok && outcome.error.code === 'credential_invalid') {
+      try {
+        await authLimiter.failed(attempt);
+      } catch {
+        // The refusal stands whether or not the limiter could count it.
       }
+    }
+    return authenticated(ctx, bodySource, credential, outcome);
+  }
+
+  function authenticated(ctx: RequestContext, bodySource: BodySource, credential: Credential, outcome: AuthenticationOutcome): PipelineResult | Promise<PipelineResult> {
+    if (!outcome.ok) {
       return refuse(ctx, 'authn', outcome.error, outcome.credentialRef === undefined ? {} : { credentialRef: outcome.credentialRef });
     }
     const principal = outcome.principal;
-    const auditPrincipal = { id: principal.id, kind: principal.kind };
     if (requestLimiter !== undefined) {
-      const refused = await askLimiter(ctx, () => requestLimiter.take(principal), 'rate_limited', 'Too Many Requests: this caller has reached its request rate limit', principal);
-      if (refused !== undefined) return refused;
+      return askLimiter(ctx, () => requestLimiter.take(principal), 'rate_limited', 'Too Many Requests: this caller has reached its request rate limit', principal).then(
+        (refused) => refused ?? admitted(ctx, bodySource, credential, principal),
+      );
     }
+    return admitted(ctx, bodySource, credential, principal);
+  }
 
+  /** An authenticated request within its rate: a GET or DELETE goes on; a POST's body is read and decided. */
+  function admitted(ctx: RequestContext, bodySource: BodySource, credential: Credential, principal: Principal): PipelineResult | Promise<PipelineResult> {
+    const request = ctx.request;
     if (request.method !== 'POST') {
       emit(ctx, {
-        principal: auditPrincipal,
+        principal: { id: principal.id, kind: principal.kind },
         method: request.method,
         kind: 'lifecycle',
         decision: 'allow',
@@ -251,11 +281,25 @@ export function createWarden(options: WardenOptions): Warden {
       });
       return { type: 'forward', principal, authInfo: authInfoFor(principal, credential) };
     }
+    if (bodySource.read === undefined) return decided(ctx, credential, principal, undefined, bodySource.parsed);
+    let text: Promise<string>;
+    try {
+      text = bodySource.read(maxBodyBytes);
+    } catch (error) {
+      return refuse(ctx, 'classify', error, { principal });
+    }
+    return text.then(
+      (body) => decided(ctx, credential, principal, body, undefined),
+      (error: unknown) => refuse(ctx, 'classify', error, { principal }),
+    );
+  }
 
+  /** Classifies the body (`text`, or else the already `parsed` one) and decides each of its actions. */
+  function decided(ctx: RequestContext, credential: Credential, principal: Principal, text: string | undefined, parsed: unknown): PipelineResult {
+    const request = ctx.request;
     let classified: ClassifiedBody;
     try {
-      if (bodySource.read !== undefined) classified = classifyBody(await bodySource.read(maxBodyBytes), options);
-      else classified = classifyParsed(bodySource.parsed);
+      classified = text !== undefined ? classifyBody(text, options) : classifyParsed(parsed);
       checkMcpHeaders(request, classified);
     } catch (error) {
       return refuse(ctx, 'classify', error, { principal });
@@ -270,7 +314,7 @@ export function createWarden(options: WardenOptions): Warden {
       // The event is built only when someone receives it: this runs for every action.
       if (sinks.length === 0) continue;
       emit(ctx, {
-        principal: auditPrincipal,
+        principal: { id: principal.id, kind: principal.kind },
         method: action.method,
         kind: action.kind,
         ...(action.target === undefined ? {} : { target: action.target }),

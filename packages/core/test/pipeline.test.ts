@@ -115,6 +115,44 @@ describe('createWarden pipeline', () => {
     expect(r.headers['retry-after']).toBe('1');
   });
 
+  describe('how the body is handed over', () => {
+    const headers: [string, string][] = [...base, ['authorization', `Bearer ${SECRET}`]];
+
+    it('a reader that throws at once, or rejects, gets an answer (500 for an error that is not the pipeline\'s), never a throw', async () => {
+      const { warden, events } = setup();
+      const thrown = warden.handle(view({ headers }), {
+        read: () => {
+          throw new Error('socket gone');
+        },
+      });
+      expect(thrown).toBeInstanceOf(Promise);
+      expect(respond(await thrown).status).toBe(500);
+      const rejected = respond(await warden.handle(view({ headers }), { read: () => Promise.reject(new Error('socket gone')) }));
+      expect(rejected.status).toBe(500);
+      expect(events.map((e) => e.rule)).toEqual(['classify:internal', 'classify:internal']);
+    });
+
+    it('a body a framework parsed is decided without a read, and a denied one is not forwarded', async () => {
+      const { warden } = setup();
+      expect((await warden.handle(view({ headers }), { parsed: call('echo') })).type).toBe('forward');
+      expect(respond(await warden.handle(view({ headers }), { parsed: call('wipe') })).json.error.code).toBeLessThan(0);
+    });
+
+    it('a failure nobody planned for rejects the promise instead of throwing to the caller', async () => {
+      const { warden } = setup({
+        audit: {
+          write: () => undefined,
+          accepting: () => {
+            throw new Error('bug');
+          },
+        },
+      });
+      const pending = warden.handle(view({ headers }), { read: async () => JSON.stringify(call('echo')) });
+      expect(pending).toBeInstanceOf(Promise);
+      await expect(pending).rejects.toThrow('bug');
+    });
+  });
+
   it('validates its options at creation', () => {
     expect(() => createWarden({ policy: { roles: {} } })).toThrow(/at least one credential verifier/);
     expect(() => createWarden({ tokens: [], policy: undefined as never })).toThrow(/options\.policy is required/);
