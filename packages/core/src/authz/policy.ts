@@ -94,8 +94,26 @@ function deny(rule: string, reason: string, missingPermission?: string): Decisio
  * Roles → permissions, per MCP action. Default deny; a deny rule wins over any allow; every decision
  * names the rule that made it and says why in words.
  */
-/** How many decisions {@link Policy} remembers per principal's roles. */
+/** How many decisions {@link Policy} remembers per set of roles, and how many sets of roles (or scopes). */
 const DECISION_MEMO_LIMIT = 1024;
+const NAME_SETS_LIMIT = 256;
+
+/**
+ * A key for a non-empty list of role or scope names, by content: one name is its own key, several
+ * are joined by NUL (so hold at least one). Undefined when a name holds a NUL itself, as the key
+ * could then be another list's.
+ */
+function namesKey(names: readonly string[]): string | undefined {
+  for (const name of names) if (name.includes('\u0000')) return undefined;
+  return names.length === 1 ? names[0] : names.join('\u0000');
+}
+
+/** Sets `key` in a map of name sets, which starts afresh past NAME_SETS_LIMIT keys. */
+function remember<V>(map: Map<string, V>, key: string, value: V): V {
+  if (map.size >= NAME_SETS_LIMIT) map.clear();
+  map.set(key, value);
+  return value;
+}
 
 export class Policy {
   readonly annotations: ToolAnnotationRegistry;
@@ -103,15 +121,17 @@ export class Policy {
   readonly #globalDeny: Readonly<Record<Family, readonly CompiledPattern[]>>;
   readonly #scopes: ReadonlyMap<string, readonly string[]>;
   /**
-   * Decisions already taken for a principal's roles (its own array, so a memo lives as long as the
-   * principal does). Keyed by all that #decideFor reads of the action (kind, method, target) and, for
-   * a tool, by the verb its annotations require now (looked up on every call, so a changed
-   * annotation is decided afresh). The rest of what it reads is fixed when the policy is built.
-   * Decisions are frozen, as they are shared. Arrays that are not frozen are decided every time.
+   * Decisions already taken, per set of roles (by the names, not the array: principals verified
+   * afresh on every request bring new arrays) and per action: all that #decideFor reads of it (kind,
+   * method, target) and, for a tool, the verb its annotations require now (looked up on every call,
+   * so a changed annotation is decided afresh). The rest of what it reads is fixed when the policy
+   * is built. Decisions are frozen, as they are shared.
    */
-  readonly #memo = new WeakMap<readonly string[], Map<string, Decision>>();
-  /** The roles a principal's scopes grant, per scopes array (a principal's own). */
-  readonly #grantedRoles = new WeakMap<readonly string[], readonly string[]>();
+  readonly #memo = new Map<string, Map<string, Decision>>();
+  /** The same for no roles at all. */
+  readonly #memoNoRoles = new Map<string, Decision>();
+  /** The roles each set of scopes grants. */
+  readonly #grantedRoles = new Map<string, readonly string[]>();
 
   constructor(options: PolicyOptions) {
     if (typeof options !== 'object' || options === null || typeof options.roles !== 'object' || options.roles === null) {
@@ -176,12 +196,13 @@ export class Policy {
     const byRoles = this.#decideRemembered(principal.roles, action);
     if (!byRoles.allow || principal.scopeLimited !== true) return byRoles;
     if (action.kind === 'lifecycle' || action.kind === 'notification' || action.kind === 'response' || action.kind === 'list') return byRoles;
-    let granted = this.#grantedRoles.get(principal.scopes);
+    const scopesKey = principal.scopes.length === 0 ? undefined : namesKey(principal.scopes);
+    let granted = scopesKey === undefined ? undefined : this.#grantedRoles.get(scopesKey);
     if (granted === undefined) {
       const roles: string[] = [];
       for (const scope of principal.scopes) roles.push(...(this.#scopes.get(scope) ?? []));
       granted = Object.freeze(roles);
-      if (Object.isFrozen(principal.scopes)) this.#grantedRoles.set(principal.scopes, granted);
+      if (scopesKey !== undefined) remember(this.#grantedRoles, scopesKey, granted);
     }
     if (granted.length > 0 && this.#decideRemembered(granted, action).allow) return byRoles;
     const held = principal.scopes.length === 0 ? 'the token carries no scope' : `the token's scopes (${principal.scopes.join(' ')}) do not allow it`;
@@ -195,16 +216,12 @@ export class Policy {
   }
 
   #decideRemembered(roleNames: readonly string[], action: McpAction): Decision {
-    // Only a frozen array is sure to hold the same roles next time (the built-in verifiers freeze theirs).
-    if (!Object.isFrozen(roleNames)) return this.#decideFor(roleNames, action);
+    const rolesKey = roleNames.length === 0 ? '' : namesKey(roleNames);
+    if (rolesKey === undefined) return this.#decideFor(roleNames, action);
     const verb = action.kind === 'tool' ? requiredVerb(this.annotations.get(action.target ?? '')) : '';
     // The method is length-prefixed and comes last but for the target, so no two actions share a key.
     const key = `${action.kind} ${verb} ${action.method.length} ${action.method}${action.target === undefined ? '' : `\u0000${action.target}`}`;
-    let memo = this.#memo.get(roleNames);
-    if (memo === undefined) {
-      memo = new Map();
-      this.#memo.set(roleNames, memo);
-    }
+    const memo = roleNames.length === 0 ? this.#memoNoRoles : (this.#memo.get(rolesKey) ?? remember(this.#memo, rolesKey, new Map<string, Decision>()));
     let decision = memo.get(key);
     if (decision === undefined) {
       decision = Object.freeze(this.#decideFor(roleNames, action));

@@ -165,7 +165,19 @@ describe('Policy', () => {
       expect(ops.decide(caller, { method: 'a/b', kind: 'other', id: 1 }).allow).toBe(true);
     });
 
-    it('are not kept for roles arrays that may change, and stay right past the memo size', () => {
+    it('are kept by role names, not arrays: a changed array, names that would join alike, no roles', () => {
+      const p = new Policy({ roles: { a: ['read'], b: ['write'], '': ['delete'] } });
+      p.annotations.learn([{ name: 'w', annotations: { destructiveHint: false } }, { name: 'd', annotations: {} }]);
+      const as = (roles: string[]) => ({ ...principal([]), roles });
+      expect(p.decide(as(['a', 'b']), tool('w')).allow).toBe(true);
+      expect(p.decide(as(['a\u0000b']), tool('w')).allow).toBe(false);
+      expect(p.decide(as(['']), tool('d')).allow).toBe(true);
+      expect(p.decide(as([]), tool('d')).allow).toBe(false);
+      expect(p.decide(as(['', '']), tool('d')).allow).toBe(true);
+      expect(p.decide(as([]), tool('d')).allow).toBe(false);
+    });
+
+    it('follow a roles array that changes, and stay right past the memo size', () => {
       const p = tutorialPolicy();
       const roles = ['reader'];
       const mutable = { ...principal([]), roles };
