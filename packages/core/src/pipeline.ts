@@ -281,25 +281,26 @@ export function createWarden(options: WardenOptions): Warden {
       });
       return { type: 'forward', principal, authInfo: authInfoFor(principal, credential) };
     }
-    if (bodySource.read === undefined) return decided(ctx, credential, principal, undefined, bodySource.parsed);
+    if (bodySource.read === undefined) return decided(ctx, credential, principal, false, bodySource.parsed);
     let text: Promise<string>;
     try {
-      text = bodySource.read(maxBodyBytes);
+      // Promise.resolve: a reader may answer with a plain value or a foreign thenable.
+      text = Promise.resolve(bodySource.read(maxBodyBytes));
     } catch (error) {
       return refuse(ctx, 'classify', error, { principal });
     }
     return text.then(
-      (body) => decided(ctx, credential, principal, body, undefined),
+      (body) => decided(ctx, credential, principal, true, body),
       (error: unknown) => refuse(ctx, 'classify', error, { principal }),
     );
   }
 
-  /** Classifies the body (`text`, or else the already `parsed` one) and decides each of its actions. */
-  function decided(ctx: RequestContext, credential: Credential, principal: Principal, text: string | undefined, parsed: unknown): PipelineResult {
+  /** Classifies the body (its text when `read`, else what a parser made of it) and decides each of its actions. */
+  function decided(ctx: RequestContext, credential: Credential, principal: Principal, read: boolean, body: unknown): PipelineResult {
     const request = ctx.request;
     let classified: ClassifiedBody;
     try {
-      classified = text !== undefined ? classifyBody(text, options) : classifyParsed(parsed);
+      classified = read ? classifyBody(body as string, options) : classifyParsed(body);
       checkMcpHeaders(request, classified);
     } catch (error) {
       return refuse(ctx, 'classify', error, { principal });

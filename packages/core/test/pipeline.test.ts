@@ -132,6 +132,14 @@ describe('createWarden pipeline', () => {
       expect(events.map((e) => e.rule)).toEqual(['classify:internal', 'classify:internal']);
     });
 
+    it('a reader answering with a plain value is awaited all the same; one resolving to nothing is a failure (500)', async () => {
+      const { warden } = setup();
+      const plain = await warden.handle(view({ headers }), { read: (() => JSON.stringify(call('echo'))) as unknown as (limit: number) => Promise<string> });
+      expect(plain.type).toBe('forward');
+      const nothing = respond(await warden.handle(view({ headers }), { read: async () => undefined as unknown as string }));
+      expect(nothing.status).toBe(500);
+    });
+
     it('a body a framework parsed is decided without a read, and a denied one is not forwarded', async () => {
       const { warden } = setup();
       expect((await warden.handle(view({ headers }), { parsed: call('echo') })).type).toBe('forward');

@@ -94,8 +94,13 @@ function deny(rule: string, reason: string, missingPermission?: string): Decisio
  * Roles → permissions, per MCP action. Default deny; a deny rule wins over any allow; every decision
  * names the rule that made it and says why in words.
  */
-/** How many decisions {@link Policy} remembers per set of roles, and how many sets of roles (or scopes). */
-const DECISION_MEMO_LIMIT = 1024;
+/**
+ * How many decisions {@link Policy} remembers in all (past it, it starts afresh), how long a method
+ * and target may be together for their decision to be remembered (a decision repeats them in its
+ * reason, and requests choose them), and how many sets of scopes it remembers the roles of.
+ */
+const DECISION_MEMO_LIMIT = 8192;
+const DECISION_MEMO_NAME_LIMIT = 512;
 const NAME_SETS_LIMIT = 256;
 
 /**
@@ -104,7 +109,7 @@ const NAME_SETS_LIMIT = 256;
  * could then be another list's.
  */
 function namesKey(names: readonly string[]): string | undefined {
-  for (const name of names) if (name.includes('\u0000')) return undefined;
+  for (const name of names) if (typeof name !== 'string' || name.includes('\u0000')) return undefined;
   return names.length === 1 ? names[0] : names.join('\u0000');
 }
 
@@ -130,6 +135,8 @@ export class Policy {
   readonly #memo = new Map<string, Map<string, Decision>>();
   /** The same for no roles at all. */
   readonly #memoNoRoles = new Map<string, Decision>();
+  /** Decisions in #memo and #memoNoRoles together. */
+  #remembered = 0;
   /** The roles each set of scopes grants. */
   readonly #grantedRoles = new Map<string, readonly string[]>();
 
@@ -217,17 +224,29 @@ export class Policy {
 
   #decideRemembered(roleNames: readonly string[], action: McpAction): Decision {
     const rolesKey = roleNames.length === 0 ? '' : namesKey(roleNames);
-    if (rolesKey === undefined) return this.#decideFor(roleNames, action);
+    if (rolesKey === undefined || action.method.length + (action.target?.length ?? 0) > DECISION_MEMO_NAME_LIMIT) {
+      return this.#decideFor(roleNames, action);
+    }
     const verb = action.kind === 'tool' ? requiredVerb(this.annotations.get(action.target ?? '')) : '';
     // The method is length-prefixed and comes last but for the target, so no two actions share a key.
     const key = `${action.kind} ${verb} ${action.method.length} ${action.method}${action.target === undefined ? '' : `\u0000${action.target}`}`;
-    const memo = roleNames.length === 0 ? this.#memoNoRoles : (this.#memo.get(rolesKey) ?? remember(this.#memo, rolesKey, new Map<string, Decision>()));
-    let decision = memo.get(key);
+    let memo = roleNames.length === 0 ? this.#memoNoRoles : this.#memo.get(rolesKey);
+    let decision = memo?.get(key);
     if (decision === undefined) {
       decision = Object.freeze(this.#decideFor(roleNames, action));
       // Names come from requests: past the limit, start afresh rather than grow.
-      if (memo.size >= DECISION_MEMO_LIMIT) memo.clear();
+      if (this.#remembered >= DECISION_MEMO_LIMIT) {
+        this.#memo.clear();
+        this.#memoNoRoles.clear();
+        this.#remembered = 0;
+        memo = roleNames.length === 0 ? this.#memoNoRoles : undefined;
+      }
+      if (memo === undefined) {
+        memo = new Map<string, Decision>();
+        this.#memo.set(rolesKey, memo);
+      }
       memo.set(key, decision);
+      this.#remembered++;
     }
     return decision;
   }
