@@ -232,8 +232,17 @@ export function createWarden(options: WardenOptions): Warden {
     if (limiter !== undefined) return authenticateLimited(ctx, bodySource, credential, limiter);
     // Awaited only when a verifier is really asynchronous: a cached or static credential costs no microtask.
     const outcome = authenticateFrom(credential, verifiers, 0);
-    if (outcome instanceof Promise) return outcome.then((settled) => authenticated(ctx, bodySource, credential, settled));
+    if (outcome instanceof Promise) return authenticatedLater(ctx, bodySource, credential, outcome);
     return authenticated(ctx, bodySource, credential, outcome);
+  }
+
+  /**
+   * {@link authenticated} once an asynchronous verifier has answered. Awaits what follows rather than
+   * returning its promise from a `then`, which would cost the adoption of one promise by another.
+   */
+  async function authenticatedLater(ctx: RequestContext, bodySource: BodySource, credential: Credential, pending: Promise<AuthenticationOutcome>): Promise<PipelineResult> {
+    const next = authenticated(ctx, bodySource, credential, await pending);
+    return next instanceof Promise ? await next : next;
   }
 
   /** Authentication behind the brute-force limiter: asked first, told about a refused credential. */
@@ -251,7 +260,8 @@ export function createWarden(options: WardenOptions): Warden {
         // The refusal stands whether or not the limiter could count it.
       }
     }
-    return authenticated(ctx, bodySource, credential, outcome);
+    const next = authenticated(ctx, bodySource, credential, outcome);
+    return next instanceof Promise ? await next : next;
   }
 
   function authenticated(ctx: RequestContext, bodySource: BodySource, credential: Credential, outcome: AuthenticationOutcome): PipelineResult | Promise<PipelineResult> {
