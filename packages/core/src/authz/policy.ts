@@ -91,10 +91,6 @@ function deny(rule: string, reason: string, missingPermission?: string): Decisio
 }
 
 /**
- * Roles → permissions, per MCP action. Default deny; a deny rule wins over any allow; every decision
- * names the rule that made it and says why in words.
- */
-/**
  * How many decisions {@link Policy} remembers in all (past it, it starts afresh), how long a method
  * and target may be together for their decision to be remembered (a decision repeats them in its
  * reason, and requests choose them), and how many sets of scopes it remembers the roles of.
@@ -113,13 +109,10 @@ function namesKey(names: readonly string[]): string | undefined {
   return names.length === 1 ? names[0] : names.join('\u0000');
 }
 
-/** Sets `key` in a map of name sets, which starts afresh past NAME_SETS_LIMIT keys. */
-function remember<V>(map: Map<string, V>, key: string, value: V): V {
-  if (map.size >= NAME_SETS_LIMIT) map.clear();
-  map.set(key, value);
-  return value;
-}
-
+/**
+ * Roles → permissions, per MCP action. Default deny; a deny rule wins over any allow; every decision
+ * names the rule that made it and says why in words.
+ */
 export class Policy {
   readonly annotations: ToolAnnotationRegistry;
   readonly #roles = new Map<string, CompiledRole>();
@@ -209,7 +202,10 @@ export class Policy {
       const roles: string[] = [];
       for (const scope of principal.scopes) roles.push(...(this.#scopes.get(scope) ?? []));
       granted = Object.freeze(roles);
-      if (scopesKey !== undefined) remember(this.#grantedRoles, scopesKey, granted);
+      if (scopesKey !== undefined) {
+        if (this.#grantedRoles.size >= NAME_SETS_LIMIT) this.#grantedRoles.clear();
+        this.#grantedRoles.set(scopesKey, granted);
+      }
     }
     if (granted.length > 0 && this.#decideRemembered(granted, action).allow) return byRoles;
     const held = principal.scopes.length === 0 ? 'the token carries no scope' : `the token's scopes (${principal.scopes.join(' ')}) do not allow it`;
