@@ -29,7 +29,14 @@
  * CPU figures) a short phase with one connection gives the p50 of a request that waits for no other:
  * both that and the p50 under load are compared with the direct run.
  *
+ * The warm-up lasts BENCH_WARMUP seconds and then, when fewer than BENCH_WARMUP_REQUESTS requests were
+ * answered, as long as the rate seen needs to answer that many (at most 60 s more). V8 compiles hot code
+ * after a number of calls, not of seconds: at the ~180 req/s of the 1,000-tool list on a slow machine,
+ * a CPU profile (perf, cpu-clock) of the gateway showed its compiler threads busy for 15 s, about a
+ * fifth of its CPU during a measurement that began after 3 s; after ~3,000 requests they were idle.
+ *
  * Environment: BENCH_DURATION (seconds per run, default 10), BENCH_WARMUP (seconds, default 3),
+ * BENCH_WARMUP_REQUESTS (default 4000),
  * BENCH_ROUNDS (default 2), BENCH_CONNECTIONS (default 32, scenarios a–d), BENCH_STDIO_CONNECTIONS
  * (default 16, scenario e: also its number of sessions and upstream processes), BENCH_MAX_OTHER_CPU
  * (default 25: a run during which other processes used more than this % of a core is repeated, at
@@ -54,6 +61,10 @@ import { CLK_TCK, cpuMicros, envNumber, machineMicros, median, packageVersion, p
 
 const DURATION = envNumber('BENCH_DURATION', 10, true);
 const WARMUP = envNumber('BENCH_WARMUP', 3, true);
+/** BENCH_WARMUP_REQUESTS: answered requests the warm-up reaches before measuring (see the header). */
+const WARMUP_REQUESTS = envNumber('BENCH_WARMUP_REQUESTS', 4000, true);
+/** The longest the warm-up is extended to reach WARMUP_REQUESTS (seconds). */
+const WARMUP_EXTRA_MAX = 60;
 const ROUNDS = envNumber('BENCH_ROUNDS', 2, true);
 const CONNECTIONS = envNumber('BENCH_CONNECTIONS', 32, true);
 const STDIO_CONNECTIONS = envNumber('BENCH_STDIO_CONNECTIONS', 16, true);
@@ -566,6 +577,17 @@ function load(id: ScenarioId, setup: Setup, seconds: number, connections = conne
   });
 }
 
+/** WARMUP seconds of load, then more until WARMUP_REQUESTS were answered (see the header). */
+async function warmUp(id: ScenarioId, setup: Setup): Promise<void> {
+  const first = (await load(id, setup, WARMUP)).result;
+  checkClean(id, 'warm-up', first);
+  const answered = first['2xx'];
+  if (answered >= WARMUP_REQUESTS) return;
+  const rate = answered / WARMUP;
+  const extra = Math.min(WARMUP_EXTRA_MAX, Math.ceil((WARMUP_REQUESTS - answered) / rate));
+  checkClean(id, 'warm-up', (await load(id, setup, extra)).result);
+}
+
 function checkClean(id: ScenarioId, phase: string, result: autocannon.Result): void {
   const problems = [
     result.errors > 0 ? `${result.errors} errors` : '',
@@ -657,7 +679,7 @@ async function measure(id: ScenarioId, round: number, position: number): Promise
       stops.unshift(gateway.stop);
     }
     const setup = await precheck(id, upstream?.port, hop?.port ?? gateway?.port, gateway);
-    checkClean(id, 'warm-up', (await load(id, setup, WARMUP)).result);
+    await warmUp(id, setup);
 
     /** The proxy: the gateway, the hop, or nobody (direct). */
     const proxyPid = gateway?.pid ?? hop?.pid;
@@ -854,7 +876,7 @@ async function main(): Promise<void> {
   const started = new Date();
   const perRun = WARMUP + DURATION + LATENCY_DURATION;
   console.log(
-    `mcp-warden gateway bench: ${SELECTED.length} scenarios × ${ROUNDS} rounds, ${DURATION} s each after ${WARMUP} s warm-up ` +
+    `mcp-warden gateway bench: ${SELECTED.length} scenarios × ${ROUNDS} rounds, ${DURATION} s each after a warm-up of ${WARMUP} s and at least ${WARMUP_REQUESTS} requests ` +
       `(≈ ${Math.ceil((SELECTED.length * ROUNDS * (perRun + 4)) / 60)} min without waits for a quiet machine)\n` +
       `Setup: fresh processes per run on 127.0.0.1: the upstream (SDK ${packageVersion('@modelcontextprotocol/sdk')}, Streamable HTTP, ` +
       `stateless, Express), the gateway (mcp-warden serve, ${STORE} store, audit to the database), autocannon ` +
@@ -924,6 +946,7 @@ async function main(): Promise<void> {
     config: {
       durationSeconds: DURATION,
       warmupSeconds: WARMUP,
+      warmupRequests: WARMUP_REQUESTS,
       rounds: ROUNDS,
       connections: CONNECTIONS,
       stdioConnections: STDIO_CONNECTIONS,
