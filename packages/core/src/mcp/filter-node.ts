@@ -47,17 +47,41 @@ function toText(decoder: StringDecoder, chunk: unknown, encoding?: unknown): str
   return '';
 }
 
+/** A chunk's bytes as a string of one code unit per byte (see `unicodeOf` in list-scan.ts). */
+function toBytes(chunk: unknown, encoding?: unknown): string {
+  if (typeof chunk === 'string') {
+    const named = typeof encoding === 'string' && Buffer.isEncoding(encoding) ? encoding : 'utf8';
+    return named === 'latin1' || named === 'binary' ? chunk : Buffer.from(chunk, named).toString('latin1');
+  }
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('latin1');
+  return '';
+}
+
 /**
  * Filters list results on a Node `ServerResponse` while the MCP server writes it, whatever writes it
- * (SDK v1 transport, SDK v2 `toNodeHandler`, `@hono/node-server`). A JSON body is held until `end`
- * and rewritten with a fresh `Content-Length`; an SSE stream is rewritten event by event as it flows;
- * anything else passes untouched. Only installed when the request carried a list request.
+ * (SDK v1 transport, SDK v2 `toNodeHandler`, `@hono/node-server`, the gateway's proxy). A JSON body is
+ * held until `end` and rewritten with a fresh `Content-Length`; an SSE stream is rewritten event by
+ * event as it flows; anything else passes untouched. Only installed when the request carried a list
+ * request.
+ *
+ * When the body's first chunk is bytes (a proxy relaying what it received), the text is kept as bytes,
+ * one per code unit, and written as such: nothing is decoded from UTF-8 or encoded to it but the short
+ * spans the policy reads (on a 300 KB list through the gateway, decoding and encoding cost about a
+ * tenth of the gateway's CPU). When it is a string (an SDK serialising its answer), the text is decoded.
  */
 export function filterNodeResponse(res: ServerResponse, lists: PendingLists, principal: Principal, policy: Policy): void {
   const originalWriteHead = res.writeHead;
   const originalWrite = res.write;
   const originalEnd = res.end;
   const decoder = new StringDecoder('utf8');
+  /** Whether the text is kept as bytes (decided by the first chunk written). */
+  let bytes: boolean | undefined;
+  const text = (chunk: unknown, encoding?: unknown): string => {
+    bytes ??= typeof chunk !== 'string';
+    return bytes ? toBytes(chunk, encoding) : toText(decoder, chunk, encoding);
+  };
+  /** How the text's pieces are written: as the bytes they hold, or encoded to UTF-8. */
+  const written = (): BufferEncoding => (bytes === true ? 'latin1' : 'utf8');
   let mode: 'undecided' | 'json' | 'sse' | 'pass' = 'undecided';
   let held: { status: number; args: unknown[] } | undefined;
   /** A JSON body as written, in chunks: a big list is never one string (see list-scan.ts). */
@@ -70,7 +94,6 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     if (type.startsWith('application/json')) mode = 'json';
     else if (type.startsWith('text/event-stream')) {
       mode = 'sse';
-      sse = new SseListFilter(lists, principal, policy);
       if (!res.headersSent) res.removeHeader('content-length');
     } else mode = 'pass';
   };
@@ -93,19 +116,22 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     decide(undefined);
     const cb = (typeof encoding === 'function' ? encoding : callback) as WriteCallback | undefined;
     if (mode === 'json') {
-      json.push(toText(decoder, chunk, encoding));
+      json.push(text(chunk, encoding));
       if (cb !== undefined) process.nextTick(cb);
       return true;
     }
-    if (mode === 'sse' && sse !== undefined) {
-      const out = sse.pushPieces(toText(decoder, chunk, encoding));
+    if (mode === 'sse') {
+      const piece = text(chunk, encoding);
+      sse ??= new SseListFilter(lists, principal, policy, bytes);
+      const out = sse.pushPieces(piece);
       if (out.length === 0) {
         if (cb !== undefined) process.nextTick(cb);
         return true;
       }
+      const as = written();
       let flowing = true;
       out.forEach((piece, i) => {
-        flowing = (originalWrite as (...a: unknown[]) => boolean).call(this, piece, 'utf8', i === out.length - 1 ? cb : undefined);
+        flowing = (originalWrite as (...a: unknown[]) => boolean).call(this, piece, as, i === out.length - 1 ? cb : undefined);
       });
       return flowing;
     }
@@ -121,13 +147,14 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     res.write = originalWrite;
     res.end = originalEnd;
     if (mode === 'json') {
-      if (data !== undefined && data !== null) json.push(toText(decoder, data, enc));
-      json.push(decoder.end());
-      const body = (filterJsonChunks(json, lists, principal, policy) ?? json).filter((piece) => piece !== '');
+      if (data !== undefined && data !== null) json.push(text(data, enc));
+      if (bytes !== true) json.push(decoder.end());
+      const as = written();
+      const body = (filterJsonChunks(json, lists, principal, policy, bytes === true) ?? json).filter((piece) => piece !== '');
       const last = body.length === 0 ? '' : (body[body.length - 1] as string);
       if (!this.headersSent) {
         let length = 0;
-        for (const piece of body) length += Buffer.byteLength(piece);
+        for (const piece of body) length += as === 'latin1' ? piece.length : Buffer.byteLength(piece);
         if (held === undefined) this.setHeader('content-length', length);
         else {
           const reason = typeof held.args[0] === 'string' ? [held.args[0]] : [];
@@ -136,14 +163,17 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
           (originalWriteHead as (...a: unknown[]) => ServerResponse).call(this, held.status, ...reason, ...(headers === undefined ? [] : [headers]));
         }
       }
-      for (let i = 0; i + 1 < body.length; i++) (originalWrite as (...a: unknown[]) => boolean).call(this, body[i], 'utf8');
-      return originalEnd.call(this, last, 'utf8', cb);
+      for (let i = 0; i + 1 < body.length; i++) (originalWrite as (...a: unknown[]) => boolean).call(this, body[i], as);
+      return originalEnd.call(this, last, as, cb);
     }
-    if (mode === 'sse' && sse !== undefined) {
-      const out = [...(data === undefined || data === null ? [] : sse.pushPieces(toText(decoder, data, enc))), ...sse.pushPieces(decoder.end()), ...sse.flushPieces()];
-      for (let i = 0; i + 1 < out.length; i++) (originalWrite as (...a: unknown[]) => boolean).call(this, out[i], 'utf8');
+    if (mode === 'sse') {
+      const piece = data === undefined || data === null ? undefined : text(data, enc);
+      sse ??= new SseListFilter(lists, principal, policy, bytes === true);
+      const out = [...(piece === undefined ? [] : sse.pushPieces(piece)), ...(bytes === true ? [] : sse.pushPieces(decoder.end())), ...sse.flushPieces()];
+      const as = written();
+      for (let i = 0; i + 1 < out.length; i++) (originalWrite as (...a: unknown[]) => boolean).call(this, out[i], as);
       const last = out[out.length - 1];
-      return (originalEnd as (...a: unknown[]) => ServerResponse).call(this, ...(last === undefined ? [] : [last, 'utf8']), cb);
+      return (originalEnd as (...a: unknown[]) => ServerResponse).call(this, ...(last === undefined ? [] : [last, as]), cb);
     }
     return (originalEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, encoding, callback);
   } as typeof res.end;

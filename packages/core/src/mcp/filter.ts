@@ -1,7 +1,7 @@
 import type { Policy } from '../authz/policy.js';
 import type { JsonRpcId, ListFamily, McpAction, Principal } from '../types.js';
 import { keptSignature, listItemDecider } from './list-decisions.js';
-import { type ScannedItem, TextChunks, scanListResponse } from './list-scan.js';
+import { type ScannedItem, TextChunks, bytesOf, scanListResponse, unicodeOf } from './list-scan.js';
 
 /**
  * List filtering: `tools/list`, `prompts/list`, `resources/list` and `resources/templates/list`
@@ -185,15 +185,21 @@ export function filterJsonBody(text: string, lists: PendingLists, principal: Pri
 /**
  * {@link filterJsonBody} for a body in the chunks it arrived in; the new text comes back in pieces of
  * at most 32 Ki code units, so a big list is never held as one string (see list-scan.ts for why).
+ * With `bytes`, the chunks hold UTF-8 bytes, one per code unit, and so do the pieces returned (see
+ * `unicodeOf` in list-scan.ts): a proxy then neither decodes nor encodes the text it relays.
  */
-export function filterJsonChunks(chunks: readonly string[], lists: PendingLists, principal: Principal, policy: Policy): string[] | undefined {
-  const text = new TextChunks(chunks);
+export function filterJsonChunks(chunks: readonly string[], lists: PendingLists, principal: Principal, policy: Policy, bytes = false): string[] | undefined {
+  const text = new TextChunks(chunks, bytes);
   if (lists.size === 1) {
     const fast = filterByScan(text, lists, principal, policy);
     if (fast !== NOT_SCANNED) return fast;
   }
-  const parsed = filterJsonBodyParsed(text.join(), lists, principal, policy);
-  return parsed === undefined ? undefined : [parsed];
+  if (!bytes) {
+    const parsed = filterJsonBodyParsed(text.join(), lists, principal, policy);
+    return parsed === undefined ? undefined : [parsed];
+  }
+  const parsed = filterJsonBodyParsed(unicodeOf(text.join()), lists, principal, policy);
+  return parsed === undefined ? undefined : [bytesOf(parsed)];
 }
 
 /** The general path: parse, filter, serialise. Exported for tests that compare it with the scan. */
@@ -250,8 +256,9 @@ function lineTail(line: Line, n: number): Line {
 }
 
 /**
- * An incremental SSE (text/event-stream) rewriter. Feed it decoded text as it arrives; it returns
- * what may be sent on at once. Events pass through as soon as their closing blank line arrives;
+ * An incremental SSE (text/event-stream) rewriter. Feed it decoded text as it arrives (or, with
+ * `bytes`, its UTF-8 bytes one per code unit, see {@link filterJsonChunks}); it returns what may be
+ * sent on at once, in the same form. Events pass through as soon as their closing blank line arrives;
  * only `message` events carrying a response to a pending list request are rewritten. Line ends are
  * looked for in each chunk once, and a long line is kept in the pieces it came in, never joined
  * (see list-scan.ts for why a big string is dear).
@@ -266,11 +273,14 @@ export class SseListFilter {
   #lines: Line[] = [];
   /** The last chunk ended with a CR: an LF opening the next one is the rest of that line end. */
   #afterCr = false;
+  /** The stream's text is UTF-8 bytes, one per code unit (see {@link filterJsonChunks}). */
+  readonly #bytes: boolean;
 
-  constructor(lists: PendingLists, principal: Principal, policy: Policy) {
+  constructor(lists: PendingLists, principal: Principal, policy: Policy, bytes = false) {
     this.#lists = lists;
     this.#principal = principal;
     this.#policy = policy;
+    this.#bytes = bytes;
   }
 
   /** Accepts a chunk of the stream; returns the text to send on now. */
@@ -334,7 +344,11 @@ export class SseListFilter {
     for (const line of lines) {
       const head = lineHead(line, 6);
       if (head.startsWith('data:')) data.push(lineTail(line, head === 'data: ' ? 6 : 5));
-      else if (head.startsWith('event:')) eventType = line.join('').slice(6).trim();
+      else if (head.startsWith('event:')) {
+        // An empty type is a `message` event (WHATWG HTML, "dispatch the event"), as clients read it.
+        const type = line.join('').slice(6).trim();
+        eventType = type === '' ? 'message' : type;
+      }
     }
     if (eventType === 'message' && data.length > 0) {
       const text: string[] = [];
@@ -342,7 +356,7 @@ export class SseListFilter {
         if (i > 0) text.push('\n');
         text.push(...line);
       });
-      const filtered = filterJsonChunks(text, this.#lists, this.#principal, this.#policy);
+      const filtered = filterJsonChunks(text, this.#lists, this.#principal, this.#policy, this.#bytes);
       if (filtered !== undefined) {
         for (const line of lines) {
           if (lineHead(line, 5) === 'data:') continue;

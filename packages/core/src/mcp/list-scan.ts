@@ -15,15 +15,46 @@
  * malformed JSON: the fallback handles that too.
  */
 
-/** A text in pieces, read as if joined: the pieces are never concatenated into one string. */
+/**
+ * A UTF-8 text held as bytes: each code unit of `s` is one byte (what `Buffer#latin1Slice` makes of
+ * the bytes, a copy with no decoding). JSON's structure is ASCII, and no byte of a multi-byte UTF-8
+ * sequence is below 0x80, so the scan finds the same structure at the same offsets as in the decoded
+ * text, and the offsets are byte offsets. Only the short spans whose value matters (a name, a URI,
+ * an id, annotations) are decoded, by {@link unicodeOf}.
+ */
+const NON_ASCII = /[\u0080-\uffff]/;
+
+/** The text a span of UTF-8 bytes (as code units) stands for; invalid bytes become U+FFFD, as a decoder makes them. */
+export function unicodeOf(bytes: string): string {
+  if (!NON_ASCII.test(bytes)) return bytes;
+  const array = new Uint8Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) array[i] = bytes.charCodeAt(i);
+  return new TextDecoder().decode(array);
+}
+
+/** The UTF-8 bytes of `text`, one code unit per byte: the inverse of {@link unicodeOf} for valid text. */
+export function bytesOf(text: string): string {
+  if (!NON_ASCII.test(text)) return text;
+  const array = new TextEncoder().encode(text);
+  let out = '';
+  for (let i = 0; i < array.length; i += 8192) out += String.fromCharCode(...array.subarray(i, i + 8192));
+  return out;
+}
+
+/**
+ * A text in pieces, read as if joined: the pieces are never concatenated into one string. With
+ * `bytes`, the pieces hold UTF-8 bytes, one per code unit (see {@link unicodeOf}).
+ */
 export class TextChunks {
   /** The pieces, none empty (an empty text is one empty piece). */
   readonly chunks: readonly string[];
   /** Offset of each piece in the whole text. */
   readonly starts: readonly number[];
   readonly length: number;
+  readonly bytes: boolean;
 
-  constructor(chunks: readonly string[]) {
+  constructor(chunks: readonly string[], bytes = false) {
+    this.bytes = bytes;
     const nonEmpty = chunks.filter((c) => c.length > 0);
     this.chunks = nonEmpty.length === 0 ? [''] : nonEmpty;
     const starts: number[] = [];
@@ -36,14 +67,15 @@ export class TextChunks {
     this.length = length;
   }
 
-  /** The whole text as one string (for the parse-and-serialise fallback). */
+  /** The whole text as one string of its own code units (bytes, with `bytes`). */
   join(): string {
     return this.chunks.length === 1 ? (this.chunks[0] as string) : this.chunks.join('');
   }
 
-  /** The text from `start` to `end` as one string (for short spans). */
+  /** The text from `start` to `end` as one string (for short spans), decoded when the text is bytes. */
   slice(start: number, end: number): string {
-    return this.pieces(start, end, Number.POSITIVE_INFINITY).join('');
+    const raw = this.pieces(start, end, Number.POSITIVE_INFINITY).join('');
+    return this.bytes ? unicodeOf(raw) : raw;
   }
 
   /**
@@ -191,9 +223,12 @@ class Scanner {
     return p;
   }
 
-  /** The text from `start` to `end` (a short span: a key, a name, annotations). */
+  /** The text from `start` to `end` (a short span: a key, a name, annotations), decoded when the text is bytes. */
   slice(start: number, end: number): string {
-    if (start >= this.#low && end <= this.#high) return this.#chunk.slice(start - this.#low, end - this.#low);
+    if (start >= this.#low && end <= this.#high) {
+      const raw = this.#chunk.slice(start - this.#low, end - this.#low);
+      return this.text.bytes ? unicodeOf(raw) : raw;
+    }
     return this.text.slice(start, end);
   }
 
@@ -344,7 +379,7 @@ export function rangeEqual(a: TextChunks, startA: number, b: TextChunks, startB:
 
 /** Whether two texts hold the same characters, however they are cut into chunks. */
 export function sameText(a: TextChunks, b: TextChunks): boolean {
-  if (a.length !== b.length) return false;
+  if (a.length !== b.length || a.bytes !== b.bytes) return false;
   if (a.chunks.length === 1 && b.chunks.length === 1) return a.chunks[0] === b.chunks[0];
   return rangeEqual(a, 0, b, 0, a.length);
 }
@@ -415,7 +450,8 @@ export function scanListResponse(text: string | TextChunks, member: string, fiel
   if (chunks.length > RECENT_MAX_LENGTH) return scanListText(chunks, member, field, withAnnotations);
   for (let i = 0; i < recentScans.length; i++) {
     const recent = recentScans[i] as RecentScan;
-    if (recent.member !== member || recent.field !== field || recent.withAnnotations !== withAnnotations) continue;
+    // A text of bytes and a decoded one may hold the same code units and stand for different texts.
+    if (recent.member !== member || recent.field !== field || recent.withAnnotations !== withAnnotations || recent.text.bytes !== chunks.bytes) continue;
     let result: ScannedList | undefined;
     // The same text (a refused shape is remembered too), or the same with another id.
     if (sameText(recent.text, chunks)) result = recent.result;

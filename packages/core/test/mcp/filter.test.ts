@@ -85,6 +85,13 @@ describe('SseListFilter', () => {
     expect(events[3]).toBe('retry: 1000');
   });
 
+  it('filters an event whose type is empty: clients take it for a message event', () => {
+    // WHATWG HTML, server-sent events: an empty event type buffer dispatches a `message` event.
+    const out = run([`event:\ndata: ${JSON.stringify(toolsResponse)}\n\n`, `event: \ndata: ${JSON.stringify(toolsResponse)}\n\n`]);
+    expect(out).toContain('read_file');
+    expect(out).not.toContain('write_file');
+  });
+
   it('emits each event as soon as it is complete', () => {
     const filter = new SseListFilter(lists, reader, policy);
     expect(filter.push('event: message\ndata: {"jsonrpc":"2.0","method":"x"}\n')).toBe('');
@@ -115,6 +122,45 @@ describe('SseListFilter', () => {
         expect(run(chunks)).toBe(whole);
       }),
       { numRuns: 500 },
+    );
+  });
+});
+
+describe('SseListFilter over UTF-8 bytes', () => {
+  const unicodePolicy = new Policy({ roles: { reader: { verbs: ['read'], tools: { deny: ['é*'] } } } });
+  const named = [
+    { name: 'read_ü😀', description: 'ünïcode — "quoted" \u2028', annotations: { readOnlyHint: true } },
+    { name: 'éclair', annotations: { readOnlyHint: true } },
+    { name: 'write_é', annotations: { readOnlyHint: false } },
+  ];
+  const stream =
+    'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"data":"héllo"}}\n\n' +
+    `event: message\r\nid: 1\r\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: named } })}\r\n\r\n: après\n\n`;
+  const bytes = Buffer.from(stream, 'utf8').toString('latin1');
+
+  function run(chunks: string[], asBytes: boolean): string {
+    const filter = new SseListFilter(lists, reader, unicodePolicy, asBytes);
+    return [...chunks.flatMap((c) => filter.pushPieces(c)), ...filter.flushPieces()].join('');
+  }
+
+  it('filters the bytes of a stream as it filters the text, however the bytes are cut (inside a character too)', () => {
+    const whole = run([stream], false);
+    expect(whole).toContain('read_ü😀');
+    expect(whole).not.toContain('éclair');
+    expect(whole).not.toContain('write_é');
+    fc.assert(
+      fc.property(fc.array(fc.nat({ max: bytes.length }), { maxLength: 30 }), (cuts) => {
+        const points = [...new Set(cuts)].sort((a, b) => a - b);
+        const chunks: string[] = [];
+        let last = 0;
+        for (const p of points) {
+          chunks.push(bytes.slice(last, p));
+          last = p;
+        }
+        chunks.push(bytes.slice(last));
+        expect(Buffer.from(run(chunks, true), 'latin1').toString('utf8')).toBe(whole);
+      }),
+      { numRuns: 300 },
     );
   });
 });

@@ -268,3 +268,80 @@ describe('remembered scans', () => {
     expect(Object.isFrozen(scanned?.items[0])).toBe(true);
   });
 });
+
+describe('list scan over UTF-8 bytes (one per code unit)', () => {
+  /** A reader who may not see tools whose names start with x, é or 😀 (non-ASCII rules too). */
+  const unicodeRoles = { reader: { verbs: ['read' as const], tools: { deny: ['x*', 'é*', '😀*'] } }, writer: ['write' as const] };
+  const bytesOfText = (s: string): string => Buffer.from(s, 'utf8').toString('latin1');
+  const textOfBytes = (b: string): string => Buffer.from(b, 'latin1').toString('utf8');
+
+  it('filters the bytes of a text exactly as the text, however the bytes are cut (inside a character too)', () => {
+    fc.assert(
+      fc.property(response, fc.array(fc.nat(), { maxLength: 8 }), fc.subarray(['reader', 'writer', 'ghost']), (r, cuts, held) => {
+        const body = text(r);
+        const lists = new Map<JsonRpcId, ListFamily>([[1, 'tools']]);
+        forgetRecentScans();
+        const decoded = filterJsonChunks([body], lists, principal(held), new Policy({ roles: unicodeRoles }));
+        forgetRecentScans();
+        const raw = filterJsonChunks(cutPieces(bytesOfText(body), cuts), lists, principal(held), new Policy({ roles: unicodeRoles }), true);
+        expect(raw === undefined).toBe(decoded === undefined);
+        if (raw !== undefined && decoded !== undefined) expect(textOfBytes(raw.join(''))).toBe(decoded.join(''));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('finds the same id, names and annotations in the bytes as in the text', () => {
+    fc.assert(
+      fc.property(response, fc.array(fc.nat(), { maxLength: 8 }), (r, cuts) => {
+        const body = text({ ...r, id: typeof r.id === 'string' ? `${r.id}é😀` : r.id });
+        const inText = scanListText(new TextChunks([body]), 'tools', 'name', true);
+        const inBytes = scanListText(new TextChunks(cutPieces(bytesOfText(body), cuts), true), 'tools', 'name', true);
+        expect(inBytes === undefined).toBe(inText === undefined);
+        if (inBytes === undefined || inText === undefined) return;
+        expect(inBytes.id).toEqual(inText.id);
+        expect(inBytes.items.map((i) => [i.key, i.annotations])).toEqual(inText.items.map((i) => [i.key, i.annotations]));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  describe('Security', () => {
+    it('does not hand bytes the remembered scan of the same code units as text', () => {
+      forgetRecentScans();
+      // U+00E9 as one code unit: "é" as text, but as bytes a lone 0xE9, which is no UTF-8 (U+FFFD).
+      const body = '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"\u00e9"}]}}';
+      expect(scanListResponse(new TextChunks([body]), 'tools', 'name', true)?.items[0]?.key).toBe('é');
+      expect(scanListResponse(new TextChunks([body], true), 'tools', 'name', true)?.items[0]?.key).toBe('\uFFFD');
+      expect(scanListResponse(new TextChunks([body]), 'tools', 'name', true)?.items[0]?.key).toBe('é');
+    });
+
+    it('matches a non-ASCII string id with the pending request, fresh and remembered with another id', () => {
+      forgetRecentScans();
+      const policy = new Policy({ roles: unicodeRoles });
+      const body = (id: string): string =>
+        bytesOfText(JSON.stringify({ jsonrpc: '2.0', id, result: { tools: [{ name: 'read_a', annotations: { readOnlyHint: true } }, { name: 'éclair', annotations: { readOnlyHint: true } }] } }));
+      for (const id of ['é', 'ü😀', 'a']) {
+        const out = filterJsonChunks([body(id)], new Map<JsonRpcId, ListFamily>([[id, 'tools']]), principal(['reader']), policy, true);
+        // An id read wrongly would not match the pending request, and the list would pass unfiltered.
+        expect(out, id).toBeDefined();
+        const names = (JSON.parse(textOfBytes(out?.join('') ?? '')) as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name);
+        expect(names, id).toEqual(['read_a']);
+      }
+    });
+
+    it('relays bytes that are not UTF-8 as they came, and filters by the names around them', () => {
+      forgetRecentScans();
+      const body = '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read_a","description":"\xff\xfe\xc3","annotations":{"readOnlyHint":true}},{"name":"x\xff","annotations":{"readOnlyHint":true}}]}}';
+      const out = filterJsonChunks([body], new Map<JsonRpcId, ListFamily>([[1, 'tools']]), principal(['reader']), new Policy({ roles: unicodeRoles }), true)?.join('');
+      expect(out).toBe('{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read_a","description":"\xff\xfe\xc3","annotations":{"readOnlyHint":true}}]}}');
+    });
+
+    it('keeps the bytes of the parse-and-serialise fallback UTF-8', () => {
+      // A repeated member makes the scan give up: the fallback parses, filters and serialises.
+      const body = bytesOfText('{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read_é","annotations":{"readOnlyHint":true}},{"name":"éa"}],"tools":[{"name":"read_é","annotations":{"readOnlyHint":true}},{"name":"éa","annotations":{"readOnlyHint":true}}]}}');
+      const out = filterJsonChunks([body], new Map<JsonRpcId, ListFamily>([[1, 'tools']]), principal(['reader']), new Policy({ roles: unicodeRoles }), true);
+      expect(textOfBytes(out?.join('') ?? '')).toBe('{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read_é","annotations":{"readOnlyHint":true}}]}}');
+    });
+  });
+});

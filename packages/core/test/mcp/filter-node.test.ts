@@ -1,0 +1,109 @@
+/**
+ * filterNodeResponse on a real node:http server: a body written as bytes (what a proxy relays) is
+ * filtered as bytes and written back byte for byte, cut anywhere, inside a character too; a body
+ * written as strings (what an SDK writes) as text.
+ */
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Policy } from '../../src/authz/policy.js';
+import { filterNodeResponse } from '../../src/mcp/filter-node.js';
+import type { JsonRpcId, ListFamily } from '../../src/types.js';
+import { principal } from '../helpers.js';
+
+const policy = new Policy({ roles: { reader: { verbs: ['read'], tools: { deny: ['é*'] } } } });
+const lists = new Map<JsonRpcId, ListFamily>([[1, 'tools']]);
+const tools = [
+  { name: 'read_ü😀', description: 'ünïcode — "quoted"', annotations: { readOnlyHint: true } },
+  { name: 'éclair', annotations: { readOnlyHint: true } },
+  { name: 'write_é', annotations: { readOnlyHint: false } },
+];
+const message = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools } });
+const kept = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: [tools[0]] } });
+
+/** How the handler writes its answer: the content type, the body, and the points where it cuts it. */
+interface Answer {
+  readonly type: string;
+  readonly body: string;
+  readonly cuts: readonly number[];
+  readonly as: 'bytes' | 'strings';
+}
+
+let server: Server;
+let base = '';
+const answers = new Map<string, Answer>();
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const answer = answers.get(req.url ?? '') as Answer;
+    filterNodeResponse(res, lists, principal(['reader']), policy);
+    res.writeHead(200, { 'content-type': answer.type });
+    const bytes = Buffer.from(answer.body, 'utf8');
+    let last = 0;
+    for (const cut of [...answer.cuts, bytes.length]) {
+      if (answer.as === 'bytes') res.write(bytes.subarray(last, cut));
+      else res.write(answer.body.slice(last, cut));
+      last = cut;
+    }
+    res.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+async function fetchAnswer(name: string, answer: Answer): Promise<{ body: Buffer; length: string | null }> {
+  answers.set(`/${name}`, answer);
+  const response = await fetch(`${base}/${name}`);
+  return { body: Buffer.from(await response.arrayBuffer()), length: response.headers.get('content-length') };
+}
+
+describe('filterNodeResponse', () => {
+  it('filters a JSON body written as bytes, cut inside characters, with the right Content-Length', async () => {
+    const whole = Buffer.from(message, 'utf8');
+    // Cut inside the 4-byte emoji and the 2-byte é.
+    const emoji = whole.indexOf(Buffer.from('😀'));
+    const e = whole.indexOf(Buffer.from('é'));
+    const { body, length } = await fetchAnswer('json-bytes', { type: 'application/json', body: message, cuts: [emoji + 1, emoji + 3, e + 1], as: 'bytes' });
+    expect(body.toString('utf8')).toBe(kept);
+    expect(Number(length)).toBe(body.length);
+  });
+
+  it('filters an SSE stream written as bytes, cut anywhere, byte for byte what the text filter makes', async () => {
+    const stream = `event: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"data":"héllo"}}\n\nevent: message\ndata: ${message}\n\n`;
+    const size = Buffer.byteLength(stream);
+    const expected = `event: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"data":"héllo"}}\n\nevent: message\ndata: ${kept}\n\n`;
+    for (const step of [1, 3, 7, 64]) {
+      const cuts = Array.from({ length: Math.floor((size - 1) / step) }, (_, i) => (i + 1) * step);
+      const { body } = await fetchAnswer(`sse-bytes-${step}`, { type: 'text/event-stream', body: stream, cuts, as: 'bytes' });
+      expect(body.toString('utf8'), `cut every ${step} bytes`).toBe(expected);
+    }
+  });
+
+  it('filters a body written as strings as text, as before', async () => {
+    const { body, length } = await fetchAnswer('json-strings', { type: 'application/json', body: message, cuts: [10, 40], as: 'strings' });
+    expect(body.toString('utf8')).toBe(kept);
+    expect(Number(length)).toBe(body.length);
+  });
+
+  it('relays bytes that are not UTF-8 in what it keeps as they came', async () => {
+    const raw = Buffer.concat([Buffer.from('{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read_a","description":"'), Buffer.from([0xff, 0xc3]), Buffer.from('","annotations":{"readOnlyHint":true}},{"name":"éx"}]}}')]);
+    const local = createServer((req, res) => {
+      filterNodeResponse(res, lists, principal(['reader']), policy);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(raw.subarray(0, 60));
+      res.end(raw.subarray(60));
+    });
+    await new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve));
+    try {
+      const response = await fetch(`http://127.0.0.1:${(local.address() as AddressInfo).port}/`);
+      const body = Buffer.from(await response.arrayBuffer());
+      expect(body.equals(Buffer.concat([Buffer.from('{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read_a","description":"'), Buffer.from([0xff, 0xc3]), Buffer.from('","annotations":{"readOnlyHint":true}}]}}')]))).toBe(true);
+    } finally {
+      await new Promise<void>((resolve) => local.close(() => resolve()));
+    }
+  });
+});
