@@ -159,9 +159,14 @@ class ToolsChangedWatch {
       const lf = chunk.indexOf(0x0a);
       const cr = chunk.indexOf(0x0d);
       from = lf === -1 ? cr : cr === -1 ? lf : Math.min(lf, cr);
+      if (from === -1) {
+        // The whole chunk is more of the long line: nothing to search, and no line end to look for.
+        this.#line += chunk.length;
+        return this.#across(chunk);
+      }
     }
     // Both, always: `#across` keeps the stream's last bytes, which the next chunk's search needs.
-    const within = from !== -1 && this.#within(chunk, from);
+    const within = this.#within(chunk, from);
     const found = this.#across(chunk) || within;
     const end = Math.max(chunk.lastIndexOf(0x0a), chunk.lastIndexOf(0x0d));
     this.#line = end === -1 ? this.#line + chunk.length : chunk.length - end - 1;
