@@ -50,7 +50,8 @@ function toText(decoder: StringDecoder, chunk: unknown, encoding?: unknown): str
 /** A chunk's bytes as a string of one code unit per byte (see `unicodeOf` in list-scan.ts). */
 function toBytes(chunk: unknown, encoding?: unknown): string {
   if (typeof chunk === 'string') {
-    const named = typeof encoding === 'string' && Buffer.isEncoding(encoding) ? encoding : 'utf8';
+    // An unknown encoding throws here as it does in text mode (and in Node's own write).
+    const named = (typeof encoding === 'string' ? encoding : 'utf8') as BufferEncoding;
     return named === 'latin1' || named === 'binary' ? chunk : Buffer.from(chunk, named).toString('latin1');
   }
   if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('latin1');

@@ -256,6 +256,22 @@ function lineTail(line: Line, n: number): Line {
 }
 
 /**
+ * An SSE line's field, as clients read it (WHATWG HTML, "process the field"): the name is the text
+ * before the first colon, or the whole line when it has none (`event` alone sets an empty type, and
+ * `data` alone adds an empty line of data). Only the two fields the filter acts on are told apart.
+ */
+function fieldOf(line: Line): 'data' | 'event' | undefined {
+  const head = lineHead(line, 6);
+  if (head.startsWith('data:') || head === 'data') return 'data';
+  if (head === 'event:' || head === 'event') return 'event';
+  return undefined;
+}
+
+/** The byte order mark as text, and as UTF-8 bytes one per code unit. */
+const BOM_TEXT = '\uFEFF';
+const BOM_BYTES = '\xEF\xBB\xBF';
+
+/**
  * An incremental SSE (text/event-stream) rewriter. Feed it decoded text as it arrives (or, with
  * `bytes`, its UTF-8 bytes one per code unit, see {@link filterJsonChunks}); it returns what may be
  * sent on at once, in the same form. Events pass through as soon as their closing blank line arrives;
@@ -275,6 +291,8 @@ export class SseListFilter {
   #afterCr = false;
   /** The stream's text is UTF-8 bytes, one per code unit (see {@link filterJsonChunks}). */
   readonly #bytes: boolean;
+  /** The stream's first code units while they may still be a byte order mark; undefined once decided. */
+  #opening: string | undefined = '';
 
   constructor(lists: PendingLists, principal: Principal, policy: Policy, bytes = false) {
     this.#lists = lists;
@@ -295,6 +313,20 @@ export class SseListFilter {
 
   /** {@link push}, with the text to send in pieces of at most 32 Ki code units. */
   pushPieces(chunk: string): string[] {
+    if (this.#opening === undefined) return this.#push(chunk);
+    // A client's decoder drops a byte order mark that opens the stream (the SDK's TextDecoderStream
+    // does) and reads the line after it: the filter must read that line too. The mark is relayed.
+    const bom = this.#bytes ? BOM_BYTES : BOM_TEXT;
+    const opening = this.#opening + chunk;
+    if (opening.length < bom.length && bom.startsWith(opening)) {
+      this.#opening = opening;
+      return [];
+    }
+    this.#opening = undefined;
+    return opening.startsWith(bom) ? [bom, ...this.#push(opening.slice(bom.length))] : this.#push(opening);
+  }
+
+  #push(chunk: string): string[] {
     const out = new Pieces();
     let start = 0;
     if (this.#afterCr && chunk.length > 0) {
@@ -325,6 +357,8 @@ export class SseListFilter {
   /** {@link flush}, in pieces. */
   flushPieces(): string[] {
     const out = new Pieces();
+    if (this.#opening !== undefined) out.add(this.#opening);
+    this.#opening = undefined;
     for (const line of this.#lines) {
       for (const piece of line) out.add(piece);
       out.add('\n');
@@ -342,9 +376,11 @@ export class SseListFilter {
     let eventType = 'message';
     const data: Line[] = [];
     for (const line of lines) {
-      const head = lineHead(line, 6);
-      if (head.startsWith('data:')) data.push(lineTail(line, head === 'data: ' ? 6 : 5));
-      else if (head.startsWith('event:')) {
+      const field = fieldOf(line);
+      if (field === 'data') {
+        const head = lineHead(line, 6);
+        data.push(head === 'data' ? [] : lineTail(line, head === 'data: ' ? 6 : 5));
+      } else if (field === 'event') {
         // An empty type is a `message` event (WHATWG HTML, "dispatch the event"), as clients read it.
         const type = line.join('').slice(6).trim();
         eventType = type === '' ? 'message' : type;
@@ -359,7 +395,7 @@ export class SseListFilter {
       const filtered = filterJsonChunks(text, this.#lists, this.#principal, this.#policy, this.#bytes);
       if (filtered !== undefined) {
         for (const line of lines) {
-          if (lineHead(line, 5) === 'data:') continue;
+          if (fieldOf(line) === 'data') continue;
           for (const piece of line) out.add(piece);
           out.add('\n');
         }

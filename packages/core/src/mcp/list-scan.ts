@@ -24,12 +24,18 @@
  */
 const NON_ASCII = /[\u0080-\uffff]/;
 
+/**
+ * Decodes spans: a leading U+FEFF is part of a name, not a byte order mark (the client decodes the
+ * whole body, where it is inside a string), so it is kept.
+ */
+const UTF8 = new TextDecoder('utf-8', { ignoreBOM: true });
+
 /** The text a span of UTF-8 bytes (as code units) stands for; invalid bytes become U+FFFD, as a decoder makes them. */
 export function unicodeOf(bytes: string): string {
   if (!NON_ASCII.test(bytes)) return bytes;
   const array = new Uint8Array(bytes.length);
   for (let i = 0; i < bytes.length; i++) array[i] = bytes.charCodeAt(i);
-  return new TextDecoder().decode(array);
+  return UTF8.decode(array);
 }
 
 /** The UTF-8 bytes of `text`, one code unit per byte: the inverse of {@link unicodeOf} for valid text. */

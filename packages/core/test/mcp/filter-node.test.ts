@@ -3,7 +3,7 @@
  * filtered as bytes and written back byte for byte, cut anywhere, inside a character too; a body
  * written as strings (what an SDK writes) as text.
  */
-import { type Server, createServer } from 'node:http';
+import { type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Policy } from '../../src/authz/policy.js';
@@ -87,6 +87,49 @@ describe('filterNodeResponse', () => {
     const { body, length } = await fetchAnswer('json-strings', { type: 'application/json', body: message, cuts: [10, 40], as: 'strings' });
     expect(body.toString('utf8')).toBe(kept);
     expect(Number(length)).toBe(body.length);
+  });
+
+  it('takes later writes of either kind into the kind the first chose, and data given to end', async () => {
+    const bytes = Buffer.from(message, 'utf8');
+    const e = bytes.indexOf(Buffer.from('é'));
+    const sse = (body: string): string => `event: message\ndata: ${body}\n\n`;
+    const cases: [string, string, (res: ServerResponse) => void][] = [
+      // Bytes first, then a string in base64 and one in UTF-8, the rest given to end().
+      ['application/json', kept, (res) => {
+        res.write(bytes.subarray(0, 30));
+        res.write(bytes.subarray(30, 60).toString('base64'), 'base64');
+        res.write(bytes.subarray(60, e + 1).toString('latin1'), 'latin1');
+        res.end(bytes.subarray(e + 1));
+      }],
+      // A string first, then bytes cut inside a character.
+      ['application/json', kept, (res) => {
+        res.write(message.slice(0, 20));
+        res.write(bytes.subarray(Buffer.byteLength(message.slice(0, 20)), e + 1));
+        res.end(bytes.subarray(e + 1));
+      }],
+      // SSE as bytes, the last of it given to end().
+      ['text/event-stream', sse(kept), (res) => {
+        const all = Buffer.from(sse(message), 'utf8');
+        res.write(all.subarray(0, e + 1));
+        res.end(all.subarray(e + 1));
+      }],
+    ];
+    for (const [type, expected, write] of cases) {
+      const local = createServer((_req, res) => {
+        filterNodeResponse(res, lists, principal(['reader']), policy);
+        res.writeHead(200, { 'content-type': type });
+        write(res);
+      });
+      await new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve));
+      try {
+        const response = await fetch(`http://127.0.0.1:${(local.address() as AddressInfo).port}/`);
+        const body = Buffer.from(await response.arrayBuffer());
+        expect(body.toString('utf8')).toBe(expected);
+        if (type === 'application/json') expect(Number(response.headers.get('content-length'))).toBe(body.length);
+      } finally {
+        await new Promise<void>((resolve) => local.close(() => resolve()));
+      }
+    }
   });
 
   it('relays bytes that are not UTF-8 in what it keeps as they came', async () => {

@@ -138,8 +138,11 @@ describe('SseListFilter over UTF-8 bytes', () => {
     `event: message\r\nid: 1\r\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: named } })}\r\n\r\n: après\n\n`;
   const bytes = Buffer.from(stream, 'utf8').toString('latin1');
 
+  /** One list request: the scan (not the parse-and-serialise fallback) filters the answer. */
+  const oneList = new Map<JsonRpcId, ListFamily>([[1, 'tools']]);
+
   function run(chunks: string[], asBytes: boolean): string {
-    const filter = new SseListFilter(lists, reader, unicodePolicy, asBytes);
+    const filter = new SseListFilter(oneList, reader, unicodePolicy, asBytes);
     return [...chunks.flatMap((c) => filter.pushPieces(c)), ...filter.flushPieces()].join('');
   }
 
@@ -162,6 +165,47 @@ describe('SseListFilter over UTF-8 bytes', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('relays bytes that are not UTF-8 in a kept tool as they came', () => {
+    const raw = `event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read_a","description":"\xff\xc3","annotations":{"readOnlyHint":true}},{"name":"\xc3\xa9x","annotations":{"readOnlyHint":true}}]}}\n\n`;
+    expect(run([raw.slice(0, 70), raw.slice(70)], true)).toBe(
+      'event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read_a","description":"\xff\xc3","annotations":{"readOnlyHint":true}}]}}\n\n',
+    );
+  });
+
+  describe('Security', () => {
+    const list = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: named } });
+    const names = (out: string): string[] => {
+      const line = out.split(/\r?\n/).find((l) => l.startsWith('data: ') && l.includes('"result"')) ?? 'data: null';
+      return (JSON.parse(line.slice(6)) as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name);
+    };
+
+    it('reads the event after a byte order mark opening the stream, as clients do, and relays the mark', () => {
+      const text = `\uFEFFdata: ${list}\n\n`;
+      const out = run([text], false);
+      expect(out.startsWith('\uFEFF')).toBe(true);
+      expect(names(out.slice(1))).toEqual(['read_ü😀']);
+      const bytes = Buffer.from(text, 'utf8').toString('latin1');
+      for (const cut of [1, 2, 3, 4]) {
+        const out = Buffer.from(run([bytes.slice(0, cut), bytes.slice(cut)], true), 'latin1').toString('utf8');
+        expect(out.startsWith('\uFEFF'), `cut at ${cut}`).toBe(true);
+        expect(names(out.slice(1)), `cut at ${cut}`).toEqual(['read_ü😀']);
+      }
+      // A stream that only looks like the start of a mark is relayed as it came.
+      expect(run(['\xEF'], true)).toBe('\xEF');
+      expect(run(['\xEF', 'x'], true)).toBe('\xEFx');
+    });
+
+    it('takes a bare `event` line for an empty type and a bare `data` line for empty data, as clients do', () => {
+      // WHATWG HTML, "process the field": a line without a colon is a field name with an empty value.
+      expect(names(run([`event: other\nevent\ndata: ${list}\n\n`], false))).toEqual(['read_ü😀']);
+      const out = run([`data\ndata: ${list}\n\n`], false);
+      // The empty line of data stays the first of the event's data, as the client joins them.
+      expect(out.startsWith('data: \ndata: {')).toBe(true);
+      expect(names(out)).toEqual(['read_ü😀']);
+      expect(out).not.toContain('éclair');
+    });
   });
 });
 

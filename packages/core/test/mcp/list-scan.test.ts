@@ -11,7 +11,7 @@ import type { JsonRpcId, ListFamily } from '../../src/types.js';
 import { principal } from '../helpers.js';
 
 const roles = { reader: { verbs: ['read' as const], tools: { deny: ['x*'] }, resources: { deny: ['secret://**'] } }, writer: ['write' as const] };
-const tricky = fc.string({ unit: fc.oneof(fc.constantFrom('a', 'x', '"', '\\', '/', '\n', '\u2028', 'é', '😀', '*', ' '), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })), maxLength: 8 });
+const tricky = fc.string({ unit: fc.oneof(fc.constantFrom('a', 'x', '"', '\\', '/', '\n', '\u2028', '\uFEFF', 'é', '😀', '*', ' '), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })), maxLength: 8 });
 const annotations = fc.record({ readOnlyHint: fc.boolean(), destructiveHint: fc.boolean(), title: tricky }, { requiredKeys: [] });
 const tool = fc.record(
   {
@@ -328,6 +328,17 @@ describe('list scan over UTF-8 bytes (one per code unit)', () => {
         const names = (JSON.parse(textOfBytes(out?.join('') ?? '')) as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name);
         expect(names, id).toEqual(['read_a']);
       }
+    });
+
+    it('reads a name that opens with U+FEFF with it, as a client decoding the whole answer does', () => {
+      forgetRecentScans();
+      // With the mark dropped, "\uFEFFread_a" would be read as "read_a" and shown, though a call by
+      // its real name is refused (names with invisible characters are), and learned under the wrong name.
+      const tools = [{ name: '\uFEFFread_a', annotations: { readOnlyHint: true } }, { name: 'read_b', annotations: { readOnlyHint: true } }];
+      const body = bytesOfText(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools } }));
+      expect(scanListText(new TextChunks([body], true), 'tools', 'name', true)?.items[0]?.key).toBe('\uFEFFread_a');
+      const out = filterJsonChunks([body], new Map<JsonRpcId, ListFamily>([[1, 'tools']]), principal(['reader']), new Policy({ roles: unicodeRoles }), true);
+      expect(JSON.parse(textOfBytes(out?.join('') ?? body)).result.tools.map((t: { name: string }) => t.name)).toEqual(['read_b']);
     });
 
     it('relays bytes that are not UTF-8 as they came, and filters by the names around them', () => {

@@ -383,7 +383,7 @@ describe('HttpUpstream: tools/list_changed in relayed SSE streams', () => {
 
   it('searches a line only up to 64 KiB, and the lines after it again, whatever their line ends', async () => {
     const long = `data: {"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"${'a'.repeat(70_000)}`;
-    // A method quoted past the first 64 KiB of a line is not looked for (see ToolsChangedWatch)…
+    // The documented limit: a method past the first 64 KiB of its line is not looked for (see ToolsChangedWatch)…
     expect(await relay([`event: message\n${long}`, 'notifications/tools/list_changed"}]}}\n\n'])).toBe(0);
     // …and an announcement on a later line is, after LF, CRLF or CR.
     expect(await relay([`event: message\n${long}`, `"}]}}\n\nevent: message\n${notice}`])).toBe(1);
