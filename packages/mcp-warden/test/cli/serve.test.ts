@@ -26,7 +26,9 @@ async function serve(config: string, port: number): Promise<{ child: ChildProces
   child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
   const deadline = Date.now() + 30_000;
-  while (!/reader +mcpw_\S+\n|Using the keys created earlier/.test(output)) {
+  // Until the last line the first run prints (the SDK snippet after the keys and the curl line), or
+  // a later run's: the output comes in pipe chunks, and the reader key can arrive before the rest.
+  while (!/StreamableHTTPClientTransport\(.*\n|Using the keys created earlier.*\n/.test(output)) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start: ${output}`);
     await new Promise((r) => setTimeout(r, 50));
   }
