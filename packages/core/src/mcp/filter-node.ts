@@ -67,8 +67,9 @@ function toBytes(chunk: unknown, encoding?: unknown): string {
  *
  * When the body's first chunk is bytes (a proxy relaying what it received), the text is kept as bytes,
  * one per code unit, and written as such: nothing is decoded from UTF-8 or encoded to it but the short
- * spans the policy reads (on a 300 KB list through the gateway, decoding and encoding cost about a
- * tenth of the gateway's CPU). When it is a string (an SDK serialising its answer), the text is decoded.
+ * spans the policy reads, and a body the scan gives up on (on a 300 KB list through the gateway,
+ * decoding and encoding cost about a tenth of the gateway's CPU). When it is a string (an SDK
+ * serialising its answer), the text is decoded.
  */
 export function filterNodeResponse(res: ServerResponse, lists: PendingLists, principal: Principal, policy: Policy): void {
   const originalWriteHead = res.writeHead;

@@ -16,8 +16,8 @@
  */
 
 /**
- * A UTF-8 text held as bytes: each code unit of `s` is one byte (what `Buffer#latin1Slice` makes of
- * the bytes, a copy with no decoding). JSON's structure is ASCII, and no byte of a multi-byte UTF-8
+ * A UTF-8 text held as bytes: each code unit of the string is one byte (what `Buffer#toString('latin1')`
+ * makes of the bytes, a copy with no decoding). JSON's structure is ASCII, and no byte of a multi-byte UTF-8
  * sequence is below 0x80, so the scan finds the same structure at the same offsets as in the decoded
  * text, and the offsets are byte offsets. Only the short spans whose value matters (a name, a URI,
  * an id, annotations) are decoded, by {@link unicodeOf}.
