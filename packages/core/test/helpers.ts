@@ -30,3 +30,16 @@ export function codeOf(fn: () => unknown): string | undefined {
     return error instanceof WardenError ? error.code : 'not-a-warden-error';
   }
 }
+
+/** `text` cut at the given points (each taken modulo its length + 1), in order, as strings. */
+export function cutPieces(text: string, cuts: readonly number[]): string[] {
+  const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
+  const chunks: string[] = [];
+  let last = 0;
+  for (const p of points) {
+    chunks.push(text.slice(last, p));
+    last = p;
+  }
+  chunks.push(text.slice(last));
+  return chunks;
+}

@@ -4,7 +4,7 @@ import { Policy } from '../../src/authz/policy.js';
 import { SseListFilter, filterJsonBody, pendingListsOf } from '../../src/mcp/filter.js';
 import { filterWebResponse } from '../../src/mcp/filter-web.js';
 import type { JsonRpcId, ListFamily } from '../../src/types.js';
-import { principal } from '../helpers.js';
+import { cutPieces, principal } from '../helpers.js';
 
 const policy = new Policy({
   roles: { reader: { verbs: ['read'], resources: { deny: ['secret://**'] }, prompts: { deny: ['admin_*'] } }, admin: ['delete'] },
@@ -111,15 +111,7 @@ describe('SseListFilter', () => {
     fc.assert(
       fc.property(fc.array(fc.nat(), { maxLength: 12 }), (cuts) => {
         const text = stream.replace(/\n/g, '\r\n');
-        const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
-        const chunks: string[] = [];
-        let last = 0;
-        for (const p of points) {
-          chunks.push(text.slice(last, p));
-          last = p;
-        }
-        chunks.push(text.slice(last));
-        expect(run(chunks)).toBe(whole);
+        expect(run(cutPieces(text, cuts))).toBe(whole);
       }),
       { numRuns: 500 },
     );
@@ -153,15 +145,7 @@ describe('SseListFilter over UTF-8 bytes', () => {
     expect(whole).not.toContain('write_é');
     fc.assert(
       fc.property(fc.array(fc.nat({ max: bytes.length }), { maxLength: 30 }), (cuts) => {
-        const points = [...new Set(cuts)].sort((a, b) => a - b);
-        const chunks: string[] = [];
-        let last = 0;
-        for (const p of points) {
-          chunks.push(bytes.slice(last, p));
-          last = p;
-        }
-        chunks.push(bytes.slice(last));
-        expect(Buffer.from(run(chunks, true), 'latin1').toString('utf8')).toBe(whole);
+        expect(Buffer.from(run(cutPieces(bytes, cuts), true), 'latin1').toString('utf8')).toBe(whole);
       }),
       { numRuns: 300 },
     );
@@ -266,15 +250,7 @@ describe('SseListFilter, big lists in many chunks', () => {
     const whole = run([stream], false);
     fc.assert(
       fc.property(fc.array(fc.nat({ max: stream.length }), { maxLength: 40 }), fc.boolean(), (cuts, pieces) => {
-        const points = [...new Set(cuts)].sort((a, b) => a - b);
-        const chunks: string[] = [];
-        let last = 0;
-        for (const p of points) {
-          chunks.push(stream.slice(last, p));
-          last = p;
-        }
-        chunks.push(stream.slice(last));
-        expect(run(chunks, pieces)).toBe(whole);
+        expect(run(cutPieces(stream, cuts), pieces)).toBe(whole);
       }),
       { numRuns: 300 },
     );

@@ -8,7 +8,7 @@ import { Policy } from '../../src/authz/policy.js';
 import { filterJsonBody, filterJsonBodyParsed, filterJsonChunks } from '../../src/mcp/filter.js';
 import { TextChunks, forgetRecentScans, rangeEqual, sameText, scanListResponse, scanListText } from '../../src/mcp/list-scan.js';
 import type { JsonRpcId, ListFamily } from '../../src/types.js';
-import { principal } from '../helpers.js';
+import { cutPieces, principal } from '../helpers.js';
 
 const roles = { reader: { verbs: ['read' as const], tools: { deny: ['x*'] }, resources: { deny: ['secret://**'] } }, writer: ['write' as const] };
 const tricky = fc.string({ unit: fc.oneof(fc.constantFrom('a', 'x', '"', '\\', '/', '\n', '\u2028', '\uFEFF', 'é', '😀', '*', ' '), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })), maxLength: 8 });
@@ -35,19 +35,6 @@ function text(r: { id: JsonRpcId; tools: unknown[]; cursor: string | undefined; 
   const result = r.cursor === undefined ? { tools: r.tools } : { nextCursor: r.cursor, tools: r.tools };
   const message = r.resultFirst ? { result, jsonrpc: '2.0', id: r.id } : { jsonrpc: '2.0', id: r.id, result };
   return JSON.stringify(message, null, r.indent);
-}
-
-/** `body` cut at the given points (taken modulo its length + 1), in order, as strings. */
-function cutPieces(body: string, cuts: readonly number[]): string[] {
-  const points = [...new Set(cuts.map((c) => c % (body.length + 1)))].sort((a, b) => a - b);
-  const chunks: string[] = [];
-  let last = 0;
-  for (const p of points) {
-    chunks.push(body.slice(last, p));
-    last = p;
-  }
-  chunks.push(body.slice(last));
-  return chunks;
 }
 
 const cut = (body: string, cuts: readonly number[]): TextChunks => new TextChunks(cutPieces(body, cuts));
