@@ -116,9 +116,6 @@ function errorCode(error: unknown): string {
 /** The method of the notification that makes the gateway read an upstream's tools again. */
 const TOOLS_CHANGED = Buffer.from('notifications/tools/list_changed', 'latin1');
 
-/** A line this long is not searched further for that method (see `ToolsChangedWatch`). */
-const LONG_LINE = 64 * 1024;
-
 /** Whether a complete `data:` line holds a JSON-RPC message (or a batch with one) announcing a changed tool list. */
 function announcesToolsChanged(message: unknown): boolean {
   if (Array.isArray(message)) return message.some(announcesToolsChanged);
@@ -138,44 +135,22 @@ function announcesToolsChanged(message: unknown): boolean {
  * over several `data:` lines, on a line that is no `data:` line) counts as an announcement: a false
  * one only makes the gateway read the tools once more, which any client can cause anyway by
  * listing them, while a missed one would leave annotations stale.
- *
- * A line already {@link LONG_LINE} bytes long when a chunk starts is not searched in that chunk: a
- * list of a thousand tools is one line of 300 KB, and searching it all was about 4 % of the gateway's
- * CPU for it. An announcement is a notification without params, some 70 bytes; only one behind more
- * than 64 KiB on its line (a JSON-RPC batch of 2025-03-26 after a big response) would be missed.
  */
 class ToolsChangedWatch {
   /** The stream's last bytes (up to one less than the method) followed by the next chunk's first ones. */
   readonly #window = Buffer.allocUnsafe(2 * (TOOLS_CHANGED.length - 1));
   /** How many of the stream's last bytes `#window` starts with. */
   #kept = 0;
-  /** Bytes of the current line so far (SSE ends lines with CR, LF or both). */
-  #line = 0;
 
   /** Whether `chunk`, the stream's next bytes, announces a changed tool list. */
   seen(chunk: Buffer): boolean {
-    let from = 0;
-    if (this.#line >= LONG_LINE) {
-      const lf = chunk.indexOf(0x0a);
-      const cr = chunk.indexOf(0x0d);
-      from = lf === -1 ? cr : cr === -1 ? lf : Math.min(lf, cr);
-      if (from === -1) {
-        // The whole chunk is more of the long line: nothing to search, and no line end to look for.
-        this.#line += chunk.length;
-        return this.#across(chunk);
-      }
-    }
     // Both, always: `#across` keeps the stream's last bytes, which the next chunk's search needs.
-    const within = this.#within(chunk, from);
-    const found = this.#across(chunk) || within;
-    const end = Math.max(chunk.lastIndexOf(0x0a), chunk.lastIndexOf(0x0d));
-    this.#line = end === -1 ? this.#line + chunk.length : chunk.length - end - 1;
-    return found;
+    const within = this.#within(chunk);
+    return this.#across(chunk) || within;
   }
 
-  /** Searches `chunk` from `from`, where a line starts (or 0). */
-  #within(chunk: Buffer, from: number): boolean {
-    for (let at = chunk.indexOf(TOOLS_CHANGED, from); at !== -1; at = chunk.indexOf(TOOLS_CHANGED, at + TOOLS_CHANGED.length)) {
+  #within(chunk: Buffer): boolean {
+    for (let at = chunk.indexOf(TOOLS_CHANGED); at !== -1; at = chunk.indexOf(TOOLS_CHANGED, at + TOOLS_CHANGED.length)) {
       const start = chunk.lastIndexOf(0x0a, at) + 1;
       const end = chunk.indexOf(0x0a, at);
       // The line began in an earlier chunk or ends in a later one: not isolable here. (A chunk

@@ -381,16 +381,6 @@ describe('HttpUpstream: tools/list_changed in relayed SSE streams', () => {
     expect(await relay([`event: message\n${notice}event: message\ndata: {"jsonrpc":"2.0","method":"notifications/tools/li`, 'st_changed"}\n\n'])).toBe(2);
   });
 
-  it('searches a line only up to 64 KiB, and the lines after it again, whatever their line ends', async () => {
-    const long = `data: {"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"${'a'.repeat(70_000)}`;
-    // The documented limit: a method past the first 64 KiB of its line is not looked for (see ToolsChangedWatch)…
-    expect(await relay([`event: message\n${long}`, 'notifications/tools/list_changed"}]}}\n\n'])).toBe(0);
-    // …and an announcement on a later line is, after LF, CRLF or CR.
-    expect(await relay([`event: message\n${long}`, `"}]}}\n\nevent: message\n${notice}`])).toBe(1);
-    expect(await relay([`event: message\r\n${long}`, `"}]}}\r\n\r\nevent: message\r\n${notice.replaceAll('\n', '\r\n')}`])).toBe(1);
-    expect(await relay([`event: message\r${long}`, `"}]}}\r\revent: message\r${notice.replaceAll('\n', '\r')}`])).toBe(1);
-  });
-
   it('does not search JSON answers, which cannot carry notifications', async () => {
     announced = 0;
     const response = await raw(`${gateway.url}/watched`, { body: rpc(1, 'tools/call', { name: 'any' }), headers: { accept: 'application/json' } });
