@@ -84,7 +84,9 @@ describe('mcp-warden CLI', () => {
     const shown = await cli(dir, ['keys', 'show', readerId, '--json'], env);
     expect(JSON.parse(shown.stdout)).toMatchObject({ id: readerId, status: 'revoked', roles: ['reader'], name: 'reader-bot' });
     expect(JSON.parse(shown.stdout).lastUsedAt).not.toBeNull();
-  });
+    // Seven processes started one after another (the CLI six times, the tutorial under tsx): 10 s
+    // alone on a slow 2-core machine, and past the default 20 s once while the whole suite ran.
+  }, 60_000);
 
   it('lists keys as a table and as JSON, never with a secret', async () => {
     const table = await cli(dir, ['keys', 'list'], env);
