@@ -1,8 +1,9 @@
 /**
  * Child process of `bench/gateway.ts`: the yardstick of ANCHORS.md, a plain reverse-proxy hop
  * (node:http + one keep-alive undici `Pool`) with no auth, no parsing and no audit. It passes the MCP
- * headers and the body to the upstream's `/echo` and pipes the answer back. Its CPU per request on
- * this machine is what "a plain hop" costs here; the gateway's target is that plus 20 µs.
+ * headers and the body of `/mcp/<name>` to the upstream's `/<name>` (`/echo` for f, `/catalog` for g) and
+ * pipes the answer back. Its CPU per request on this machine is what "a plain hop" costs here; the
+ * gateway's target is that plus 20 µs.
  *
  * Usage (by the runner only): node <transpiled copy of this file> <upstream origin>
  */
@@ -30,7 +31,13 @@ const server = createServer((req, res) => {
   }
   const length = req.headers['content-length'];
   if (length !== undefined) headers['content-length'] = length;
-  pool.request({ path: '/echo', method: req.method as 'POST', headers, body: req.method === 'POST' ? req : null }).then(
+  // `/mcp/<name>` → the upstream's `/<name>` (`/echo`, `/catalog`).
+  const path = req.url?.startsWith('/mcp/') === true ? req.url.slice(4) : undefined;
+  if (path === undefined) {
+    res.writeHead(404).end();
+    return;
+  }
+  pool.request({ path, method: req.method as 'POST', headers, body: req.method === 'POST' ? req : null }).then(
     ({ statusCode, headers: answer, body }) => {
       const out: Record<string, string> = {};
       for (const name of RETURNED) {

@@ -9,6 +9,8 @@
  *   e  tools/call `echo` through the gateway to a stdio upstream (one SDK process per session)
  *   f  tools/call `echo` through a plain reverse-proxy hop (node:http + undici, `gateway-hop.ts`): the
  *      yardstick of ANCHORS.md, so "a plain hop plus ≤ 20 µs" can be judged on this machine's speed
+ *   g  tools/list of the 1,000-tool catalog through the same plain hop (unfiltered): what relaying the
+ *      ~300 KB answer costs any proxy of this kind here, the yardstick for d's CPU and added latency
  *
  * The gateway is `mcp-warden serve` (the built CLI) in a child process of its own, with a SQLite
  * store in a temporary directory and the default audit sink (the database): authentication,
@@ -87,7 +89,7 @@ const STORE = (() => {
 })();
 const CPU_PROF_DIR = process.env['BENCH_CPU_PROF'] === undefined || process.env['BENCH_CPU_PROF'] === '' ? undefined : resolve(process.env['BENCH_CPU_PROF']);
 
-const SCENARIOS = ['call-direct', 'call-gateway', 'list-direct', 'list-gateway', 'call-stdio', 'call-hop'] as const;
+const SCENARIOS = ['call-direct', 'call-gateway', 'list-direct', 'list-gateway', 'call-stdio', 'call-hop', 'list-hop'] as const;
 type ScenarioId = (typeof SCENARIOS)[number];
 
 interface Targets {
@@ -139,7 +141,11 @@ const SCENARIO_INFO: Readonly<Record<ScenarioId, ScenarioInfo>> = {
     targets: { maxGatewayCpuMicros: 150 },
   },
   'call-hop': { letter: 'f', title: 'f tools/call echo, plain hop (yardstick)', baseline: 'call-direct', request: 'call', via: 'hop', targets: {} },
+  'list-hop': { letter: 'g', title: 'g tools/list, plain hop (yardstick)', baseline: 'list-direct', request: 'list', via: 'hop', targets: {} },
 };
+
+/** The plain hop's run of the same request: the yardstick of a gateway scenario. */
+const HOP_OF: Readonly<Record<'call' | 'list', ScenarioId>> = { call: 'call-hop', list: 'list-hop' };
 
 /** BENCH_SCENARIOS: a comma-separated subset (letters or ids; their baselines are added). */
 const SELECTED: readonly ScenarioId[] = (() => {
@@ -148,7 +154,7 @@ const SELECTED: readonly ScenarioId[] = (() => {
   const wanted = new Set<ScenarioId>();
   for (const name of raw.split(',').map((n) => n.trim())) {
     const id = SCENARIOS.find((s) => s === name || SCENARIO_INFO[s].letter === name);
-    if (id === undefined) throw new Error(`BENCH_SCENARIOS: unknown scenario ${JSON.stringify(name)} (a–e or ${SCENARIOS.join(', ')})`);
+    if (id === undefined) throw new Error(`BENCH_SCENARIOS: unknown scenario ${JSON.stringify(name)} (a–g or ${SCENARIOS.join(', ')})`);
     wanted.add(id);
     wanted.add(SCENARIO_INFO[id].baseline);
   }
@@ -464,7 +470,7 @@ async function precheck(id: ScenarioId, upstreamPort: number | undefined, proxyP
     url = `http://127.0.0.1:${upstreamPort}/${info.request === 'call' ? 'echo' : 'catalog'}`;
     headers = requestHeaders();
   } else if (info.via === 'hop') {
-    url = `http://127.0.0.1:${proxyPort}/mcp`;
+    url = `http://127.0.0.1:${proxyPort}/mcp/${info.request === 'call' ? 'echo' : 'catalog'}`;
     headers = requestHeaders();
   } else {
     const { admin, reader } = (gateway as GatewayHandle).keys;
@@ -507,7 +513,7 @@ async function precheck(id: ScenarioId, upstreamPort: number | undefined, proxyP
     if (text !== ECHO_TEXT) fail(id, `echo returned ${JSON.stringify(text)}, expected ${JSON.stringify(ECHO_TEXT)}`);
   } else {
     const listed = listedTools(id, 'measured tools/list', first);
-    if (info.via === 'direct') {
+    if (info.via === 'direct' || info.via === 'hop') {
       if (!sameSet(listed.names, CATALOG_NAMES)) fail(id, `tools/list returned ${listed.names.length} tools, expected all ${CATALOG_NAMES.length}`);
     } else if (!sameSet(listed.names, READ_ONLY_NAMES) || listed.readOnly.includes(false)) {
       fail(id, `the reader's tools/list returned ${listed.names.length} tools, expected exactly the ${READ_ONLY_NAMES.length} read-only ones`);
@@ -770,6 +776,10 @@ interface Summary {
   /** The latency phase's p50 (one connection), and above the baseline's. */
   readonly oneConnectionP50Ms: number;
   readonly oneConnectionP50AddedMs: number;
+  /** A gateway scenario's proxy CPU per request above the plain hop's for the same request (NaN without that run). */
+  readonly aboveHopCpuMicros: number;
+  /** A gateway scenario's one-connection p50 above the plain hop's for the same request (ms; NaN without that run). */
+  readonly aboveHopOneConnectionMs: number;
   readonly gatewayCpuMicrosPerReq: number;
   readonly gatewayCpuMicrosPerReqByRound: number[];
   readonly upstreamCpuMicrosPerReq: number;
@@ -801,7 +811,10 @@ function summarise(runs: readonly RunRecord[]): Summary[] {
     const oneConnectionP50Ms = median(mine.map((r) => r.oneConnectionP50Ms));
     const oneConnectionP50AddedMs = isBaseline ? Number.NaN : oneConnectionP50Ms - median(base.map((r) => r.oneConnectionP50Ms));
     const gatewayCpu = median(mine.map((r) => r.gatewayCpuMicrosPerReq));
-    const hopCpu = median(of('call-hop').map((r) => r.gatewayCpuMicrosPerReq));
+    // The plain hop's run of the same request (f or g), when run: what any proxy of this kind costs here.
+    const hopRuns = info.via === 'gateway' && !isBaseline ? of(HOP_OF[info.request]) : [];
+    const hopCpu = median(hopRuns.map((r) => r.gatewayCpuMicrosPerReq));
+    const aboveHopOneConnectionMs = oneConnectionP50Ms - median(hopRuns.map((r) => r.oneConnectionP50Ms));
     const targets: TargetVerdict[] = [];
     const { minRatio, maxP50AddedMs, maxGatewayCpuMicros, maxAboveHopMicros } = info.targets;
     if (minRatio !== undefined) targets.push({ what: 'throughput gateway/direct', target: `≥ ${minRatio}`, value: ratio, met: ratio >= minRatio });
@@ -833,6 +846,8 @@ function summarise(runs: readonly RunRecord[]): Summary[] {
       p50AddedMsByRound: isBaseline ? [] : byRound((a, b) => a.p50Ms - b.p50Ms),
       oneConnectionP50Ms,
       oneConnectionP50AddedMs,
+      aboveHopCpuMicros: gatewayCpu - hopCpu,
+      aboveHopOneConnectionMs,
       gatewayCpuMicrosPerReq: gatewayCpu,
       gatewayCpuMicrosPerReqByRound: mine.map((r) => r.gatewayCpuMicrosPerReq),
       upstreamCpuMicrosPerReq: median(mine.map((r) => r.upstreamCpuMicrosPerReq)),
@@ -915,10 +930,10 @@ async function main(): Promise<void> {
   const summaries = summarise(runs);
   console.log(`\n${render(summaries)}\n`);
   console.log(
-    'Medians across rounds. gw/direct: throughput over the direct run (b, f vs a; d vs c); p50 added: median latency above it.\n' +
+    'Medians across rounds. gw/direct: throughput over the direct run (b, f vs a; d, g vs c); p50 added: median latency above it.\n' +
       `1 conn: a ${LATENCY_DURATION} s phase after each measurement with one connection, where no request waits behind another (at ${CONNECTIONS}\n` +
       'connections on 2 shared cores the p50 is mostly queueing: connections / throughput).\n' +
-      "proxy CPU: the gateway process's (f: the plain hop's) utime+stime per answered request; upstream CPU: the upstream\n" +
+      "proxy CPU: the gateway process's (f, g: the plain hop's) utime+stime per answered request; upstream CPU: the upstream\n" +
       "server's (e: the stdio session processes together). Gateway, upstream and load generator share this machine's cores.",
   );
   const disturbedKept = runs.filter((r) => r.disturbed).length;
@@ -934,6 +949,14 @@ async function main(): Promise<void> {
       const digits = t.what.startsWith('throughput') ? 3 : t.what.startsWith('p50') ? 2 : 0;
       console.log(`target ${SCENARIO_INFO[s.scenario].letter}: ${t.what} ${t.target} → ${t.met ? 'met' : 'NOT met'} (${fmt(t.value, digits)})`);
     }
+  }
+  for (const s of summaries) {
+    if (!Number.isFinite(s.aboveHopCpuMicros)) continue;
+    const info = SCENARIO_INFO[s.scenario];
+    console.log(
+      `yardstick ${info.letter}: above the plain hop (${SCENARIO_INFO[HOP_OF[info.request]].letter}): gateway CPU ${signed(s.aboveHopCpuMicros, 0)} µs/req, ` +
+        `p50 at 1 connection ${signed(s.aboveHopOneConnectionMs, 2)} ms`,
+    );
   }
 
   mkdirSync(RESULTS_DIR, { recursive: true });
