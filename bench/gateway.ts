@@ -954,7 +954,8 @@ async function main(): Promise<void> {
     if (!Number.isFinite(s.aboveHopCpuMicros)) continue;
     const info = SCENARIO_INFO[s.scenario];
     console.log(
-      `yardstick ${info.letter}: above the plain hop (${SCENARIO_INFO[HOP_OF[info.request]].letter}): gateway CPU ${signed(s.aboveHopCpuMicros, 0)} µs/req, ` +
+      `yardstick ${info.letter}: above the plain hop (${SCENARIO_INFO[HOP_OF[info.request]].letter}): gateway CPU ${signed(s.aboveHopCpuMicros, 0)} µs/req ` +
+        `(× ${fmt(s.gatewayCpuMicrosPerReq / (s.gatewayCpuMicrosPerReq - s.aboveHopCpuMicros), 2)} the hop's), ` +
         `p50 at 1 connection ${signed(s.aboveHopOneConnectionMs, 2)} ms`,
     );
   }
