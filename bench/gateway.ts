@@ -39,11 +39,11 @@
  *
  * Environment: BENCH_DURATION (seconds per run, default 10), BENCH_WARMUP (seconds, default 3),
  * BENCH_WARMUP_REQUESTS (default 4000),
- * BENCH_ROUNDS (default 2), BENCH_CONNECTIONS (default 32, scenarios a–d), BENCH_STDIO_CONNECTIONS
+ * BENCH_ROUNDS (default 2), BENCH_CONNECTIONS (default 32, all but e), BENCH_STDIO_CONNECTIONS
  * (default 16, scenario e: also its number of sessions and upstream processes), BENCH_MAX_OTHER_CPU
- * (default 25: a run during which other processes used more than this % of a core is repeated, at
- * most twice), BENCH_QUIET_WAIT (default 60: seconds to wait before each run for the machine to be
- * quiet), BENCH_SCENARIOS (a comma-separated subset of a–f; baselines are added),
+ * (default 25: a run during whose measurement or one-connection phase other processes and the host's
+ * steal used more than this % of a core is repeated, at most twice), BENCH_QUIET_WAIT (default 60: seconds to wait before each run for the machine to be
+ * quiet), BENCH_SCENARIOS (a comma-separated subset of a–g; baselines are added),
  * BENCH_LATENCY_DURATION (default 5: seconds of a one-connection latency phase after each measurement; 0: none),
  * BENCH_STORE (sqlite, the default, or memory), BENCH_CPU_PROF (a directory: the gateway processes
  * run with --cpu-prof and write their profiles there), BENCH_GATEWAY_CLI (another build's
@@ -619,6 +619,9 @@ interface RunRecord {
   readonly oneConnectionP50Ms: number;
   readonly oneConnectionP99Ms: number;
   readonly oneConnectionRequests: number;
+  /** Other processes' CPU and the host's steal during the one-connection phase (% of a core). */
+  readonly oneConnectionOtherCpuPercent: number;
+  readonly oneConnectionStealPercent: number;
   readonly autocannonP50Ms: number;
   readonly autocannonP99Ms: number;
   /** The proxy process's CPU per answered request (µs): the gateway, or the plain hop for f; NaN for a direct run. */
@@ -638,7 +641,7 @@ interface RunRecord {
   /** Hypervisor steal during the measurement, in % of one core. */
   readonly stealPercent: number;
   readonly waitedForQuietSeconds: number;
-  /** Other processes plus steal exceeded BENCH_MAX_OTHER_CPU during the measurement. */
+  /** Other processes plus steal exceeded BENCH_MAX_OTHER_CPU during the measurement or the one-connection phase. */
   readonly disturbed: boolean;
 }
 
@@ -705,9 +708,18 @@ async function measure(id: ScenarioId, round: number, position: number): Promise
     const own = process.cpuUsage(ownBefore);
     const machineAfter = machineMicros();
     checkClean(id, 'measurement', result);
-    // After the CPU figures are read: one connection, so nothing queues (see LATENCY_DURATION).
+    // After the CPU figures are read: one connection, so nothing queues (see LATENCY_DURATION). It is
+    // watched for other processes and steal like the measurement: one phase slowed by the host
+    // would move the median of two rounds by half its delay.
+    const singleStart = { machine: machineMicros(), gateway: proxyPid === undefined ? 0 : cpuMicros(proxyPid), upstream: upstreamCpu(), own: process.cpuUsage() };
     const single = LATENCY_DURATION > 0 ? await load(id, setup, LATENCY_DURATION, 1) : undefined;
     if (single !== undefined) checkClean(id, 'latency phase (one connection)', single.result);
+    const singleOwn = process.cpuUsage(singleStart.own);
+    const singleOurs = (proxyPid === undefined ? 0 : cpuMicros(proxyPid) - singleStart.gateway) + (upstreamCpu() - singleStart.upstream) + singleOwn.user + singleOwn.system;
+    const singleMachine = machineMicros();
+    const singleWall = (single?.result.duration ?? 0) * 1e6;
+    const singleOther = singleWall === 0 ? 0 : Math.max(0, ((singleMachine.busy - singleStart.machine.busy - singleOurs) / singleWall) * 100);
+    const singleSteal = singleWall === 0 ? 0 : ((singleMachine.steal - singleStart.machine.steal) / singleWall) * 100;
 
     const wallMicros = result.duration * 1e6;
     const ours = gatewayAfter - gatewayBefore + (upstreamAfter - upstreamBefore) + own.user + own.system;
@@ -740,8 +752,10 @@ async function measure(id: ScenarioId, round: number, position: number): Promise
       loadAverage1m,
       otherCpuPercent: other,
       stealPercent: steal,
+      oneConnectionOtherCpuPercent: singleOther,
+      oneConnectionStealPercent: singleSteal,
       waitedForQuietSeconds: Math.round(waitedForQuiet),
-      disturbed: other + steal > MAX_OTHER_PERCENT,
+      disturbed: other + steal > MAX_OTHER_PERCENT || singleOther + singleSteal > MAX_OTHER_PERCENT,
     };
   } finally {
     for (const stop of stops) await stop();
@@ -895,7 +909,7 @@ async function main(): Promise<void> {
       `(≈ ${Math.ceil((SELECTED.length * ROUNDS * (perRun + 4)) / 60)} min without waits for a quiet machine)\n` +
       `Setup: fresh processes per run on 127.0.0.1: the upstream (SDK ${packageVersion('@modelcontextprotocol/sdk')}, Streamable HTTP, ` +
       `stateless, Express), the gateway (mcp-warden serve, ${STORE} store, audit to the database), autocannon ` +
-      `${packageVersion('autocannon')} in this process with ${CONNECTIONS} connections (a–d) and ${STDIO_CONNECTIONS} (e: one stdio session ` +
+      `${packageVersion('autocannon')} in this process with ${CONNECTIONS} connections (all but e) and ${STDIO_CONNECTIONS} (e: one stdio session ` +
       `and process each). CPU = /proc/<pid>/stat utime+stime.${CPU_PROF_DIR === undefined ? '' : ` Gateway CPU profiles → ${CPU_PROF_DIR}`}\n`,
   );
   if (CPU_PROF_DIR !== undefined) mkdirSync(CPU_PROF_DIR, { recursive: true });
@@ -912,7 +926,7 @@ async function main(): Promise<void> {
         console.log(
           `round ${round} ${String(position + 1)}/${scenarios.length} ${SCENARIO_INFO[id].title.padEnd(40)} ` +
             `${run.reqPerSec.toFixed(0).padStart(6)} req/s  p50 ${run.p50Ms.toFixed(2)} ms  p99 ${run.p99Ms.toFixed(2)} ms  ` +
-            `(1 conn: p50 ${fmt(run.oneConnectionP50Ms, 2)} ms)  ` +
+            `(1 conn: p50 ${fmt(run.oneConnectionP50Ms, 2)} ms; other ${run.oneConnectionOtherCpuPercent.toFixed(0)}%, steal ${run.oneConnectionStealPercent.toFixed(0)}%)  ` +
             `proxy ${fmt(run.gatewayCpuMicrosPerReq, 0)} µs/req  upstream ${run.upstreamCpuMicrosPerReq.toFixed(0)} µs/req  ` +
             `load-gen ${run.loadGenCpuMicrosPerReq.toFixed(0)} µs/req  (${run.requests} req; other processes ${run.otherCpuPercent.toFixed(0)}% ` +
             `of a core, steal ${run.stealPercent.toFixed(0)}%${run.gatewayWarnings > 0 ? `; ${run.gatewayWarnings} gateway warnings` : ''})` +
