@@ -102,6 +102,13 @@ export interface McpAction {
   readonly list?: ListFamily;
   /** Tool or prompt arguments, when the message carries them. */
   readonly arguments?: Readonly<Record<string, unknown>>;
+  /**
+   * For a 2026-07-28 `subscriptions/listen`: the resource URIs whose `notifications/resources/updated`
+   * it asks for (`params.notifications.resourceSubscriptions`). Each is decided as a
+   * `resources/subscribe` of that URI would be; one refused refuses the request. An empty string
+   * stands for a member that is not an array of strings (refused: the upstream might read it otherwise).
+   */
+  readonly subscriptions?: readonly string[];
 }
 
 /** The permission verbs of the classic tutorial, made MCP-aware (see the design's "Roles"). */

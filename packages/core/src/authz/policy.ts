@@ -195,7 +195,7 @@ export class Policy {
   decide(principal: Principal, action: McpAction): Decision {
     const byRoles = this.#decideRemembered(principal.roles, action);
     if (!byRoles.allow || principal.scopeLimited !== true) return byRoles;
-    if (action.kind === 'lifecycle' || action.kind === 'notification' || action.kind === 'response' || action.kind === 'list') return byRoles;
+    if ((action.kind === 'lifecycle' && action.subscriptions === undefined) || action.kind === 'notification' || action.kind === 'response' || action.kind === 'list') return byRoles;
     const scopesKey = principal.scopes.length === 0 ? undefined : namesKey(principal.scopes);
     let granted = scopesKey === undefined ? undefined : this.#grantedRoles.get(scopesKey);
     if (granted === undefined) {
@@ -220,7 +220,8 @@ export class Policy {
 
   #decideRemembered(roleNames: readonly string[], action: McpAction): Decision {
     const rolesKey = roleNames.length === 0 ? '' : namesKey(roleNames);
-    if (rolesKey === undefined || action.method.length + (action.target?.length ?? 0) > DECISION_MEMO_NAME_LIMIT) {
+    // A listen's URIs are not in the key (nor worth remembering: one decision per open stream).
+    if (rolesKey === undefined || action.subscriptions !== undefined || action.method.length + (action.target?.length ?? 0) > DECISION_MEMO_NAME_LIMIT) {
       return this.#decideFor(roleNames, action);
     }
     const verb = action.kind === 'tool' ? requiredVerb(this.annotations.get(action.target ?? '')) : '';
@@ -258,6 +259,8 @@ export class Policy {
 
     switch (action.kind) {
       case 'lifecycle':
+        if (action.subscriptions !== undefined) return this.#decideSubscriptions(action.subscriptions, roles);
+        return allow(`builtin:${action.kind}`, `${action.method} is part of the protocol and allowed to every authenticated caller`);
       case 'notification':
       case 'response':
         return allow(`builtin:${action.kind}`, `${action.method} is part of the protocol and allowed to every authenticated caller`);
@@ -277,6 +280,20 @@ export class Policy {
       case 'other':
         return this.#decideByMethodPattern(action.method, roles, `methods:${action.method}`);
     }
+  }
+
+  /**
+   * A `subscriptions/listen` asking for resource updates: allowed when each URI could be subscribed
+   * to with `resources/subscribe` (a read of it), so the 2026-07-28 way of following a resource
+   * reveals no more than the 2025 one. The first URI refused refuses the whole request.
+   */
+  #decideSubscriptions(uris: readonly string[], roles: readonly CompiledRole[]): Decision {
+    for (const uri of uris) {
+      if (uri === '') return deny('builtin:invalid-target', 'subscriptions/listen refused: notifications.resourceSubscriptions must be an array of resource URIs');
+      const decision = this.#decideTarget('resources', uri, roles, 'read');
+      if (!decision.allow) return { ...decision, reason: `subscriptions/listen: ${decision.reason}` };
+    }
+    return allow('builtin:lifecycle', `subscriptions/listen is allowed: each of its ${uris.length} resource subscriptions is a resource the caller may read`);
   }
 
   #decideByMethodPattern(method: string, roles: readonly CompiledRole[], missing: string): Decision {

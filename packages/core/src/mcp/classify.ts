@@ -103,9 +103,30 @@ export function classifyMessage(message: unknown): McpAction {
     }
     return { method, id: id as JsonRpcId, kind: 'other' };
   }
+  if (method === 'subscriptions/listen') {
+    const subscriptions = resourceSubscriptionsOf(params);
+    if (subscriptions !== undefined) return { method, id: id as JsonRpcId, kind: 'lifecycle', subscriptions };
+  }
   if (LIFECYCLE_METHODS.has(method)) return { method, id: id as JsonRpcId, kind: 'lifecycle' };
   if (method.startsWith('tasks/')) return { method, id: id as JsonRpcId, kind: 'task' };
   return { method, id: id as JsonRpcId, kind: 'other' };
+}
+
+/**
+ * The resource URIs a `subscriptions/listen` asks updates for (MCP 2026-07-28, basic/patterns/
+ * subscriptions: `params.notifications.resourceSubscriptions`), or undefined when it asks for none.
+ * A member that is there but is not an array of strings yields `['']`, which the policy refuses as
+ * naming no resource: the upstream's reading of such a filter is unknown, so it is not passed on.
+ */
+function resourceSubscriptionsOf(params: Record<string, unknown> | undefined): readonly string[] | undefined {
+  if (params === undefined || !Object.hasOwn(params, 'notifications')) return undefined;
+  const filter = params['notifications'];
+  if (!isRecord(filter)) return filter === undefined || filter === null ? undefined : [''];
+  if (!Object.hasOwn(filter, 'resourceSubscriptions')) return undefined;
+  const uris = filter['resourceSubscriptions'];
+  if (uris === undefined || uris === null) return undefined;
+  if (!Array.isArray(uris) || !uris.every((uri) => typeof uri === 'string')) return [''];
+  return uris.length === 0 ? undefined : Object.freeze([...(uris as string[])]);
 }
 
 type MutableAction = { -readonly [K in keyof McpAction]: McpAction[K] };

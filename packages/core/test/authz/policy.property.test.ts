@@ -52,7 +52,11 @@ function modelAllows(model: Model, p: Principal, action: McpAction): boolean {
     const all = [...global, ...roles.flatMap((r) => r[family]?.deny ?? [])];
     return all.some((pat) => globMatches(pat, target) || globMatches(pat.toLowerCase(), target.toLowerCase()));
   };
-  if (action.kind === 'list' || action.kind === 'lifecycle') return true;
+  if (action.kind === 'list') return true;
+  // A listen is allowed when each resource it follows could be subscribed to (a read of it).
+  if (action.kind === 'lifecycle') {
+    return (action.subscriptions ?? []).every((target) => target !== '' && modelAllows(model, p, { method: 'resources/subscribe', kind: 'resource', id: 1, target }));
+  }
   const target = action.target ?? '';
   if (target === '') return false;
   const family = action.kind === 'tool' ? 'tools' : action.kind === 'resource' ? 'resources' : 'prompts';
@@ -95,6 +99,9 @@ const action: fc.Arbitrary<McpAction> = fc.oneof(
   name.map((target) => ({ method: 'prompts/get', kind: 'prompt' as const, id: 1, target })),
   uri.map((target) => ({ method: 'resources/read', kind: 'resource' as const, id: 1, target })),
   fc.constant({ method: 'tools/list', kind: 'list' as const, id: 1, list: 'tools' as const }),
+  // 2026-07-28 subscriptions/listen, with resource subscriptions ('' stands for a malformed filter).
+  fc.array(fc.oneof(uri, uri, fc.constant('')), { minLength: 1, maxLength: 3 }).map((subscriptions) => ({ method: 'subscriptions/listen', kind: 'lifecycle' as const, id: 1, subscriptions })),
+  fc.constant({ method: 'subscriptions/listen', kind: 'lifecycle' as const, id: 1 }),
 );
 const principalRoles = fc.subarray(['r1', 'r2', 'r3', 'unknown']);
 
@@ -178,11 +185,16 @@ describe('policy properties', () => {
       fc.asyncProperty(model, principalRoles, fc.array(action, { minLength: 1, maxLength: 4 }), async (m, roles, actions) => {
         const policy = build(m);
         const warden = createWarden({ policy, tokens: [{ id: 'p', token: 'tok', roles }] });
-        const messages = actions.map((a, i) =>
-          a.kind === 'list'
-            ? { jsonrpc: '2.0', id: i, method: a.method }
-            : { jsonrpc: '2.0', id: i, method: a.method, params: a.kind === 'resource' ? { uri: a.target } : { name: a.target } },
-        );
+        const paramsOf = (a: McpAction): Record<string, unknown> | undefined => {
+          if (a.kind === 'list') return undefined;
+          if (a.kind === 'lifecycle') {
+            // The classifier's '' is a filter that is no array of strings.
+            const uris = a.subscriptions ?? [];
+            return { notifications: { toolsListChanged: true, ...(uris.length === 0 ? {} : { resourceSubscriptions: uris.includes('') ? [...uris.filter((u) => u !== ''), 7] : uris }) } };
+          }
+          return a.kind === 'resource' ? { uri: a.target } : { name: a.target };
+        };
+        const messages = actions.map((a, i) => ({ jsonrpc: '2.0', id: i, method: a.method, ...(a.kind === 'list' ? {} : { params: paramsOf(a) }) }));
         const body = JSON.stringify(messages.length === 1 ? messages[0] : messages);
         const result = await warden.handle(
           view({ headers: [['host', '127.0.0.1'], ['content-type', 'application/json'], ['authorization', 'Bearer tok']] }),

@@ -227,6 +227,27 @@ describe('Policy', () => {
         expect(p.decide(principal(['admin']), tool(name)), JSON.stringify(name)).toMatchObject({ allow: false, rule: 'builtin:invalid-target' });
       }
     });
+    it('subscriptions/listen (2026-07-28) follows only resources the caller may read, as resources/subscribe does', () => {
+      const p = new Policy({ roles: { reader: { verbs: ['read'], resources: { deny: ['file:///etc/**'] } }, docs: { resources: { allow: ['file:///docs/**'] } } } });
+      const listen = (...subscriptions: string[]): McpAction => ({ method: 'subscriptions/listen', kind: 'lifecycle', id: 1, subscriptions });
+      const reader = principal(['reader']);
+      expect(p.decide(reader, listen('file:///docs/a.md', 'file:///srv/b')).allow).toBe(true);
+      const refused = p.decide(reader, listen('file:///docs/a.md', 'file:///etc/passwd'));
+      expect(refused).toMatchObject({ allow: false, rule: 'role:reader resources.deny "file:///etc/**"' });
+      expect(refused.reason).toMatch(/^subscriptions\/listen: resource "file:\/\/\/etc\/passwd" is denied/);
+      // Path and encoding tricks, and a malformed filter, are refused as they are for resources/read.
+      const docs = principal(['docs']);
+      expect(p.decide(docs, listen('file:///docs/a.md')).allow).toBe(true);
+      for (const uri of ['file:///docs/../etc/passwd', 'file:///docs/%2e%2e/etc/passwd', 'file:///docs/a\u0000', 'file:///srv/b', '']) {
+        expect(p.decide(docs, listen('file:///docs/a.md', uri)).allow, JSON.stringify(uri)).toBe(false);
+      }
+      expect(p.decide(docs, listen('')).rule).toBe('builtin:invalid-target');
+      // A listen that follows no resource stays a lifecycle message, allowed to everyone.
+      expect(p.decide(principal([]), { method: 'subscriptions/listen', kind: 'lifecycle', id: 1 }).allow).toBe(true);
+      // Remembered decisions do not mix two listens up.
+      expect(p.decide(reader, listen('file:///docs/a.md')).allow).toBe(true);
+      expect(p.decide(reader, listen('file:///etc/shadow')).allow).toBe(false);
+    });
     it('resource URIs with .. or percent-encoding tricks do not slip through globs', () => {
       const p = new Policy({ roles: { docs: { resources: { allow: ['file:///docs/**'] } } } });
       const docs = principal(['docs']);

@@ -58,6 +58,13 @@ describe('Policy scopes (OAuth tokens)', () => {
     expect(p.decide(none, { method: 'tools/list', kind: 'list', id: 1, list: 'tools' }).allow).toBe(true);
   });
 
+  it('limits a subscriptions/listen that follows resources by scope, as resources/subscribe is', () => {
+    const listen: McpAction = { method: 'subscriptions/listen', kind: 'lifecycle', id: 1, subscriptions: ['file:///docs/a.md'] };
+    expect(p.decide(oauth(['reader'], ['mcp:read']), listen).allow).toBe(true);
+    expect(p.decide(oauth(['reader'], []), listen)).toMatchObject({ allow: false, rule: 'scope:insufficient', scopes: ['mcp:read'] });
+    expect(p.decide(oauth(['reader'], []), { method: 'subscriptions/listen', kind: 'lifecycle', id: 1 }).allow).toBe(true);
+  });
+
   it('refuses unknown scopes and scopes naming unknown roles at construction', () => {
     expect(() => new Policy({ roles: { reader: ['read'] }, scopes: { 'mcp:x': ['ghost'] } })).toThrow(/policy\.scopes\.mcp:x: "ghost" is not a role/);
     expect(p.decide(oauth(['admin'], ['unknown:scope']), tool('look'))).toMatchObject({ allow: false, scopes: ['mcp:read'] });

@@ -46,6 +46,28 @@ describe('classifyMessage', () => {
     expect(classifyMessage(request('tasks/get', { taskId: 't' }))).toMatchObject({ kind: 'task' });
     expect(classifyMessage(request('vendor/thing'))).toMatchObject({ kind: 'other' });
   });
+  it('names the resources a 2026-07-28 subscriptions/listen follows', () => {
+    const listen = (notifications: unknown) => classifyMessage(request('subscriptions/listen', { notifications }));
+    expect(listen({ toolsListChanged: true, resourceSubscriptions: ['file:///a', 'file:///b'] })).toEqual({
+      method: 'subscriptions/listen',
+      id: 1,
+      kind: 'lifecycle',
+      subscriptions: ['file:///a', 'file:///b'],
+    });
+    // Following no resource: a lifecycle message like any other.
+    for (const notifications of [{ toolsListChanged: true }, { resourceSubscriptions: [] }, { resourceSubscriptions: null }, undefined, null]) {
+      expect(listen(notifications), JSON.stringify(notifications)).toEqual({ method: 'subscriptions/listen', id: 1, kind: 'lifecycle' });
+    }
+    expect(classifyMessage(request('subscriptions/listen'))).toEqual({ method: 'subscriptions/listen', id: 1, kind: 'lifecycle' });
+  });
+  it('Security: a listen filter that is not an array of URIs names no resource (the policy refuses it)', () => {
+    for (const notifications of ['x', 7, [], { resourceSubscriptions: 'file:///a' }, { resourceSubscriptions: ['file:///a', 7] }, { resourceSubscriptions: [{ uri: 'file:///a' }] }]) {
+      expect(classifyMessage(request('subscriptions/listen', { notifications })).subscriptions, JSON.stringify(notifications)).toEqual(['']);
+    }
+    // An inherited member is not the request's.
+    const inherited = Object.create({ resourceSubscriptions: ['file:///a'] }) as object;
+    expect(classifyMessage(request('subscriptions/listen', { notifications: inherited })).subscriptions).toBeUndefined();
+  });
   it('does not read names from the prototype chain', () => {
     expect(classifyMessage(request('tools/call', {}))).toMatchObject({ kind: 'tool' });
     expect(classifyMessage(request('tools/call', {})).target).toBeUndefined();

@@ -157,6 +157,7 @@ describe('an SDK v2 upstream over HTTP through the gateway, for clients of every
       JSON.stringify({
         store: { type: 'memory' },
         roles: { admin: ['read', 'write', 'delete'], reader: ['read'] },
+        deny: { resources: ['secret://**'] },
         upstreams: {
           modern: { type: 'http', url: upstream.url, timeout: '10s' },
           everything: { type: 'stdio', command: process.execPath, args: [everything, 'stdio'] },
@@ -324,6 +325,48 @@ describe('an SDK v2 upstream over HTTP through the gateway, for clients of every
       expect(error).not.toBeInstanceOf(SdkHttpError);
       expect(error).toBeInstanceOf(ProtocolError);
       expect(error.code).toBe(-32020);
+    });
+
+    it('Security: a subscriptions/listen following a denied resource is refused (-32003) before the upstream', async () => {
+      const before = upstream.hits.length;
+      const listen = (resourceSubscriptions: string[]) => ({
+        jsonrpc: '2.0',
+        id: 9,
+        method: 'subscriptions/listen',
+        params: { notifications: { toolsListChanged: true, resourceSubscriptions }, _meta: envelope },
+      });
+      for (const uris of [['secret://keys'], ['file:///docs/a.md', 'SECRET://keys'], ['secret://public/../keys']]) {
+        const answer = await post(readerKey, { 'mcp-method': 'subscriptions/listen' }, listen(uris));
+        // A policy refusal is a JSON-RPC error in a 200 answer (the status table in core's errors.ts).
+        expect(answer.status, JSON.stringify(uris)).toBe(200);
+        expect(answer.body, JSON.stringify(uris)).toMatchObject({ id: 9, error: { code: -32003, message: expect.stringContaining('subscriptions/listen: resource') } });
+      }
+      expect(upstream.hits.length).toBe(before);
+
+      // The control: following an allowed resource opens the stream at the upstream (its acknowledgement arrives).
+      const controller = new AbortController();
+      try {
+        const response = await fetch(url, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${readerKey}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MODERN, 'mcp-method': 'subscriptions/listen' },
+          body: JSON.stringify(listen(['file:///docs/a.md'])),
+          signal: controller.signal,
+        });
+        expect(response.status).toBe(200);
+        expect(response.headers.get('content-type')).toContain('text/event-stream');
+        const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+        let text = '';
+        const decoder = new TextDecoder();
+        while (!text.includes('notifications/subscriptions/acknowledged')) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text += decoder.decode(value, { stream: true });
+        }
+        expect(text).toContain('notifications/subscriptions/acknowledged');
+        expect(upstream.hits.length).toBe(before + 1);
+      } finally {
+        controller.abort();
+      }
     });
 
     it('goes through when the headers agree (the control case): the upstream is hit once', async () => {
