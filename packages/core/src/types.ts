@@ -70,7 +70,10 @@ export type ActionKind =
   | 'prompt'
   /** `tools/list`, `prompts/list`, `resources/list`, `resources/templates/list`: filtered, never refused. */
   | 'list'
-  /** `initialize`, `server/discover`, `ping`, `logging/setLevel`, the GET stream and DELETE of a session. */
+  /**
+   * `initialize`, `server/discover`, `ping`, `logging/setLevel`, `subscriptions/listen`, the GET stream
+   * and DELETE of a session; a listen that follows resources or tasks is decided as their reads.
+   */
   | 'lifecycle'
   /** Client-to-server notifications (`notifications/initialized`, `…/cancelled`, `…/progress`, `…/roots/list_changed`). */
   | 'notification'
@@ -105,10 +108,13 @@ export interface McpAction {
   /**
    * For a 2026-07-28 `subscriptions/listen`: the resource URIs whose `notifications/resources/updated`
    * it asks for (`params.notifications.resourceSubscriptions`). Each is decided as a
-   * `resources/subscribe` of that URI would be; one refused refuses the request. An empty string
-   * stands for a member that is not an array of strings (refused: the upstream might read it otherwise).
+   * `resources/subscribe` of that URI would be (the method's deny patterns, then the resource's); one
+   * refused refuses the request. `['']` stands for a filter the gateway cannot fully read (not an
+   * object, no array of strings, over 1,000 URIs, an unknown field): refused.
    */
   readonly subscriptions?: readonly string[];
+  /** For a `subscriptions/listen` naming tasks (`notifications.taskIds`): decided as `tasks/get` is. */
+  readonly listensToTasks?: boolean;
 }
 
 /** The permission verbs of the classic tutorial, made MCP-aware (see the design's "Roles"). */

@@ -195,7 +195,7 @@ export class Policy {
   decide(principal: Principal, action: McpAction): Decision {
     const byRoles = this.#decideRemembered(principal.roles, action);
     if (!byRoles.allow || principal.scopeLimited !== true) return byRoles;
-    if ((action.kind === 'lifecycle' && action.subscriptions === undefined) || action.kind === 'notification' || action.kind === 'response' || action.kind === 'list') return byRoles;
+    if ((action.kind === 'lifecycle' && !followsSomething(action)) || action.kind === 'notification' || action.kind === 'response' || action.kind === 'list') return byRoles;
     const scopesKey = principal.scopes.length === 0 ? undefined : namesKey(principal.scopes);
     let granted = scopesKey === undefined ? undefined : this.#grantedRoles.get(scopesKey);
     if (granted === undefined) {
@@ -221,7 +221,7 @@ export class Policy {
   #decideRemembered(roleNames: readonly string[], action: McpAction): Decision {
     const rolesKey = roleNames.length === 0 ? '' : namesKey(roleNames);
     // A listen's URIs are not in the key (nor worth remembering: one decision per open stream).
-    if (rolesKey === undefined || action.subscriptions !== undefined || action.method.length + (action.target?.length ?? 0) > DECISION_MEMO_NAME_LIMIT) {
+    if (rolesKey === undefined || followsSomething(action) || action.method.length + (action.target?.length ?? 0) > DECISION_MEMO_NAME_LIMIT) {
       return this.#decideFor(roleNames, action);
     }
     const verb = action.kind === 'tool' ? requiredVerb(this.annotations.get(action.target ?? '')) : '';
@@ -259,7 +259,7 @@ export class Policy {
 
     switch (action.kind) {
       case 'lifecycle':
-        if (action.subscriptions !== undefined) return this.#decideSubscriptions(action.subscriptions, roles);
+        if (followsSomething(action)) return this.#decideListen(action, roles);
         return allow(`builtin:${action.kind}`, `${action.method} is part of the protocol and allowed to every authenticated caller`);
       case 'notification':
       case 'response':
@@ -283,17 +283,37 @@ export class Policy {
   }
 
   /**
-   * A `subscriptions/listen` asking for resource updates: allowed when each URI could be subscribed
-   * to with `resources/subscribe` (a read of it), so the 2026-07-28 way of following a resource
-   * reveals no more than the 2025 one. The first URI refused refuses the whole request.
+   * A `subscriptions/listen` following resources or tasks: allowed when each resource could be
+   * subscribed to with `resources/subscribe` (the method's deny patterns, then a read of the URI) and,
+   * for tasks, `tasks/get` would be allowed, so the 2026-07-28 way of following something reveals no
+   * more than the 2025 one. The first refusal refuses the whole request.
    */
-  #decideSubscriptions(uris: readonly string[], roles: readonly CompiledRole[]): Decision {
-    for (const uri of uris) {
-      if (uri === '') return deny('builtin:invalid-target', 'subscriptions/listen refused: notifications.resourceSubscriptions must be an array of resource URIs');
-      const decision = this.#decideTarget('resources', uri, roles, 'read');
-      if (!decision.allow) return { ...decision, reason: `subscriptions/listen: ${decision.reason}` };
+  #decideListen(action: McpAction, roles: readonly CompiledRole[]): Decision {
+    const refused = (decision: Decision): Decision => ({ ...decision, reason: `subscriptions/listen: ${decision.reason}` });
+    const uris = action.subscriptions ?? [];
+    if (uris.includes('')) {
+      return deny(
+        'builtin:invalid-target',
+        'subscriptions/listen refused: its notifications filter is not one the gateway can read (resourceSubscriptions must be an array of at most 1,000 URIs; unknown fields are refused)',
+      );
     }
-    return allow('builtin:lifecycle', `subscriptions/listen is allowed: each of its ${uris.length} resource subscriptions is a resource the caller may read`);
+    if (uris.length > 0) {
+      const methodDenied = this.#denied('methods', 'resources/subscribe', roles);
+      if (methodDenied !== undefined) return refused(methodDenied);
+      for (const uri of uris) {
+        const decision = this.#decideTarget('resources', uri, roles, 'read');
+        if (!decision.allow) return refused(decision);
+      }
+    }
+    if (action.listensToTasks === true) {
+      const methodDenied = this.#denied('methods', 'tasks/get', roles);
+      if (methodDenied !== undefined) return refused(methodDenied);
+      if (!roles.some((r) => r.rank >= 1)) {
+        const decision = this.#decideByMethodPattern('tasks/get', roles, 'read');
+        if (!decision.allow) return refused(decision);
+      }
+    }
+    return allow('builtin:lifecycle', `subscriptions/listen is allowed: the caller may read each of its ${uris.length} resources${action.listensToTasks === true ? ' and its tasks' : ''}`);
   }
 
   #decideByMethodPattern(method: string, roles: readonly CompiledRole[], missing: string): Decision {
@@ -344,6 +364,11 @@ export class Policy {
     const held = roles.length === 0 ? 'the caller has no role this policy knows' : `the caller's roles (${roles.map((r) => r.name).join(', ')}) do not grant it`;
     return deny('default-deny', `${what} needs the "${verb}" permission; ${held}`, verb);
   }
+}
+
+/** Whether a `subscriptions/listen` follows resources or tasks (and so is decided as reads of them). */
+function followsSomething(action: McpAction): boolean {
+  return action.subscriptions !== undefined || action.listensToTasks === true;
 }
 
 function describeAction(action: McpAction): string {

@@ -104,29 +104,65 @@ export function classifyMessage(message: unknown): McpAction {
     return { method, id: id as JsonRpcId, kind: 'other' };
   }
   if (method === 'subscriptions/listen') {
-    const subscriptions = resourceSubscriptionsOf(params);
-    if (subscriptions !== undefined) return { method, id: id as JsonRpcId, kind: 'lifecycle', subscriptions };
+    const filter = listenFilterOf(params);
+    if (filter.subscriptions !== undefined || filter.tasks) {
+      const action: MutableAction = { method, id: id as JsonRpcId, kind: 'lifecycle' };
+      if (filter.subscriptions !== undefined) action.subscriptions = filter.subscriptions;
+      if (filter.tasks) action.listensToTasks = true;
+      return action;
+    }
   }
   if (LIFECYCLE_METHODS.has(method)) return { method, id: id as JsonRpcId, kind: 'lifecycle' };
   if (method.startsWith('tasks/')) return { method, id: id as JsonRpcId, kind: 'task' };
   return { method, id: id as JsonRpcId, kind: 'other' };
 }
 
+/** The boolean fields of a listen filter (MCP 2026-07-28, basic/patterns/subscriptions), folded (see {@link foldField}). */
+const LISTEN_FLAGS: ReadonlySet<string> = new Set(['toolslistchanged', 'promptslistchanged', 'resourceslistchanged']);
+/** Most resource URIs one listen may follow: each is a policy decision, made on every listen. */
+const MAX_LISTEN_RESOURCES = 1000;
+
 /**
- * The resource URIs a `subscriptions/listen` asks updates for (MCP 2026-07-28, basic/patterns/
- * subscriptions: `params.notifications.resourceSubscriptions`), or undefined when it asks for none.
- * A member that is there but is not an array of strings yields `['']`, which the policy refuses as
- * naming no resource: the upstream's reading of such a filter is unknown, so it is not passed on.
+ * A filter field's name folded: lower case, no underscores. Some servers accept a field by its
+ * snake_case name as well (the python-sdk's models populate by name and by alias), so
+ * `resource_subscriptions` must be read as `resourceSubscriptions` is.
  */
-function resourceSubscriptionsOf(params: Record<string, unknown> | undefined): readonly string[] | undefined {
-  if (params === undefined || !Object.hasOwn(params, 'notifications')) return undefined;
+function foldField(key: string): string {
+  return key.toLowerCase().replaceAll('_', '');
+}
+
+/**
+ * What a `subscriptions/listen` asks to follow (`params.notifications`): the resource URIs of
+ * `resourceSubscriptions`, and whether it names tasks (`taskIds`, the tasks extension). A filter the
+ * policy cannot fully read yields `subscriptions: ['']`, which the policy refuses: one that is not an
+ * object, a `resourceSubscriptions` that is not an array of strings, more than
+ * {@link MAX_LISTEN_RESOURCES} URIs, or a field it does not know (a server may read it as naming
+ * something; passing it on unread would fail open). Fields are read with `for…in`, inherited ones
+ * included, as an upstream's validator reading `filter[key]` would see them.
+ */
+function listenFilterOf(params: Record<string, unknown> | undefined): { subscriptions?: readonly string[]; tasks?: boolean } {
+  if (params === undefined || !Object.hasOwn(params, 'notifications')) return {};
   const filter = params['notifications'];
-  if (!isRecord(filter)) return filter === undefined || filter === null ? undefined : [''];
-  if (!Object.hasOwn(filter, 'resourceSubscriptions')) return undefined;
-  const uris = filter['resourceSubscriptions'];
-  if (uris === undefined || uris === null) return undefined;
-  if (!Array.isArray(uris) || !uris.every((uri) => typeof uri === 'string')) return [''];
-  return uris.length === 0 ? undefined : Object.freeze([...(uris as string[])]);
+  if (filter === undefined || filter === null) return {};
+  const refused = { subscriptions: Object.freeze(['']) };
+  if (!isRecord(filter)) return refused;
+  const uris: string[] = [];
+  let tasks = false;
+  for (const key in filter) {
+    const folded = foldField(key);
+    const value = (filter as Record<string, unknown>)[key];
+    if (LISTEN_FLAGS.has(folded)) continue;
+    if (folded === 'taskids') {
+      if (value !== undefined && value !== null) tasks = true;
+      continue;
+    }
+    if (folded !== 'resourcesubscriptions') return refused;
+    if (value === undefined || value === null) continue;
+    if (!Array.isArray(value) || !value.every((uri) => typeof uri === 'string')) return refused;
+    uris.push(...(value as string[]));
+    if (uris.length > MAX_LISTEN_RESOURCES) return refused;
+  }
+  return { ...(uris.length === 0 ? {} : { subscriptions: Object.freeze(uris) }), tasks };
 }
 
 type MutableAction = { -readonly [K in keyof McpAction]: McpAction[K] };

@@ -55,7 +55,9 @@ function modelAllows(model: Model, p: Principal, action: McpAction): boolean {
   if (action.kind === 'list') return true;
   // A listen is allowed when each resource it follows could be subscribed to (a read of it).
   if (action.kind === 'lifecycle') {
-    return (action.subscriptions ?? []).every((target) => target !== '' && modelAllows(model, p, { method: 'resources/subscribe', kind: 'resource', id: 1, target }));
+    const resources = (action.subscriptions ?? []).every((target) => target !== '' && modelAllows(model, p, { method: 'resources/subscribe', kind: 'resource', id: 1, target }));
+    // Following tasks needs what tasks/get needs: here (no method patterns) the read verb.
+    return resources && (action.listensToTasks !== true || roles.some((r) => (r.verbs ?? []).length > 0));
   }
   const target = action.target ?? '';
   if (target === '') return false;
@@ -100,7 +102,14 @@ const action: fc.Arbitrary<McpAction> = fc.oneof(
   uri.map((target) => ({ method: 'resources/read', kind: 'resource' as const, id: 1, target })),
   fc.constant({ method: 'tools/list', kind: 'list' as const, id: 1, list: 'tools' as const }),
   // 2026-07-28 subscriptions/listen, with resource subscriptions ('' stands for a malformed filter).
-  fc.array(fc.oneof(uri, uri, fc.constant('')), { minLength: 1, maxLength: 3 }).map((subscriptions) => ({ method: 'subscriptions/listen', kind: 'lifecycle' as const, id: 1, subscriptions })),
+  fc.record({ subscriptions: fc.array(fc.oneof(uri, uri, fc.constant('')), { minLength: 1, maxLength: 3 }), tasks: fc.boolean() }).map(({ subscriptions, tasks }) => ({
+    method: 'subscriptions/listen',
+    kind: 'lifecycle' as const,
+    id: 1,
+    subscriptions,
+    ...(tasks ? { listensToTasks: true } : {}),
+  })),
+  fc.constant({ method: 'subscriptions/listen', kind: 'lifecycle' as const, id: 1, listensToTasks: true }),
   fc.constant({ method: 'subscriptions/listen', kind: 'lifecycle' as const, id: 1 }),
 );
 const principalRoles = fc.subarray(['r1', 'r2', 'r3', 'unknown']);
@@ -190,7 +199,13 @@ describe('policy properties', () => {
           if (a.kind === 'lifecycle') {
             // The classifier's '' is a filter that is no array of strings.
             const uris = a.subscriptions ?? [];
-            return { notifications: { toolsListChanged: true, ...(uris.length === 0 ? {} : { resourceSubscriptions: uris.includes('') ? [...uris.filter((u) => u !== ''), 7] : uris }) } };
+            return {
+              notifications: {
+                toolsListChanged: true,
+                ...(uris.length === 0 ? {} : { resourceSubscriptions: uris.includes('') ? [...uris.filter((u) => u !== ''), 7] : uris }),
+                ...(a.listensToTasks === true ? { taskIds: ['t1'] } : {}),
+              },
+            };
           }
           return a.kind === 'resource' ? { uri: a.target } : { name: a.target };
         };

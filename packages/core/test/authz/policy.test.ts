@@ -248,6 +248,23 @@ describe('Policy', () => {
       expect(p.decide(reader, listen('file:///docs/a.md')).allow).toBe(true);
       expect(p.decide(reader, listen('file:///etc/shadow')).allow).toBe(false);
     });
+    it('subscriptions/listen is refused where resources/subscribe and tasks/get are refused by method patterns and roles', () => {
+      const p = new Policy({
+        roles: { reader: { verbs: ['read'], methods: { deny: ['resources/subscribe'] } }, none: {}, watcher: { methods: { allow: ['tasks/get'] } } },
+        deny: { methods: ['tasks/*'] },
+      });
+      const followResource: McpAction = { method: 'subscriptions/listen', kind: 'lifecycle', id: 1, subscriptions: ['file:///docs/a.md'] };
+      const followTasks: McpAction = { method: 'subscriptions/listen', kind: 'lifecycle', id: 1, listensToTasks: true };
+      expect(p.decide(principal(['reader']), { method: 'resources/read', kind: 'resource', id: 1, target: 'file:///docs/a.md' }).allow).toBe(true);
+      expect(p.decide(principal(['reader']), followResource)).toMatchObject({ allow: false, rule: 'role:reader methods.deny "resources/subscribe"' });
+      // tasks/* is denied to everyone here.
+      expect(p.decide(principal(['reader']), followTasks)).toMatchObject({ allow: false, rule: 'policy.deny.methods "tasks/*"' });
+      const open = new Policy({ roles: { reader: ['read'], none: {}, watcher: { methods: { allow: ['tasks/get'] } } } });
+      expect(open.decide(principal(['reader']), followTasks).allow).toBe(true);
+      expect(open.decide(principal(['watcher']), followTasks).allow).toBe(true);
+      expect(open.decide(principal(['none']), followTasks)).toMatchObject({ allow: false, rule: 'default-deny' });
+      expect(open.decide(principal(['none']), { method: 'subscriptions/listen', kind: 'lifecycle', id: 1 }).allow).toBe(true);
+    });
     it('resource URIs with .. or percent-encoding tricks do not slip through globs', () => {
       const p = new Policy({ roles: { docs: { resources: { allow: ['file:///docs/**'] } } } });
       const docs = principal(['docs']);

@@ -60,13 +60,34 @@ describe('classifyMessage', () => {
     }
     expect(classifyMessage(request('subscriptions/listen'))).toEqual({ method: 'subscriptions/listen', id: 1, kind: 'lifecycle' });
   });
-  it('Security: a listen filter that is not an array of URIs names no resource (the policy refuses it)', () => {
-    for (const notifications of ['x', 7, [], { resourceSubscriptions: 'file:///a' }, { resourceSubscriptions: ['file:///a', 7] }, { resourceSubscriptions: [{ uri: 'file:///a' }] }]) {
-      expect(classifyMessage(request('subscriptions/listen', { notifications })).subscriptions, JSON.stringify(notifications)).toEqual(['']);
+  it('Security: a listen filter the policy cannot fully read is marked refused ([""])', () => {
+    const many = Array.from({ length: 1001 }, (_, i) => `file:///r${i}`);
+    for (const notifications of [
+      'x',
+      7,
+      [],
+      { resourceSubscriptions: 'file:///a' },
+      { resourceSubscriptions: ['file:///a', 7] },
+      { resourceSubscriptions: [{ uri: 'file:///a' }] },
+      // A field it does not know may name something to the upstream.
+      { toolsListChanged: true, resourceUris: ['file:///a'] },
+      JSON.parse('{"__proto__": ["file:///a"]}') as unknown,
+      { resourceSubscriptions: many },
+    ]) {
+      expect(classifyMessage(request('subscriptions/listen', { notifications })).subscriptions, JSON.stringify(notifications).slice(0, 80)).toEqual(['']);
     }
-    // An inherited member is not the request's.
-    const inherited = Object.create({ resourceSubscriptions: ['file:///a'] }) as object;
-    expect(classifyMessage(request('subscriptions/listen', { notifications: inherited })).subscriptions).toBeUndefined();
+    expect(classifyMessage(request('subscriptions/listen', { notifications: { resourceSubscriptions: many.slice(0, 1000) } })).subscriptions).toHaveLength(1000);
+  });
+  it('Security: a listen filter is read as servers may read it: snake_case names, inherited members, tasks', () => {
+    const listen = (notifications: unknown) => classifyMessage(request('subscriptions/listen', { notifications }));
+    // The python-sdk's models accept a field by its snake_case name too.
+    expect(listen({ resource_subscriptions: ['secret://a'], resourceSubscriptions: ['file:///b'] }).subscriptions).toEqual(['secret://a', 'file:///b']);
+    expect(listen({ tools_list_changed: true })).toEqual({ method: 'subscriptions/listen', id: 1, kind: 'lifecycle' });
+    // A validator reading filter[key] sees inherited members.
+    expect(listen(Object.create({ resourceSubscriptions: ['file:///a'] }) as object).subscriptions).toEqual(['file:///a']);
+    // The tasks extension's taskIds: decided as tasks/get.
+    expect(listen({ taskIds: ['t1'] })).toEqual({ method: 'subscriptions/listen', id: 1, kind: 'lifecycle', listensToTasks: true });
+    expect(listen({ task_ids: ['t1'], resourceSubscriptions: ['file:///a'] })).toMatchObject({ listensToTasks: true, subscriptions: ['file:///a'] });
   });
   it('does not read names from the prototype chain', () => {
     expect(classifyMessage(request('tools/call', {}))).toMatchObject({ kind: 'tool' });

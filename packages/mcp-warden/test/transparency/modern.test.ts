@@ -341,6 +341,11 @@ describe('an SDK v2 upstream over HTTP through the gateway, for clients of every
         expect(answer.status, JSON.stringify(uris)).toBe(200);
         expect(answer.body, JSON.stringify(uris)).toMatchObject({ id: 9, error: { code: -32003, message: expect.stringContaining('subscriptions/listen: resource') } });
       }
+      // The snake_case name some servers accept, and a field the gateway does not know, are refused too.
+      for (const notifications of [{ resource_subscriptions: ['secret://keys'] }, { toolsListChanged: true, resourceUris: ['secret://keys'] }]) {
+        const answer = await post(readerKey, { 'mcp-method': 'subscriptions/listen' }, { jsonrpc: '2.0', id: 9, method: 'subscriptions/listen', params: { notifications, _meta: envelope } });
+        expect(answer.body, JSON.stringify(notifications)).toMatchObject({ id: 9, error: { code: -32003 } });
+      }
       expect(upstream.hits.length).toBe(before);
 
       // The control: following an allowed resource opens the stream at the upstream (its acknowledgement arrives).
