@@ -42,8 +42,9 @@
  * BENCH_ROUNDS (default 2), BENCH_CONNECTIONS (default 32, all but e), BENCH_STDIO_CONNECTIONS
  * (default 16, scenario e: also its number of sessions and upstream processes), BENCH_MAX_OTHER_CPU
  * (default 25: a run during whose measurement or one-connection phase other processes and the host's
- * steal used more than this % of a core is repeated, at most twice), BENCH_QUIET_WAIT (default 60: seconds to wait before each run for the machine to be
- * quiet), BENCH_SCENARIOS (a comma-separated subset of a–g; baselines are added),
+ * steal used more than this % of a core is repeated, at most twice), BENCH_QUIET_WAIT (default 60:
+ * seconds to wait before each run for the machine to be quiet), BENCH_SCENARIOS (a comma-separated
+ * subset of a–g; baselines are added),
  * BENCH_LATENCY_DURATION (default 5: seconds of a one-connection latency phase after each measurement; 0: none),
  * BENCH_STORE (sqlite, the default, or memory), BENCH_CPU_PROF (a directory: the gateway processes
  * run with --cpu-prof and write their profiles there), BENCH_GATEWAY_CLI (another build's
