@@ -90,6 +90,15 @@ interface RequestContext {
 }
 
 /**
+ * A `subscriptions/listen` following resources is audited with them: its target is the JSON array of
+ * their URIs. A filter the classifier could not read (the `['']` mark) has none to show.
+ */
+function listenTarget(action: McpAction): { target?: string } {
+  const uris = action.subscriptions;
+  return uris === undefined || uris.includes('') ? {} : { target: JSON.stringify(uris) };
+}
+
+/**
  * Builds the pipeline (guard → authn → classify → authz) from options, validating them now so a
  * mistake surfaces at start-up with the option's name, not on the first request.
  */
@@ -328,7 +337,7 @@ export function createWarden(options: WardenOptions): Warden {
         principal: { id: principal.id, kind: principal.kind },
         method: action.method,
         kind: action.kind,
-        ...(action.target === undefined ? {} : { target: action.target }),
+        ...(action.target !== undefined ? { target: action.target } : listenTarget(action)),
         ...(action.arguments !== undefined && recordArguments?.(action) === true ? { arguments: redactArguments(action.arguments) } : {}),
         decision: decision.allow ? 'allow' : 'deny',
         rule: decision.rule,

@@ -34,4 +34,25 @@ describe('loggerAuditSink with a real pino logger', () => {
     // Arguments are not recorded by default.
     expect(records[0]?.audit).not.toHaveProperty('arguments');
   });
+
+  it('records the resources a subscriptions/listen follows as its target, allowed or refused', async () => {
+    const events: Record<string, unknown>[] = [];
+    const warden = createWarden({
+      tokens: [{ id: 'reader', token: 'the-reader-secret', roles: ['reader'] }],
+      policy: { roles: { reader: { verbs: ['read'], resources: { deny: ['secret://**'] } } } },
+      audit: (e) => events.push(e as unknown as Record<string, unknown>),
+    });
+    const headers: [string, string][] = [['host', 'localhost'], ['content-type', 'application/json'], ['authorization', 'Bearer the-reader-secret']];
+    const listen = (notifications: unknown) => JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'subscriptions/listen', params: { notifications } });
+    await warden.handle(view({ headers }), { read: async () => listen({ resourceSubscriptions: ['file:///a', 'file:///b'] }) });
+    await warden.handle(view({ headers }), { read: async () => listen({ resourceSubscriptions: ['file:///a', 'secret://k'] }) });
+    await warden.handle(view({ headers }), { read: async () => listen({ resourceUris: ['secret://k'] }) });
+    await warden.handle(view({ headers }), { read: async () => listen({ toolsListChanged: true }) });
+    expect(events.map((e) => [e['decision'], e['target']])).toEqual([
+      ['allow', '["file:///a","file:///b"]'],
+      ['deny', '["file:///a","secret://k"]'],
+      ['deny', undefined],
+      ['allow', undefined],
+    ]);
+  });
 });

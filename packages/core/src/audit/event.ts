@@ -17,7 +17,7 @@ export interface AuditEvent {
   readonly method: string;
   /** The action kind, or `request` for a refusal before classification. */
   readonly kind: ActionKind | 'request';
-  /** Tool or prompt name, or resource URI. */
+  /** Tool or prompt name, or resource URI; for a `subscriptions/listen` following resources, the JSON array of their URIs. */
   readonly target?: string;
   /** The upstream (gateway) or server label the request was for. */
   readonly upstream?: string;
