@@ -12,7 +12,14 @@
  * child's request embedded, the child's call stays open here, and the client's retry delivers the
  * answers to the child (spec: basic/patterns/mrtr). The open call lives in this process: a retry
  * that reaches another gateway instance, or arrives after its child restarted or after
- * `inputTimeout`, is refused with -32602. Not bridged: resource subscriptions.
+ * `inputTimeout`, is refused with -32602.
+ *
+ * `subscriptions/listen` (2026-07-28's way to follow changes) is served per principal: each principal
+ * has its own `createMcpHandler`, so its own change-event bus, and the child's list-changed and
+ * resource-updated notifications are published on that bus only. The resources a listen follows
+ * (already allowed by the policy) are subscribed to at the child with 2025's `resources/subscribe`,
+ * counted per URI, and unsubscribed when the last listen following them closes. When the child
+ * exits, the principal's handler is closed, which ends its listen streams; the client listens again.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -21,10 +28,12 @@ import { toNodeHandler } from '@modelcontextprotocol/node';
 import {
   CLIENT_CAPABILITIES_META_KEY,
   type InputRequests,
+  type McpHttpHandler,
   ProtocolError,
   ProtocolErrorCode,
   type RequestStateCodec,
   Server,
+  type ServerEvent,
   type ServerContext,
   createMcpHandler,
   createRequestStateCodec,
@@ -185,8 +194,13 @@ class PooledChild {
   readonly #pending = new Map<string, PendingCall>();
   /** The flows of 2026-07-28 calls, by their id. */
   readonly #flows = new Map<string, Flow>();
+  /** Resources subscribed to at the child for open listens, with how many listens follow each. */
+  readonly #followed = new Map<string, number>();
+  #listens = 0;
   #next = 0;
   #dead = false;
+  /** The child's notifications other than progress (list changes, resource updates, logging…). */
+  onNotification?: (method: string, params: Record<string, unknown>) => void;
 
   constructor(child: StdioChild, onDead: () => void) {
     this.#child = child;
@@ -215,6 +229,49 @@ class PooledChild {
   /** Open flows. The idle sweeper spares a child that has any: each ends by itself (its call ends, its client cancels, or `inputTimeoutMs` passes). */
   get flowCount(): number {
     return this.#flows.size;
+  }
+
+  /** Open listens of this principal. The idle sweeper spares a child that has any. */
+  get listenCount(): number {
+    return this.#listens;
+  }
+
+  /**
+   * Subscribes the child to the resources a listen follows (those not followed already) and returns
+   * the release to call when the listen closes: resources no open listen follows any more are
+   * unsubscribed. Rejects with the child's error when a subscription fails (nothing stays counted).
+   */
+  async follow(uris: readonly string[]): Promise<() => void> {
+    const unique = [...new Set(uris)];
+    this.#listens++;
+    const fresh: string[] = [];
+    for (const uri of unique) {
+      const count = this.#followed.get(uri) ?? 0;
+      this.#followed.set(uri, count + 1);
+      if (count === 0) fresh.push(uri);
+    }
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.#listens--;
+      for (const uri of unique) {
+        const count = (this.#followed.get(uri) ?? 1) - 1;
+        if (count > 0) {
+          this.#followed.set(uri, count);
+          continue;
+        }
+        this.#followed.delete(uri);
+        if (!this.#dead) this.call('resources/unsubscribe', { uri }).catch(() => {});
+      }
+    };
+    try {
+      await Promise.all(fresh.map((uri) => this.call('resources/subscribe', { uri })));
+    } catch (error) {
+      release();
+      throw error;
+    }
+    return release;
   }
 
   call(method: string, params: Record<string, unknown>, options: { signal?: AbortSignal; onProgress?: PendingCall['onProgress']; id?: string } = {}): Promise<Record<string, unknown>> {
@@ -302,6 +359,10 @@ class PooledChild {
       if (typeof token === 'string') this.#pending.get(token)?.onProgress?.(params);
       return;
     }
+    if (typeof method === 'string' && id === undefined) {
+      this.onNotification?.(method, params);
+      return;
+    }
     if (typeof method !== 'string' || (typeof id !== 'string' && typeof id !== 'number')) return;
     const request: ChildRequest = { id, method, params };
     if (method === 'ping') return this.answer(request, {});
@@ -344,6 +405,38 @@ const FORWARDED: readonly (readonly [string, string])[] = [
 
 type NodeHandler = ReturnType<typeof toNodeHandler>;
 
+/** One principal's modern handler: its own `subscriptions/listen` bus. */
+interface PrincipalHandler {
+  readonly handler: McpHttpHandler;
+  readonly node: NodeHandler;
+}
+
+/**
+ * The resources a `subscriptions/listen` body follows (its filter was read and allowed by the
+ * policy); undefined when the body is no listen.
+ */
+function followedResources(body: unknown): readonly string[] | undefined {
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || (body as { method?: unknown }).method !== 'subscriptions/listen') return undefined;
+  const params = (body as { params?: unknown }).params;
+  const filter = typeof params === 'object' && params !== null ? (params as { notifications?: unknown }).notifications : undefined;
+  const uris = typeof filter === 'object' && filter !== null ? (filter as { resourceSubscriptions?: unknown }).resourceSubscriptions : undefined;
+  return Array.isArray(uris) ? uris.filter((uri): uri is string => typeof uri === 'string') : [];
+}
+
+/** The change event a child's notification stands for on the listen bus, if any. */
+function changeEventOf(method: string, params: Record<string, unknown>): ServerEvent | undefined {
+  if (method === 'notifications/tools/list_changed') return { kind: 'tools_list_changed' };
+  if (method === 'notifications/prompts/list_changed') return { kind: 'prompts_list_changed' };
+  if (method === 'notifications/resources/list_changed') return { kind: 'resources_list_changed' };
+  if (method === 'notifications/resources/updated' && typeof params['uri'] === 'string') {
+    // The child's own _meta stays behind: the router stamps the subscription's.
+    const rest = { ...params };
+    delete rest['_meta'];
+    return { kind: 'resource_updated', uri: params['uri'], params: rest };
+  }
+  return undefined;
+}
+
 /** What a flow's `requestState` carries: the flow and the round it was minted for. Signed, not secret. */
 interface FlowState {
   readonly f: string;
@@ -372,8 +465,8 @@ export class ModernStdioFace {
   readonly #spawn: () => StdioChild;
   readonly #log: UpstreamLogger;
   readonly #pool = new Map<string, PooledChild>();
-  readonly #node: NodeHandler;
-  readonly #handler: ReturnType<typeof createMcpHandler>;
+  /** Per principal: its handler and so its listen bus (a child's changes reach its principal only). */
+  readonly #handlers = new Map<string, PrincipalHandler>();
   readonly #sweeper: NodeJS.Timeout;
   readonly #inputTimeoutMs: number;
   /**
@@ -394,13 +487,12 @@ export class ModernStdioFace {
       ttlSeconds: Math.ceil(inputTimeoutMs / 1000),
       bind: (ctx) => `${principalIdOf(ctx)}\0${ctx.mcpReq.method}`,
     });
-    this.#handler = createMcpHandler((ctx) => this.#serverFor(ctx.authInfo?.extra?.['principal'] as { id?: string } | undefined), { legacy: 'reject' });
-    this.#node = toNodeHandler(this.#handler);
     this.#sweeper = setInterval(() => {
       const cutoff = Date.now() - idleTimeoutMs;
       for (const [id, pooled] of this.#pool) {
-        if (pooled.lastUsed < cutoff && pooled.flowCount === 0) {
+        if (pooled.lastUsed < cutoff && pooled.flowCount === 0 && pooled.listenCount === 0) {
           this.#pool.delete(id);
+          this.#closeHandler(id);
           void pooled.close();
         }
       }
@@ -415,16 +507,71 @@ export class ModernStdioFace {
     return count;
   }
 
-  handle(req: IncomingMessage, res: ServerResponse, body: unknown, _principal: Principal): Promise<void> {
-    return this.#node(req as Parameters<NodeHandler>[0], res, body);
+  async handle(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void> {
+    const { node } = this.#handlerFor(principal.id);
+    const listened = followedResources(body);
+    if (listened !== undefined) {
+      // Every open listen keeps the child from the idle sweep; the resources it follows are
+      // subscribed to at the child when the child offers subscriptions (without, the SDK
+      // acknowledges the listen without resource updates).
+      const pooled = this.#child(principal.id);
+      const init = await pooled.ready.catch(() => undefined);
+      const resources = (init?.['capabilities'] as { resources?: { subscribe?: unknown } } | undefined)?.resources;
+      let release: () => void;
+      try {
+        release = await pooled.follow(resources?.subscribe === true ? listened : []);
+      } catch (error) {
+        const failure = error as Failure;
+        const id = (body as { id?: unknown }).id;
+        const answer = JSON.stringify({ jsonrpc: '2.0', id: typeof id === 'string' || typeof id === 'number' ? id : null, error: { code: failure.code ?? -32603, message: failure.message } });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) }).end(answer);
+        return;
+      }
+      res.once('close', release);
+    }
+    return node(req as Parameters<NodeHandler>[0], res, body);
+  }
+
+  /** The principal's handler, created on its first request. */
+  #handlerFor(principalId: string): PrincipalHandler {
+    let entry = this.#handlers.get(principalId);
+    if (entry === undefined) {
+      const handler = createMcpHandler(
+        (ctx) => {
+          const principal = ctx.authInfo?.extra?.['principal'] as { id?: string } | undefined;
+          // The handler serves one principal: its bus carries that principal's child's changes.
+          if (principal?.id !== principalId) throw new Error("a request reached another principal's handler");
+          return this.#serverFor(principal);
+        },
+        { legacy: 'reject' },
+      );
+      entry = { handler, node: toNodeHandler(handler) };
+      this.#handlers.set(principalId, entry);
+    }
+    return entry;
+  }
+
+  /** Closes a principal's handler, ending its listen streams (its child is gone). */
+  #closeHandler(principalId: string): void {
+    const entry = this.#handlers.get(principalId);
+    if (entry === undefined) return;
+    this.#handlers.delete(principalId);
+    void entry.handler.close().catch(() => {});
   }
 
   #child(principalId: string): PooledChild {
     let pooled = this.#pool.get(principalId);
     if (pooled === undefined || pooled.dead) {
       const created: PooledChild = new PooledChild(this.#spawn(), () => {
-        if (this.#pool.get(principalId) === created) this.#pool.delete(principalId);
+        if (this.#pool.get(principalId) !== created) return;
+        this.#pool.delete(principalId);
+        // Its subscriptions died with it: the open listens end, and their clients listen again.
+        this.#closeHandler(principalId);
       });
+      created.onNotification = (method, params) => {
+        const event = changeEventOf(method, params);
+        if (event !== undefined && this.#pool.get(principalId) === created) this.#handlers.get(principalId)?.handler.bus.publish(event);
+      };
       pooled = created;
       this.#pool.set(principalId, pooled);
       this.#log.info({ upstream: this.#name, principal: principalId }, 'child started for 2026-07-28 requests');
@@ -439,8 +586,15 @@ export class ModernStdioFace {
     const capabilities = (init['capabilities'] as Record<string, unknown> | undefined) ?? {};
     const serverInfo = (init['serverInfo'] as { name: string; version: string } | undefined) ?? { name: this.#name, version: '0' };
     const forwarded = FORWARDED.filter(([capability]) => capabilities[capability] !== undefined);
+    // What the child offers to follow is offered to listens (the SDK honours a filter against it).
+    const follow = (capability: string): Record<string, boolean> => {
+      const offered = capabilities[capability] as Record<string, unknown> | undefined;
+      const flags: Record<string, boolean> = {};
+      for (const flag of capability === 'resources' ? ['listChanged', 'subscribe'] : ['listChanged']) if (offered?.[flag] === true) flags[flag] = true;
+      return flags;
+    };
     const server = new Server(serverInfo, {
-      capabilities: Object.fromEntries(forwarded.map(([capability]) => [capability, {}])),
+      capabilities: Object.fromEntries(forwarded.map(([capability]) => [capability, capability === 'completions' ? {} : follow(capability)])),
       ...(typeof init['instructions'] === 'string' ? { instructions: init['instructions'] } : {}),
       requestState: { verify: this.#states.verify },
     });
@@ -539,7 +693,9 @@ export class ModernStdioFace {
 
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
-    await this.#handler.close();
+    const handlers = [...this.#handlers.values()];
+    this.#handlers.clear();
+    await Promise.all(handlers.map((entry) => entry.handler.close()));
     const children = [...this.#pool.values()];
     this.#pool.clear();
     await Promise.all(children.map((c) => c.close()));

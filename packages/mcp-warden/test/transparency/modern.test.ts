@@ -428,5 +428,86 @@ describe('an SDK v2 upstream over HTTP through the gateway, for clients of every
         await client.close().catch(() => {});
       }
     });
+
+    describe('subscriptions/listen, bridged to the child per principal', () => {
+      const staticUri = 'demo://resource/static/document/architecture.md';
+      const envelope = { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
+      const headersFor = (key: string, method: string, name?: string): Record<string, string> => ({
+        authorization: `Bearer ${key}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': MODERN,
+        'mcp-method': method,
+        ...(name === undefined ? {} : { 'mcp-name': name }),
+      });
+
+      /** Opens a listen stream and keeps reading it into `text` until `stop`. */
+      async function listen(key: string, id: number, notifications: Record<string, unknown>): Promise<{ text: () => string; until: (needle: string, ms: number) => Promise<boolean>; stop: () => void }> {
+        const controller = new AbortController();
+        const response = await fetch(`${gateway.url}/mcp/everything`, {
+          method: 'POST',
+          headers: headersFor(key, 'subscriptions/listen'),
+          body: JSON.stringify({ jsonrpc: '2.0', id, method: 'subscriptions/listen', params: { notifications, _meta: envelope } }),
+          signal: controller.signal,
+        });
+        expect(response.status).toBe(200);
+        expect(response.headers.get('content-type')).toContain('text/event-stream');
+        let text = '';
+        const decoder = new TextDecoder();
+        const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+        void (async () => {
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) return;
+            text += decoder.decode(value, { stream: true });
+          }
+        })().catch(() => {});
+        const until = async (needle: string, ms: number): Promise<boolean> => {
+          const deadline = Date.now() + ms;
+          while (!text.includes(needle) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+          return text.includes(needle);
+        };
+        return { text: () => text, until, stop: () => controller.abort() };
+      }
+
+      /** The JSON-RPC messages of an SSE text. */
+      const messagesOf = (text: string): Record<string, unknown>[] =>
+        text
+          .split('\n')
+          .filter((line) => line.startsWith('data:'))
+          .map((line) => JSON.parse(line.slice(5)) as Record<string, unknown>);
+
+      it("delivers the child's resource updates to its principal's listen, stamped with the subscription id, and to no other principal's", async () => {
+        const admin = await listen(adminKey, 41, { resourceSubscriptions: [staticUri], toolsListChanged: true });
+        const reader = await listen(readerKey, 42, { resourceSubscriptions: [staticUri] });
+        try {
+          expect(await admin.until('notifications/subscriptions/acknowledged', 10_000)).toBe(true);
+          expect(await reader.until('notifications/subscriptions/acknowledged', 10_000)).toBe(true);
+          const ack = messagesOf(admin.text()).find((m) => m['method'] === 'notifications/subscriptions/acknowledged') as { params: Record<string, unknown> };
+          // What the child offers is honoured: server-everything subscribes and announces tool changes.
+          expect(ack.params).toMatchObject({ notifications: { resourceSubscriptions: [staticUri], toolsListChanged: true } });
+
+          // server-everything sends updates of subscribed resources once this tool is called (then every 5 s).
+          const call = await fetch(`${gateway.url}/mcp/everything`, {
+            method: 'POST',
+            headers: headersFor(adminKey, 'tools/call', 'toggle-subscriber-updates'),
+            body: JSON.stringify({ jsonrpc: '2.0', id: 43, method: 'tools/call', params: { name: 'toggle-subscriber-updates', arguments: {}, _meta: envelope } }),
+            signal: AbortSignal.timeout(10_000),
+          });
+          expect(call.status).toBe(200);
+          await call.text();
+
+          expect(await admin.until('notifications/resources/updated', 10_000)).toBe(true);
+          const updated = messagesOf(admin.text()).find((m) => m['method'] === 'notifications/resources/updated') as { params: Record<string, unknown> };
+          expect(updated.params).toMatchObject({ uri: staticUri, _meta: { 'io.modelcontextprotocol/subscriptionId': 41 } });
+          // The reader's child was never asked for updates: its stream carries none of the admin's.
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          expect(reader.text()).not.toContain('notifications/resources/updated');
+        } finally {
+          admin.stop();
+          reader.stop();
+        }
+      });
+    });
   });
 });
