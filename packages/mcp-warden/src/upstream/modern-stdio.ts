@@ -19,7 +19,7 @@
  * resource-updated notifications are published on that bus only. The resources a listen follows
  * (already allowed by the policy) are subscribed to at the child with 2025's `resources/subscribe`,
  * counted per URI, and unsubscribed when the last listen following them closes. When the child
- * exits, the principal's handler is closed, which ends its listen streams; the client listens again.
+ * exits, its listens' streams are cut without a graceful result, so their clients listen again.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -194,9 +194,10 @@ class PooledChild {
   readonly #pending = new Map<string, PendingCall>();
   /** The flows of 2026-07-28 calls, by their id. */
   readonly #flows = new Map<string, Flow>();
-  /** Resources subscribed to at the child for open listens, with how many listens follow each. */
-  readonly #followed = new Map<string, number>();
-  #listens = 0;
+  /** Resources subscribed to at the child for open listens: how many follow each, and its subscription. */
+  readonly #followed = new Map<string, { count: number; readonly subscribed: Promise<unknown> }>();
+  /** The responses of the open listens, ended abruptly when the child exits (so their clients listen again). */
+  readonly #listens = new Set<ServerResponse>();
   #next = 0;
   #dead = false;
   /** The child's notifications other than progress (list changes, resource updates, logging…). */
@@ -209,6 +210,9 @@ class PooledChild {
       this.#dead = true;
       for (const call of this.#pending.values()) call.reject(Object.assign(new Error('the upstream process exited'), { code: -32603 }));
       this.#pending.clear();
+      // Without a graceful `complete` result: a client treats the drop as a reason to listen again
+      // (spec: basic/patterns/subscriptions, Graceful Closure).
+      for (const res of this.#listens) res.destroy();
       onDead();
     };
     this.ready = child.start().then(async () => {
@@ -233,40 +237,46 @@ class PooledChild {
 
   /** Open listens of this principal. The idle sweeper spares a child that has any. */
   get listenCount(): number {
-    return this.#listens;
+    return this.#listens.size;
   }
 
   /**
-   * Subscribes the child to the resources a listen follows (those not followed already) and returns
-   * the release to call when the listen closes: resources no open listen follows any more are
-   * unsubscribed. Rejects with the child's error when a subscription fails (nothing stays counted).
+   * Counts the listen answered on `res` and subscribes the child to the resources it follows (a
+   * subscription under way for another listen is shared, so its failure fails both). Returns the
+   * release to call when the listen closes: resources no open listen follows any more are
+   * unsubscribed. Rejects with the child's error, or after 30 s, when a subscription fails; nothing
+   * stays counted then.
    */
-  async follow(uris: readonly string[]): Promise<() => void> {
+  async follow(uris: readonly string[], res: ServerResponse): Promise<() => void> {
     const unique = [...new Set(uris)];
-    this.#listens++;
-    const fresh: string[] = [];
+    this.#listens.add(res);
+    const waits: Promise<unknown>[] = [];
     for (const uri of unique) {
-      const count = this.#followed.get(uri) ?? 0;
-      this.#followed.set(uri, count + 1);
-      if (count === 0) fresh.push(uri);
+      let entry = this.#followed.get(uri);
+      if (entry === undefined) {
+        entry = { count: 0, subscribed: this.call('resources/subscribe', { uri }, { signal: AbortSignal.timeout(30_000) }) };
+        // A failure is reported to the listens waiting on it; none is left unhandled.
+        entry.subscribed.catch(() => {});
+        this.#followed.set(uri, entry);
+      }
+      entry.count++;
+      waits.push(entry.subscribed);
     }
     let released = false;
     const release = (): void => {
       if (released) return;
       released = true;
-      this.#listens--;
+      this.#listens.delete(res);
       for (const uri of unique) {
-        const count = (this.#followed.get(uri) ?? 1) - 1;
-        if (count > 0) {
-          this.#followed.set(uri, count);
-          continue;
-        }
+        const entry = this.#followed.get(uri);
+        if (entry === undefined) continue;
+        if (--entry.count > 0) continue;
         this.#followed.delete(uri);
         if (!this.#dead) this.call('resources/unsubscribe', { uri }).catch(() => {});
       }
     };
     try {
-      await Promise.all(fresh.map((uri) => this.call('resources/subscribe', { uri })));
+      await Promise.all(waits);
     } catch (error) {
       release();
       throw error;
@@ -409,6 +419,8 @@ type NodeHandler = ReturnType<typeof toNodeHandler>;
 interface PrincipalHandler {
   readonly handler: McpHttpHandler;
   readonly node: NodeHandler;
+  /** When a request last came (ms): a handler whose principal has no child is closed once idle. */
+  lastUsed: number;
 }
 
 /**
@@ -496,6 +508,8 @@ export class ModernStdioFace {
           void pooled.close();
         }
       }
+      // Handlers of principals whose requests never reached a child (refused by the SDK first).
+      for (const [id, entry] of this.#handlers) if (!this.#pool.has(id) && entry.lastUsed < cutoff) this.#closeHandler(id);
     }, Math.max(1000, Math.min(idleTimeoutMs / 4, 60_000)));
     this.#sweeper.unref();
   }
@@ -508,7 +522,6 @@ export class ModernStdioFace {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void> {
-    const { node } = this.#handlerFor(principal.id);
     const listened = followedResources(body);
     if (listened !== undefined) {
       // Every open listen keeps the child from the idle sweep; the resources it follows are
@@ -517,19 +530,35 @@ export class ModernStdioFace {
       const pooled = this.#child(principal.id);
       const init = await pooled.ready.catch(() => undefined);
       const resources = (init?.['capabilities'] as { resources?: { subscribe?: unknown } } | undefined)?.resources;
+      const refuse = (code: number, message: string): void => {
+        const id = (body as { id?: unknown }).id;
+        const answer = JSON.stringify({ jsonrpc: '2.0', id: typeof id === 'string' || typeof id === 'number' ? id : null, error: { code, message } });
+        if (!res.headersSent && !res.destroyed) res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) }).end(answer);
+      };
       let release: () => void;
       try {
-        release = await pooled.follow(resources?.subscribe === true ? listened : []);
+        release = await pooled.follow(resources?.subscribe === true ? listened : [], res);
       } catch (error) {
         const failure = error as Failure;
-        const id = (body as { id?: unknown }).id;
-        const answer = JSON.stringify({ jsonrpc: '2.0', id: typeof id === 'string' || typeof id === 'number' ? id : null, error: { code: failure.code ?? -32603, message: failure.message } });
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) }).end(answer);
+        refuse(failure.code ?? -32603, failure.message);
+        return;
+      }
+      // The client left while the listen was set up, or the child it was set up at exited: the
+      // count must not outlive the listen, nor the listen be served by a child it is not counted at.
+      if (res.destroyed || res.closed) {
+        release();
+        return;
+      }
+      if (pooled.dead || this.#pool.get(principal.id) !== pooled) {
+        release();
+        refuse(-32603, 'the upstream process exited while the listen was set up; listen again');
         return;
       }
       res.once('close', release);
     }
-    return node(req as Parameters<NodeHandler>[0], res, body);
+    const entry = this.#handlerFor(principal.id);
+    entry.lastUsed = Date.now();
+    return entry.node(req as Parameters<NodeHandler>[0], res, body);
   }
 
   /** The principal's handler, created on its first request. */
@@ -545,13 +574,13 @@ export class ModernStdioFace {
         },
         { legacy: 'reject' },
       );
-      entry = { handler, node: toNodeHandler(handler) };
+      entry = { handler, node: toNodeHandler(handler), lastUsed: Date.now() };
       this.#handlers.set(principalId, entry);
     }
     return entry;
   }
 
-  /** Closes a principal's handler, ending its listen streams (its child is gone). */
+  /** Closes an idle principal's handler (its child was swept, or it never had one). */
   #closeHandler(principalId: string): void {
     const entry = this.#handlers.get(principalId);
     if (entry === undefined) return;
@@ -565,8 +594,6 @@ export class ModernStdioFace {
       const created: PooledChild = new PooledChild(this.#spawn(), () => {
         if (this.#pool.get(principalId) !== created) return;
         this.#pool.delete(principalId);
-        // Its subscriptions died with it: the open listens end, and their clients listen again.
-        this.#closeHandler(principalId);
       });
       created.onNotification = (method, params) => {
         const event = changeEventOf(method, params);

@@ -486,6 +486,9 @@ describe('an SDK v2 upstream over HTTP through the gateway, for clients of every
           const ack = messagesOf(admin.text()).find((m) => m['method'] === 'notifications/subscriptions/acknowledged') as { params: Record<string, unknown> };
           // What the child offers is honoured: server-everything subscribes and announces tool changes.
           expect(ack.params).toMatchObject({ notifications: { resourceSubscriptions: [staticUri], toolsListChanged: true } });
+          // The reader's listen really follows the same resource (so the absence below means something).
+          const readerAck = messagesOf(reader.text()).find((m) => m['method'] === 'notifications/subscriptions/acknowledged') as { params: Record<string, unknown> };
+          expect(readerAck.params).toMatchObject({ notifications: { resourceSubscriptions: [staticUri] } });
 
           // server-everything sends updates of subscribed resources once this tool is called (then every 5 s).
           const call = await fetch(`${gateway.url}/mcp/everything`, {
@@ -503,11 +506,42 @@ describe('an SDK v2 upstream over HTTP through the gateway, for clients of every
           // The reader's child was never asked for updates: its stream carries none of the admin's.
           await new Promise((resolve) => setTimeout(resolve, 300));
           expect(reader.text()).not.toContain('notifications/resources/updated');
+          expect(reader.text()).not.toContain('"resultType":"complete"');
         } finally {
           admin.stop();
           reader.stop();
         }
       });
+
+      it('keeps a resource subscribed at the child while another listen of the principal still follows it', async () => {
+        // A principal of its own, so its child starts with updates off.
+        const key = (await gateway.services.keys.create({ name: 'listener', roles: ['admin'] })).plaintext;
+        const first = await listen(key, 51, { resourceSubscriptions: [staticUri] });
+        const second = await listen(key, 52, { resourceSubscriptions: [staticUri] });
+        try {
+          expect(await first.until('notifications/subscriptions/acknowledged', 10_000)).toBe(true);
+          expect(await second.until('notifications/subscriptions/acknowledged', 10_000)).toBe(true);
+          const call = await fetch(`${gateway.url}/mcp/everything`, {
+            method: 'POST',
+            headers: headersFor(key, 'tools/call', 'toggle-subscriber-updates'),
+            body: JSON.stringify({ jsonrpc: '2.0', id: 53, method: 'tools/call', params: { name: 'toggle-subscriber-updates', arguments: {}, _meta: envelope } }),
+            signal: AbortSignal.timeout(10_000),
+          });
+          await call.text();
+          expect(await first.until('notifications/resources/updated', 10_000)).toBe(true);
+          expect(await second.until('notifications/resources/updated', 10_000)).toBe(true);
+          const updatesOf = (text: string): number => messagesOf(text).filter((m) => m['method'] === 'notifications/resources/updated').length;
+          const before = updatesOf(second.text());
+          // Closing one listen must not unsubscribe the child: server-everything sends the next update 5 s later.
+          first.stop();
+          const deadline = Date.now() + 8000;
+          while (updatesOf(second.text()) === before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+          expect(updatesOf(second.text())).toBeGreaterThan(before);
+        } finally {
+          first.stop();
+          second.stop();
+        }
+      }, 30_000);
     });
   });
 });
