@@ -24,6 +24,7 @@ import type { Principal } from '@mcp-warden/core';
 import { type Dispatcher, Pool } from 'undici';
 import type { HttpUpstreamConfig } from '../config/schema.js';
 import type { SessionSigner } from '../server/sessions.js';
+import { type JsonRpcId, jsonRpcError, requestIdOf } from './json-rpc.js';
 import type { Upstream, UpstreamLogger } from './types.js';
 
 /** The protocol revision the gateway's own catalog client asks for. */
@@ -56,8 +57,6 @@ const CLOSING = new Error('upstream closing');
 /** A response the upstream should not have sent (garbage JSON, an unknown content type…). */
 class UpstreamProtocolError extends Error {}
 
-type JsonRpcId = string | number | null;
-
 interface Forwarded {
   /** The signed session id the client presented, reused when the upstream echoes the same id. */
   readonly presented: string | undefined;
@@ -86,24 +85,8 @@ class Exchange extends EventEmitter {
   }
 }
 
-function requestIdOf(body: unknown): JsonRpcId {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
-  const id = (body as { id?: unknown }).id;
-  return typeof id === 'string' || typeof id === 'number' ? id : null;
-}
-
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
-}
-
-/** Ends `res` with a JSON-RPC error, or just ends it once headers are out (nothing else is possible then). */
-function jsonRpcError(res: ServerResponse, status: number, id: JsonRpcId, code: number, message: string): void {
-  if (res.headersSent || res.writableEnded) {
-    if (!res.writableEnded && !res.destroyed) res.end();
-    return;
-  }
-  const body = JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } });
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) }).end(body);
 }
 
 function errorCode(error: unknown): string {

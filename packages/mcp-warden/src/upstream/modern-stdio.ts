@@ -40,11 +40,14 @@ import {
   inputRequired,
 } from '@modelcontextprotocol/server';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { jsonRpcError, requestIdOf } from './json-rpc.js';
 import type { StdioChild } from './stdio-child.js';
 import type { UpstreamLogger } from './types.js';
 
 const FIRST_MODERN_REVISION = '2026-07-28';
 const ENVELOPE_PREFIX = 'io.modelcontextprotocol/';
+/** How long a listen waits for the child to accept a resource subscription. */
+const SUBSCRIBE_TIMEOUT_MS = 30_000;
 
 /** Whether a POST body (one message) claims a 2026-07-28-or-later revision in its `_meta` envelope. */
 export function isModernMessage(body: unknown, protocolHeader: string | undefined): boolean {
@@ -254,7 +257,11 @@ class PooledChild {
     for (const uri of unique) {
       let entry = this.#followed.get(uri);
       if (entry === undefined) {
-        entry = { count: 0, subscribed: this.call('resources/subscribe', { uri }, { signal: AbortSignal.timeout(30_000) }) };
+        const subscribed = this.call('resources/subscribe', { uri }, { signal: AbortSignal.timeout(SUBSCRIBE_TIMEOUT_MS) }).catch((error: Failure) => {
+          // The call's own abort says "cancelled"; here the only abort is the timeout.
+          throw error.code === -32800 ? Object.assign(new Error(`the upstream did not answer resources/subscribe within ${SUBSCRIBE_TIMEOUT_MS / 1000} s`), { code: -32603 }) : error;
+        });
+        entry = { count: 0, subscribed };
         // A failure is reported to the listens waiting on it; none is left unhandled.
         entry.subscribed.catch(() => {});
         this.#followed.set(uri, entry);
@@ -530,17 +537,12 @@ export class ModernStdioFace {
       const pooled = this.#child(principal.id);
       const init = await pooled.ready.catch(() => undefined);
       const resources = (init?.['capabilities'] as { resources?: { subscribe?: unknown } } | undefined)?.resources;
-      const refuse = (code: number, message: string): void => {
-        const id = (body as { id?: unknown }).id;
-        const answer = JSON.stringify({ jsonrpc: '2.0', id: typeof id === 'string' || typeof id === 'number' ? id : null, error: { code, message } });
-        if (!res.headersSent && !res.destroyed) res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) }).end(answer);
-      };
       let release: () => void;
       try {
         release = await pooled.follow(resources?.subscribe === true ? listened : [], res);
       } catch (error) {
         const failure = error as Failure;
-        refuse(failure.code ?? -32603, failure.message);
+        if (!res.destroyed) jsonRpcError(res, 200, requestIdOf(body), failure.code ?? -32603, failure.message);
         return;
       }
       // The client left while the listen was set up, or the child it was set up at exited: the
@@ -551,7 +553,7 @@ export class ModernStdioFace {
       }
       if (pooled.dead || this.#pool.get(principal.id) !== pooled) {
         release();
-        refuse(-32603, 'the upstream process exited while the listen was set up; listen again');
+        jsonRpcError(res, 200, requestIdOf(body), -32603, 'the upstream process exited while the listen was set up; listen again');
         return;
       }
       res.once('close', release);
@@ -614,14 +616,14 @@ export class ModernStdioFace {
     const serverInfo = (init['serverInfo'] as { name: string; version: string } | undefined) ?? { name: this.#name, version: '0' };
     const forwarded = FORWARDED.filter(([capability]) => capabilities[capability] !== undefined);
     // What the child offers to follow is offered to listens (the SDK honours a filter against it).
-    const follow = (capability: string): Record<string, boolean> => {
+    const followable = (capability: string): Record<string, boolean> => {
       const offered = capabilities[capability] as Record<string, unknown> | undefined;
       const flags: Record<string, boolean> = {};
       for (const flag of capability === 'resources' ? ['listChanged', 'subscribe'] : ['listChanged']) if (offered?.[flag] === true) flags[flag] = true;
       return flags;
     };
     const server = new Server(serverInfo, {
-      capabilities: Object.fromEntries(forwarded.map(([capability]) => [capability, capability === 'completions' ? {} : follow(capability)])),
+      capabilities: Object.fromEntries(forwarded.map(([capability]) => [capability, capability === 'completions' ? {} : followable(capability)])),
       ...(typeof init['instructions'] === 'string' ? { instructions: init['instructions'] } : {}),
       requestState: { verify: this.#states.verify },
     });
