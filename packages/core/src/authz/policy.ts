@@ -221,7 +221,7 @@ export class Policy {
   #decideRemembered(roleNames: readonly string[], action: McpAction): Decision {
     const rolesKey = roleNames.length === 0 ? '' : namesKey(roleNames);
     // A listen's URIs are not in the key (nor worth remembering: one decision per open stream).
-    if (rolesKey === undefined || followsSomething(action) || action.method.length + (action.target?.length ?? 0) > DECISION_MEMO_NAME_LIMIT) {
+    if (rolesKey === undefined || (action.kind === 'lifecycle' && followsSomething(action)) || action.method.length + (action.target?.length ?? 0) > DECISION_MEMO_NAME_LIMIT) {
       return this.#decideFor(roleNames, action);
     }
     const verb = action.kind === 'tool' ? requiredVerb(this.annotations.get(action.target ?? '')) : '';
