@@ -1,7 +1,7 @@
 import type { Policy } from '../authz/policy.js';
 import type { JsonRpcId, ListFamily, McpAction, Principal } from '../types.js';
 import { keptSignature, listItemDecider } from './list-decisions.js';
-import { type ScannedItem, TextChunks, bytesOf, scanListResponse, unicodeOf } from './list-scan.js';
+import { type ScannedItem, TextChunks, bytesOf, listedItems, scanListResponse, unicodeOf } from './list-scan.js';
 
 /**
  * List filtering: `tools/list`, `prompts/list`, `resources/list` and `resources/templates/list`
@@ -119,30 +119,31 @@ function filterByScan(text: TextChunks, lists: PendingLists, principal: Principa
   const scanned = scanListResponse(text, member, field, family === 'tools');
   if (scanned === undefined) return NOT_SCANNED;
   if (scanned.id !== id) return undefined;
+  // The names and annotations of a remembered scan are one frozen array, whatever the answer's id:
+  // learned once until anything else is, and the policy's answers about them remembered.
+  const listed = listedItems(scanned);
   if (family === 'tools') {
     try {
-      // The items of a remembered scan are one frozen array: learned once until anything else is.
-      policy.annotations.learnTextsOf(scanned.items, () => {
-        const listed: { name: string; annotations?: string | undefined }[] = [];
-        for (const item of scanned.items) if (item.key !== undefined) listed.push({ name: item.key, annotations: item.annotations });
-        return listed;
+      policy.annotations.learnTextsOf(listed, () => {
+        const tools: { name: string; annotations?: string | undefined }[] = [];
+        for (const item of listed) if (item.key !== undefined) tools.push({ name: item.key, annotations: item.annotations });
+        return tools;
       });
     } catch {
       return NOT_SCANNED;
     }
   }
-  const items = scanned.items;
-  const signature = keptSignature(policy, principal, family, items);
+  const signature = keptSignature(policy, principal, family, listed);
   if (!signature.includes('0')) return undefined;
   const out = new Pieces();
   out.addRange(text, 0, scanned.arrayStart);
   // What is kept of the array is a function of the items' text and which are kept: remembered for
-  // a remembered scan (its frozen items array), whose answers differ at most in their id, outside it.
-  let byKept = keptArrays.get(items);
+  // a remembered scan (its frozen listed items), whose answers differ at most in their id, outside it.
+  let byKept = keptArrays.get(listed);
   let array = byKept?.get(signature);
   if (array === undefined) {
-    array = keptArray(text, items, signature);
-    if (byKept === undefined) keptArrays.set(items, (byKept = new Map()));
+    array = keptArray(text, scanned.items, signature);
+    if (byKept === undefined) keptArrays.set(listed, (byKept = new Map()));
     if (byKept.size >= KEPT_ARRAYS_PER_LIST) byKept.delete(byKept.keys().next().value as string);
     byKept.set(signature, array);
   }

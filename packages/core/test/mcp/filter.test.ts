@@ -1,8 +1,9 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Policy } from '../../src/authz/policy.js';
-import { SseListFilter, filterJsonBody, pendingListsOf } from '../../src/mcp/filter.js';
+import { SseListFilter, filterJsonBody, filterJsonChunks, pendingListsOf } from '../../src/mcp/filter.js';
 import { filterWebResponse } from '../../src/mcp/filter-web.js';
+import { forgetRecentScans } from '../../src/mcp/list-scan.js';
 import type { JsonRpcId, ListFamily } from '../../src/types.js';
 import { cutPieces, principal } from '../helpers.js';
 
@@ -263,5 +264,28 @@ describe('SseListFilter, big lists in many chunks', () => {
     expect(lines.every((l) => l.startsWith('data: ') || l.startsWith('event: '))).toBe(true);
     const data = JSON.parse(lines.filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n'));
     expect(data.result.tools.map((t: { name: string }) => t.name)).toEqual(['tool_0', 'tool_3']);
+  });
+});
+
+describe('the same list answered again with another id', () => {
+  const many = Array.from({ length: 50 }, (_, i) => ({ name: `tool_${i}`, annotations: { readOnlyHint: i % 2 === 0 } }));
+  // Id first, as the Python SDK writes it: an id of another length moves every offset of the list.
+  const answer = (id: JsonRpcId): string => JSON.stringify({ jsonrpc: '2.0', id, result: { tools: many } });
+  const filtered = (id: JsonRpcId, p: Policy): string[] => {
+    const out = filterJsonChunks([answer(id)], new Map([[id, 'tools' as const]]), reader, p);
+    return (JSON.parse(out?.join('') ?? 'null') as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name);
+  };
+
+  it('keeps what was learned and decided for the list, whatever the id, and keeps the same tools', () => {
+    forgetRecentScans();
+    const p = new Policy({ roles: { reader: { verbs: ['read'] } } });
+    const expected = many.filter((_, i) => i % 2 === 0).map((t) => t.name);
+    expect(filtered(7, p)).toEqual(expected);
+    const learn = vi.spyOn(p.annotations, 'learnTexts');
+    const decide = vi.spyOn(p, 'decide');
+    for (const id of [10, 12345, 'a-string-id', 8]) expect(filtered(id, p)).toEqual(expected);
+    // Neither the annotations nor the policy's answers about the 50 tools were worked out again.
+    expect(learn).not.toHaveBeenCalled();
+    expect(decide).not.toHaveBeenCalled();
   });
 });
