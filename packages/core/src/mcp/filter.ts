@@ -307,7 +307,7 @@ export class SseListFilter {
     return this.pushPieces(chunk).join('');
   }
 
-  /** Ends the stream: returns whatever was held back (an unterminated event is passed on as it was). */
+  /** Ends the stream: returns what was held back of a byte order mark; an unfinished event is dropped. */
   flush(): string {
     return this.flushPieces().join('');
   }
@@ -360,11 +360,9 @@ export class SseListFilter {
     const out = new Pieces();
     if (this.#opening !== undefined) out.add(this.#opening);
     this.#opening = undefined;
-    for (const line of this.#lines) {
-      for (const piece of line) out.add(piece);
-      out.add('\n');
-    }
-    for (const piece of this.#held) out.add(piece);
+    // An event the stream ends in the middle of is dropped: clients discard it (WHATWG HTML,
+    // server-sent events: an incomplete event is not dispatched), and its raw text, say a list cut
+    // off when the upstream died, would show what the policy hides to anyone reading the bytes.
     this.#lines = [];
     this.#held = [];
     this.#afterCr = false;

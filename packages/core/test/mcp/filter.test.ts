@@ -119,6 +119,22 @@ describe('SseListFilter', () => {
   });
 });
 
+describe('SseListFilter, a stream that ends in the middle of an event', () => {
+  describe('Security', () => {
+    it('drops the unfinished event: a list cut off shows no hidden tool, and one complete but unterminated neither', () => {
+      const list = JSON.stringify(toolsResponse);
+      const progress = 'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\n\n';
+      for (const unfinished of [`event: message\ndata: ${list.slice(0, list.indexOf('"rm"') + 10)}`, `event: message\ndata: ${list}\n`, `event: message\ndata: ${list}`]) {
+        for (const bytes of [false, true]) {
+          const filter = new SseListFilter(lists, reader, policy, bytes);
+          const out = filter.push(progress) + filter.push(unfinished) + filter.flush();
+          expect(out).toBe(progress);
+        }
+      }
+    });
+  });
+});
+
 describe('SseListFilter over UTF-8 bytes', () => {
   const unicodePolicy = new Policy({ roles: { reader: { verbs: ['read'], tools: { deny: ['é*'] } } } });
   const named = [
@@ -179,7 +195,7 @@ describe('SseListFilter over UTF-8 bytes', () => {
       }
       // A stream that only looks like the start of a mark is relayed as it came.
       expect(run(['\xEF'], true)).toBe('\xEF');
-      expect(run(['\xEF', 'x'], true)).toBe('\xEFx');
+      expect(run(['\xEF', 'x\n\n'], true)).toBe('\xEFx\n\n');
     });
 
     it('takes a bare `event` line for an empty type and a bare `data` line for empty data, as clients do', () => {
