@@ -190,26 +190,37 @@ export function filterJsonBody(text: string, lists: PendingLists, principal: Pri
  * `unicodeOf` in list-scan.ts): a proxy then neither decodes nor encodes the text it relays.
  */
 export function filterJsonChunks(chunks: readonly string[], lists: PendingLists, principal: Principal, policy: Policy, bytes = false): string[] | undefined {
+  const out = filterJsonText(chunks, lists, principal, policy, bytes);
+  return out === NOT_JSON ? undefined : out;
+}
+
+/** What the filter makes of a text that is not JSON (an SSE event drops it; a body passes on as it came). */
+const NOT_JSON = Symbol('not JSON');
+
+/** {@link filterJsonChunks}, telling a text that is not JSON apart from one with nothing to change. */
+function filterJsonText(chunks: readonly string[], lists: PendingLists, principal: Principal, policy: Policy, bytes: boolean): string[] | undefined | typeof NOT_JSON {
   const text = new TextChunks(chunks, bytes);
   if (lists.size === 1) {
     const fast = filterByScan(text, lists, principal, policy);
     if (fast !== NOT_SCANNED) return fast;
   }
-  if (!bytes) {
-    const parsed = filterJsonBodyParsed(text.join(), lists, principal, policy);
-    return parsed === undefined ? undefined : [parsed];
-  }
-  const parsed = filterJsonBodyParsed(unicodeOf(text.join()), lists, principal, policy);
-  return parsed === undefined ? undefined : [bytesOf(parsed)];
+  const parsed = parseAndFilter(bytes ? unicodeOf(text.join()) : text.join(), lists, principal, policy);
+  if (parsed === NOT_JSON || parsed === undefined) return parsed;
+  return [bytes ? bytesOf(parsed) : parsed];
 }
 
 /** The general path: parse, filter, serialise. Exported for tests that compare it with the scan. */
 export function filterJsonBodyParsed(text: string, lists: PendingLists, principal: Principal, policy: Policy): string | undefined {
+  const out = parseAndFilter(text, lists, principal, policy);
+  return out === NOT_JSON ? undefined : out;
+}
+
+function parseAndFilter(text: string, lists: PendingLists, principal: Principal, policy: Policy): string | undefined | typeof NOT_JSON {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    return undefined;
+    return NOT_JSON;
   }
   if (Array.isArray(parsed)) {
     let changed = false;
@@ -276,7 +287,8 @@ const BOM_BYTES = '\xEF\xBB\xBF';
  * An incremental SSE (text/event-stream) rewriter. Feed it decoded text as it arrives (or, with
  * `bytes`, its UTF-8 bytes one per code unit, see {@link filterJsonChunks}); it returns what may be
  * sent on at once, in the same form. Events pass through as soon as their closing blank line arrives;
- * only `message` events carrying a response to a pending list request are rewritten. Line ends are
+ * only `message` events carrying a response to a pending list request are rewritten; a `message`
+ * event whose data is not JSON, and an event the stream ends in the middle of, are dropped. Line ends are
  * looked for in each chunk once, and a long line is kept in the pieces it came in, never joined
  * (see list-scan.ts for why a big string is dear).
  */
@@ -391,7 +403,10 @@ export class SseListFilter {
         if (i > 0) text.push('\n');
         text.push(...line);
       });
-      const filtered = filterJsonChunks(text, this.#lists, this.#principal, this.#policy, this.#bytes);
+      const filtered = filterJsonText(text, this.#lists, this.#principal, this.#policy, this.#bytes);
+      // A message whose data is not JSON is dropped: no client can read it, and its raw text (a
+      // list the upstream wrote wrong) could name what the policy hides.
+      if (filtered === NOT_JSON) return;
       if (filtered !== undefined) {
         for (const line of lines) {
           if (fieldOf(line) === 'data') continue;

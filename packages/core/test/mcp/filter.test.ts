@@ -132,6 +132,20 @@ describe('SseListFilter, a stream that ends in the middle of an event', () => {
         }
       }
     });
+
+    it('drops a message event whose data is not JSON: a list the upstream wrote wrong shows no hidden tool', () => {
+      const list = JSON.stringify(toolsResponse);
+      const wrong = list.replace(']', ',]');
+      expect(() => JSON.parse(wrong)).toThrow();
+      const after = 'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":2}}\n\n';
+      for (const bytes of [false, true]) {
+        const filter = new SseListFilter(lists, reader, policy, bytes);
+        expect(filter.push(`: hi\n\nevent: message\ndata: ${wrong}\n\n${after}`) + filter.flush()).toBe(`: hi\n\n${after}`);
+      }
+      // An event of another type passes as it came, JSON or not: clients do not read it as a message.
+      const filter = new SseListFilter(lists, reader, policy);
+      expect(filter.push('event: other\ndata: not json\n\n')).toBe('event: other\ndata: not json\n\n');
+    });
   });
 });
 
