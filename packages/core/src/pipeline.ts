@@ -17,7 +17,7 @@ import {
 import { createGuard, DEFAULT_MAX_BODY_BYTES, type GuardOptions } from './guard/guard.js';
 import type { RequestView } from './http.js';
 import { type ClassifiedBody, type ClassifyOptions, checkMcpHeaders, classifyBody, classifyParsed } from './mcp/classify.js';
-import { type PendingLists, pendingListsOf } from './mcp/filter.js';
+import { type PendingLists, REPLAYED_LISTS, pendingListsOf } from './mcp/filter.js';
 import type { Credential, CredentialVerifier, Decision, McpAction, Principal, SdkAuthInfo } from './types.js';
 
 /** Everything the pipeline is configured with. Validated when {@link createWarden} is called. */
@@ -298,7 +298,10 @@ export function createWarden(options: WardenOptions): Warden {
         rule: 'builtin:lifecycle',
         reason: `${request.method} of the MCP endpoint is allowed to every authenticated caller`,
       });
-      return { type: 'forward', principal, authInfo: authInfoFor(principal, credential) };
+      // A GET's stream may replay answers to earlier list requests (a resumed stream): filtered too.
+      return request.method === 'GET'
+        ? { type: 'forward', principal, authInfo: authInfoFor(principal, credential), lists: REPLAYED_LISTS }
+        : { type: 'forward', principal, authInfo: authInfoFor(principal, credential) };
     }
     if (bodySource.read === undefined) return decided(ctx, credential, principal, false, bodySource.parsed);
     let text: Promise<string>;

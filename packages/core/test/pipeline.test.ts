@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../src/audit/event.js';
+import { REPLAYED_LISTS } from '../src/mcp/filter.js';
 import { type PipelineResult, createWarden } from '../src/pipeline.js';
 import { view } from './helpers.js';
 
@@ -85,6 +86,10 @@ describe('createWarden pipeline', () => {
     const { warden } = setup();
     const get = await warden.handle(view({ method: 'GET', headers: [['host', 'localhost'], ['authorization', `Bearer ${SECRET}`]] }), {});
     expect(get.type).toBe('forward');
+    // A GET's stream may replay list answers (a resumed stream): every one on it is filtered.
+    expect(get.type === 'forward' && get.lists).toBe(REPLAYED_LISTS);
+    const remove = await warden.handle(view({ method: 'DELETE', headers: [['host', 'localhost'], ['authorization', `Bearer ${SECRET}`]] }), {});
+    expect(remove.type === 'forward' && remove.lists).toBeUndefined();
     const anonymous = await warden.handle(view({ method: 'DELETE', headers: [['host', 'localhost']] }), {});
     expect(respond(anonymous).status).toBe(401);
   });

@@ -13,6 +13,14 @@ import { type ScannedItem, TextChunks, bytesOf, listedItems, scanListResponse, u
 /** The list requests of one HTTP exchange, by JSON-RPC id. */
 export type PendingLists = ReadonlyMap<JsonRpcId, ListFamily>;
 
+/**
+ * The pending lists of a GET of the MCP endpoint: no list request came with it, but a server
+ * resuming a stream (`Last-Event-ID`) replays its events there, answers to list requests of earlier
+ * POSTs included. Every response on such a stream whose result holds a list (`tools`, `prompts`,
+ * `resources`, `resourceTemplates` as an array) is filtered as that list.
+ */
+export const REPLAYED_LISTS: PendingLists = Object.freeze(new Map<JsonRpcId, ListFamily>());
+
 /** Collects the list requests among classified actions; `undefined` when there are none. */
 export function pendingListsOf(actions: readonly McpAction[]): PendingLists | undefined {
   let lists: Map<JsonRpcId, ListFamily> | undefined;
@@ -62,9 +70,17 @@ function filterMessage(message: unknown, lists: PendingLists, principal: Princip
   if ((typeof id !== 'string' && typeof id !== 'number') || typeof m['result'] !== 'object' || m['result'] === null) {
     return message;
   }
-  const family = lists.get(id);
-  if (family === undefined) return message;
   const result = m['result'] as Record<string, unknown>;
+  const family = lists.get(id);
+  if (family === undefined) {
+    if (lists !== REPLAYED_LISTS) return message;
+    // A replayed answer: whatever list its result holds is filtered (a result holding several, each).
+    let filtered = result;
+    for (const listed of Object.keys(ITEM_KEY) as ListFamily[]) {
+      if (Array.isArray(filtered[ITEM_KEY[listed].member])) filtered = filterListResult(listed, filtered, principal, policy);
+    }
+    return filtered === result ? message : { ...m, result: filtered };
+  }
   const filtered = filterListResult(family, result, principal, policy);
   return filtered === result ? message : { ...m, result: filtered };
 }
@@ -288,7 +304,7 @@ const BOM_BYTES = '\xEF\xBB\xBF';
  * `bytes`, its UTF-8 bytes one per code unit, see {@link filterJsonChunks}); it returns what may be
  * sent on at once, in the same form. Events pass through as soon as their closing blank line arrives;
  * only `message` events carrying a response to a pending list request are rewritten; a `message`
- * event whose data is not JSON, and an event the stream ends in the middle of, are dropped. Line ends are
+ * event whose data is not JSON, and an event the stream ends in the middle of, lose their data. Line ends are
  * looked for in each chunk once, and a long line is kept in the pieces it came in, never joined
  * (see list-scan.ts for why a big string is dear).
  */
@@ -319,7 +335,7 @@ export class SseListFilter {
     return this.pushPieces(chunk).join('');
   }
 
-  /** Ends the stream: returns what was held back of a byte order mark; an unfinished event is dropped. */
+  /** Ends the stream: returns what was held back (an unfinished event without its data, see {@link flushPieces}). */
   flush(): string {
     return this.flushPieces().join('');
   }
@@ -372,13 +388,33 @@ export class SseListFilter {
     const out = new Pieces();
     if (this.#opening !== undefined) out.add(this.#opening);
     this.#opening = undefined;
-    // An event the stream ends in the middle of is dropped: clients discard it (WHATWG HTML,
-    // server-sent events: an incomplete event is not dispatched), and its raw text, say a list cut
-    // off when the upstream died, would show what the policy hides to anyone reading the bytes.
+    // An event the stream ends in the middle of loses its data and its unfinished line: clients
+    // discard such an event (WHATWG HTML, server-sent events: an incomplete event is not
+    // dispatched), and its raw text, say a list cut off when the upstream died, would show what the
+    // policy hides to anyone reading the bytes. Its finished lines of other fields go on (a client
+    // applies `retry` as soon as it reads it); no blank line follows them.
+    const lines = this.#lines;
     this.#lines = [];
     this.#held = [];
     this.#afterCr = false;
+    for (const line of lines) {
+      if (fieldOf(line) === 'data') continue;
+      for (const piece of line) out.add(piece);
+      out.add('\n');
+    }
     return out.done();
+  }
+
+  /** The event's lines but those of `field`, then the blank line ending it (nothing when no line is left). */
+  #fieldsBut(field: 'data', lines: readonly Line[], out: Pieces): void {
+    let any = false;
+    for (const line of lines) {
+      if (fieldOf(line) === field) continue;
+      for (const piece of line) out.add(piece);
+      out.add('\n');
+      any = true;
+    }
+    if (any) out.add('\n');
   }
 
   #dispatch(out: Pieces): void {
@@ -403,10 +439,15 @@ export class SseListFilter {
         if (i > 0) text.push('\n');
         text.push(...line);
       });
-      const filtered = filterJsonText(text, this.#lists, this.#principal, this.#policy, this.#bytes);
-      // A message whose data is not JSON is dropped: no client can read it, and its raw text (a
-      // list the upstream wrote wrong) could name what the policy hides.
-      if (filtered === NOT_JSON) return;
+      // Empty data (the priming event of a resumable stream: its id matters) has nothing to filter.
+      const filtered = text.every((piece) => piece === '') ? undefined : filterJsonText(text, this.#lists, this.#principal, this.#policy, this.#bytes);
+      if (filtered === NOT_JSON) {
+        // Data that is not JSON loses its data lines: no client can read it, and its raw text (a
+        // list the upstream wrote wrong) could name what the policy hides. The rest (`id`,
+        // `retry`) is passed on.
+        this.#fieldsBut('data', lines, out);
+        return;
+      }
       if (filtered !== undefined) {
         for (const line of lines) {
           if (fieldOf(line) === 'data') continue;

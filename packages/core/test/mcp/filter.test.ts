@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { Policy } from '../../src/authz/policy.js';
-import { SseListFilter, filterJsonBody, filterJsonChunks, pendingListsOf } from '../../src/mcp/filter.js';
+import { REPLAYED_LISTS, SseListFilter, filterJsonBody, filterJsonChunks, pendingListsOf } from '../../src/mcp/filter.js';
 import { filterWebResponse } from '../../src/mcp/filter-web.js';
 import { forgetRecentScans } from '../../src/mcp/list-scan.js';
 import type { JsonRpcId, ListFamily } from '../../src/types.js';
@@ -128,7 +128,8 @@ describe('SseListFilter, a stream that ends in the middle of an event', () => {
         for (const bytes of [false, true]) {
           const filter = new SseListFilter(lists, reader, policy, bytes);
           const out = filter.push(progress) + filter.push(unfinished) + filter.flush();
-          expect(out).toBe(progress);
+          // Its finished line of another field goes on (no blank line after it): not its data.
+          expect(out).toBe(`${progress}event: message\n`);
         }
       }
     });
@@ -140,7 +141,12 @@ describe('SseListFilter, a stream that ends in the middle of an event', () => {
       const after = 'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":2}}\n\n';
       for (const bytes of [false, true]) {
         const filter = new SseListFilter(lists, reader, policy, bytes);
-        expect(filter.push(`: hi\n\nevent: message\ndata: ${wrong}\n\n${after}`) + filter.flush()).toBe(`: hi\n\n${after}`);
+        expect(filter.push(`: hi\n\nevent: message\nid: 9\ndata: ${wrong}\n\n${after}`) + filter.flush()).toBe(`: hi\n\nevent: message\nid: 9\n\n${after}`);
+      }
+      // The priming event of a resumable stream (empty data; its id is what a client resumes from) passes as it came.
+      for (const priming of ['id: 5\nretry: 10\ndata: \n\n', 'id: 6\ndata:\n\n', 'id: 7\ndata\n\n']) {
+        const f = new SseListFilter(lists, reader, policy, true);
+        expect(f.push(priming) + f.flush()).toBe(priming);
       }
       // An event of another type passes as it came, JSON or not: clients do not read it as a message.
       const filter = new SseListFilter(lists, reader, policy);
@@ -317,5 +323,36 @@ describe('the same list answered again with another id', () => {
     // Neither the annotations nor the policy's answers about the 50 tools were worked out again.
     expect(learn).not.toHaveBeenCalled();
     expect(decide).not.toHaveBeenCalled();
+  });
+});
+
+describe('SseListFilter on a GET stream (REPLAYED_LISTS)', () => {
+  describe('Security', () => {
+    it('filters every list answer a resumed stream replays, whatever its id, and passes the rest', () => {
+      const prompts = { jsonrpc: '2.0', id: 'q', result: { prompts: [{ name: 'greet' }, { name: 'admin_reset' }] } };
+      const resources = { jsonrpc: '2.0', id: 5, result: { resources: [{ uri: 'file:///a' }, { uri: 'secret://k' }], resourceTemplates: [{ uriTemplate: 'secret://{k}' }, { uriTemplate: 'file:///{p}' }] } };
+      const notification = '{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}';
+      const call = '{"jsonrpc":"2.0","id":8,"result":{"content":[{"type":"text","text":"write_file"}]}}';
+      const stream = [
+        'id: 1\ndata: \n\n',
+        `id: 2\nevent: message\ndata: ${JSON.stringify({ ...toolsResponse, id: 77 })}\n\n`,
+        `id: 3\ndata: ${JSON.stringify(prompts)}\n\n`,
+        `id: 4\ndata: ${JSON.stringify(resources)}\n\n`,
+        `id: 5\ndata: ${notification}\n\n`,
+        `id: 6\ndata: ${call}\n\n`,
+      ].join('');
+      for (const bytes of [false, true]) {
+        const filter = new SseListFilter(REPLAYED_LISTS, reader, policy, bytes);
+        const out = filter.push(bytes ? Buffer.from(stream).toString('latin1') : stream) + filter.flush();
+        const events = out.split('\n\n');
+        const data = (i: number): unknown => JSON.parse((events[i] ?? '').split('\n').find((l) => l.startsWith('data: '))?.slice(6) ?? 'null');
+        expect(events[0]).toBe('id: 1\ndata: ');
+        expect((data(1) as typeof toolsResponse).result.tools.map((t) => t.name)).toEqual(['read_file']);
+        expect(data(2)).toEqual({ ...prompts, result: { prompts: [{ name: 'greet' }] } });
+        expect(data(3)).toEqual({ ...resources, result: { resources: [{ uri: 'file:///a' }], resourceTemplates: [{ uriTemplate: 'file:///{p}' }] } });
+        expect(events[4]).toBe(`id: 5\ndata: ${notification}`);
+        expect(events[5]).toBe(`id: 6\ndata: ${call}`);
+      }
+    });
   });
 });

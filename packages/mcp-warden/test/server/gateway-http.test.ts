@@ -137,5 +137,44 @@ describe('gateway in front of Streamable HTTP upstreams', () => {
       });
       expect(response.status).toBe(404);
     });
+
+    it('filters a list the upstream replays when a reader resumes its stream (GET with Last-Event-ID)', async () => {
+      const r = await connect('everything', reader);
+      const transport = r.transport as StreamableHTTPClientTransport;
+      const headers = {
+        authorization: `Bearer ${reader}`,
+        'mcp-session-id': transport.sessionId ?? '',
+        'mcp-protocol-version': transport.protocolVersion ?? '2025-11-25',
+      };
+      const posted = await fetch(`${gateway.url}/mcp/everything`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 41, method: 'tools/list' }),
+      });
+      const text = await posted.text();
+      expect(text).toContain('"echo"');
+      expect(text).not.toContain('toggle-simulated-logging');
+      // The first event of the answer (the priming event of a resumable stream): resuming after it
+      // asks the upstream to send the answer again, on a GET no list request came with.
+      const first = /^id: (.+)$/m.exec(text)?.[1];
+      expect(first).toBeDefined();
+      const controller = new AbortController();
+      const resumed = await fetch(`${gateway.url}/mcp/everything`, { headers: { ...headers, accept: 'text/event-stream', 'last-event-id': first ?? '' }, signal: controller.signal });
+      expect(resumed.status).toBe(200);
+      let replayed = '';
+      const reader2 = resumed.body?.getReader();
+      const decoder = new TextDecoder();
+      const until = Date.now() + 3_000;
+      while (Date.now() < until && !replayed.includes('"id":41')) {
+        const next = await Promise.race([reader2?.read(), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 500))]);
+        if (next === undefined || next.done === true) continue;
+        replayed += decoder.decode(next.value, { stream: true });
+      }
+      controller.abort();
+      // The replayed answer arrived, filtered as the first one was.
+      expect(replayed).toContain('"id":41');
+      expect(replayed).toContain('"echo"');
+      expect(replayed).not.toContain('toggle-simulated-logging');
+    });
   });
 });
