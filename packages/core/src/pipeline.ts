@@ -17,7 +17,7 @@ import {
 import { createGuard, DEFAULT_MAX_BODY_BYTES, type GuardOptions } from './guard/guard.js';
 import type { RequestView } from './http.js';
 import { type ClassifiedBody, type ClassifyOptions, checkMcpHeaders, classifyBody, classifyParsed } from './mcp/classify.js';
-import { type PendingLists, REPLAYED_LISTS, pendingListsOf } from './mcp/filter.js';
+import { type PendingLists, NO_LIST_REQUESTS, pendingListsOf } from './mcp/filter.js';
 import type { Credential, CredentialVerifier, Decision, McpAction, Principal, SdkAuthInfo } from './types.js';
 
 /** Everything the pipeline is configured with. Validated when {@link createWarden} is called. */
@@ -61,7 +61,7 @@ export type PipelineResult =
       readonly authInfo: SdkAuthInfo;
       /** The parsed body (POST only), to hand on so nobody parses it again. */
       readonly body?: unknown;
-      /** List requests whose results must be filtered, when there are any. */
+      /** The exchange's list requests by id (`NO_LIST_REQUESTS` when none): its answer must be filtered. */
       readonly lists?: PendingLists;
     };
 
@@ -298,9 +298,9 @@ export function createWarden(options: WardenOptions): Warden {
         rule: 'builtin:lifecycle',
         reason: `${request.method} of the MCP endpoint is allowed to every authenticated caller`,
       });
-      // A GET's stream may replay answers to earlier list requests (a resumed stream): filtered too.
+      // A GET's stream may carry list answers (replayed to a resumed stream): filtered too.
       return request.method === 'GET'
-        ? { type: 'forward', principal, authInfo: authInfoFor(principal, credential), lists: REPLAYED_LISTS }
+        ? { type: 'forward', principal, authInfo: authInfoFor(principal, credential), lists: NO_LIST_REQUESTS }
         : { type: 'forward', principal, authInfo: authInfoFor(principal, credential) };
     }
     if (bodySource.read === undefined) return decided(ctx, credential, principal, false, bodySource.parsed);
@@ -366,11 +366,10 @@ export function createWarden(options: WardenOptions): Warden {
       return { type: 'respond', response: deniedResponse(classified, decisions) };
     }
 
-    const lists = pendingListsOf(classified.actions);
-    const authInfo = authInfoFor(principal, credential);
-    return lists === undefined
-      ? { type: 'forward', principal, authInfo, body: classified.body }
-      : { type: 'forward', principal, authInfo, body: classified.body, lists };
+    // Every POST's answer is filtered: a list answer can come back on the stream of another request
+    // with its id (see NO_LIST_REQUESTS).
+    const lists = pendingListsOf(classified.actions) ?? NO_LIST_REQUESTS;
+    return { type: 'forward', principal, authInfo: authInfoFor(principal, credential), body: classified.body, lists };
   }
 
   return {

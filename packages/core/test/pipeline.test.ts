@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../src/audit/event.js';
-import { REPLAYED_LISTS } from '../src/mcp/filter.js';
+import { NO_LIST_REQUESTS } from '../src/mcp/filter.js';
 import { type PipelineResult, createWarden } from '../src/pipeline.js';
 import { view } from './helpers.js';
 
@@ -47,7 +47,8 @@ describe('createWarden pipeline', () => {
       scopes: [],
       extra: { principal: { id: 'reader', kind: 'static-token', subject: 'reader', roles: ['reader'] }, roles: ['reader'] },
     });
-    expect(result.lists).toBeUndefined();
+    // No list asked, but the answer is still filtered: a list answer can come on this stream.
+    expect(result.lists).toBe(NO_LIST_REQUESTS);
   });
 
   it('gives the fingerprint of the credential itself, computed when read, and lets a handler replace it', async () => {
@@ -87,7 +88,7 @@ describe('createWarden pipeline', () => {
     const get = await warden.handle(view({ method: 'GET', headers: [['host', 'localhost'], ['authorization', `Bearer ${SECRET}`]] }), {});
     expect(get.type).toBe('forward');
     // A GET's stream may replay list answers (a resumed stream): every one on it is filtered.
-    expect(get.type === 'forward' && get.lists).toBe(REPLAYED_LISTS);
+    expect(get.type === 'forward' && get.lists).toBe(NO_LIST_REQUESTS);
     const remove = await warden.handle(view({ method: 'DELETE', headers: [['host', 'localhost'], ['authorization', `Bearer ${SECRET}`]] }), {});
     expect(remove.type === 'forward' && remove.lists).toBeUndefined();
     const anonymous = await warden.handle(view({ method: 'DELETE', headers: [['host', 'localhost']] }), {});

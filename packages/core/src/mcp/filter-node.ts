@@ -62,8 +62,8 @@ function toBytes(chunk: unknown, encoding?: unknown): string {
  * Filters list results on a Node `ServerResponse` while the MCP server writes it, whatever writes it
  * (SDK v1 transport, SDK v2 `toNodeHandler`, `@hono/node-server`, the gateway's proxy). A JSON body is
  * held until `end` and rewritten with a fresh `Content-Length`; an SSE stream is rewritten event by
- * event as it flows; anything else passes untouched. Only installed when the request carried a list
- * request.
+ * event as it flows; anything else passes untouched. Installed on every POST and GET of the MCP
+ * endpoint (a list answer may come on any stream, see `NO_LIST_REQUESTS`).
  *
  * When the body's first chunk is bytes (a proxy relaying what it received), the text is kept as bytes,
  * one per code unit, and written as such: nothing is decoded from UTF-8 or encoded to it but the short

@@ -14,12 +14,15 @@ import { type ScannedItem, TextChunks, bytesOf, listedItems, scanListResponse, u
 export type PendingLists = ReadonlyMap<JsonRpcId, ListFamily>;
 
 /**
- * The pending lists of a GET of the MCP endpoint: no list request came with it, but a server
- * resuming a stream (`Last-Event-ID`) replays its events there, answers to list requests of earlier
- * POSTs included. Every response on such a stream whose result holds a list (`tools`, `prompts`,
- * `resources`, `resourceTemplates` as an array) is filtered as that list.
+ * The pending lists of an exchange that asked for none (a POST without a list request, a GET). Its
+ * stream may still carry list answers: a server keeping its events replays them to a GET with
+ * `Last-Event-ID`, and the official SDK's transport routes an answer to the stream of the last
+ * request with the same id, so a `tools/list` answered while a call with its id is open goes out on
+ * the call's stream. Every list answer is filtered by what it holds, wherever it goes (see
+ * `filterMessage`); with no list requested, an event or body is only read when its text names a
+ * list member (or holds a `\u` escape, which could spell one).
  */
-export const REPLAYED_LISTS: PendingLists = Object.freeze(new Map<JsonRpcId, ListFamily>());
+export const NO_LIST_REQUESTS: PendingLists = Object.freeze(new Map<JsonRpcId, ListFamily>());
 
 /** Collects the list requests among classified actions; `undefined` when there are none. */
 export function pendingListsOf(actions: readonly McpAction[]): PendingLists | undefined {
@@ -49,11 +52,12 @@ export function filterListResult(
   result: Record<string, unknown>,
   principal: Principal,
   policy: Policy,
+  learn = true,
 ): Record<string, unknown> {
   const { member, field } = ITEM_KEY[family];
   const items = result[member];
   if (!Array.isArray(items)) return result;
-  if (family === 'tools') policy.annotations.learn(items);
+  if (family === 'tools' && learn) policy.annotations.learn(items);
   const allowed = listItemDecider(policy, principal, family);
   const kept = items.filter((item: unknown) => {
     if (typeof item !== 'object' || item === null) return false;
@@ -63,6 +67,12 @@ export function filterListResult(
   return kept.length === items.length ? result : { ...result, [member]: kept };
 }
 
+/**
+ * A message with every list its result holds filtered. Which request it answers does not matter:
+ * an answer can reach the stream of another request (see {@link NO_LIST_REQUESTS}). Tool annotations
+ * are only learned from the answer to a `tools/list` of this exchange, matched by id: anything else
+ * is decided with what the policy knows already.
+ */
 function filterMessage(message: unknown, lists: PendingLists, principal: Principal, policy: Policy): unknown {
   if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
   const m = message as Record<string, unknown>;
@@ -71,17 +81,11 @@ function filterMessage(message: unknown, lists: PendingLists, principal: Princip
     return message;
   }
   const result = m['result'] as Record<string, unknown>;
-  const family = lists.get(id);
-  if (family === undefined) {
-    if (lists !== REPLAYED_LISTS) return message;
-    // A replayed answer: whatever list its result holds is filtered (a result holding several, each).
-    let filtered = result;
-    for (const listed of Object.keys(ITEM_KEY) as ListFamily[]) {
-      if (Array.isArray(filtered[ITEM_KEY[listed].member])) filtered = filterListResult(listed, filtered, principal, policy);
-    }
-    return filtered === result ? message : { ...m, result: filtered };
+  const asked = lists.get(id);
+  let filtered = result;
+  for (const family of Object.keys(ITEM_KEY) as ListFamily[]) {
+    if (Array.isArray(filtered[ITEM_KEY[family].member])) filtered = filterListResult(family, filtered, principal, policy, family === asked);
   }
-  const filtered = filterListResult(family, result, principal, policy);
   return filtered === result ? message : { ...m, result: filtered };
 }
 
@@ -134,7 +138,8 @@ function filterByScan(text: TextChunks, lists: PendingLists, principal: Principa
   const { member, field } = ITEM_KEY[family];
   const scanned = scanListResponse(text, member, field, family === 'tools');
   if (scanned === undefined) return NOT_SCANNED;
-  if (scanned.id !== id) return undefined;
+  // An answer to another request (or to none of this exchange): filtered without learning from it.
+  if (scanned.id !== id) return NOT_SCANNED;
   // The names and annotations of a remembered scan are one frozen array, whatever the answer's id:
   // learned once until anything else is, and the policy's answers about them remembered.
   const listed = listedItems(scanned);
@@ -210,11 +215,35 @@ export function filterJsonChunks(chunks: readonly string[], lists: PendingLists,
   return out === NOT_JSON ? undefined : out;
 }
 
+/** Texts one of which a JSON text must hold to hold a list: a list member's name as a key, or an escape. */
+const LIST_NEEDLES = ['"tools"', '"prompts"', '"resources"', '"resourceTemplates"', '\\u'];
+const LONGEST_NEEDLE = 20;
+
+/**
+ * Whether a text (in chunks, as text or as bytes: the needles are ASCII) may hold a list: it names a
+ * list member in quotes or holds a `\u` escape (which could spell one). A needle cut between chunks
+ * is found too. Text that is not JSON passes: the filter only reads JSON it may have to change.
+ */
+function mayHoldList(chunks: readonly string[]): boolean {
+  /** The last code units of the text before the chunk (a needle may begin there). */
+  let tail = '';
+  for (const chunk of chunks) {
+    for (const needle of LIST_NEEDLES) if (chunk.includes(needle)) return true;
+    if (tail !== '') {
+      const seam = tail + chunk.slice(0, LONGEST_NEEDLE);
+      for (const needle of LIST_NEEDLES) if (seam.includes(needle)) return true;
+    }
+    tail = chunk.length >= LONGEST_NEEDLE ? chunk.slice(-LONGEST_NEEDLE) : (tail + chunk).slice(-LONGEST_NEEDLE);
+  }
+  return false;
+}
+
 /** What the filter makes of a text that is not JSON (an SSE event drops it; a body passes on as it came). */
 const NOT_JSON = Symbol('not JSON');
 
 /** {@link filterJsonChunks}, telling a text that is not JSON apart from one with nothing to change. */
 function filterJsonText(chunks: readonly string[], lists: PendingLists, principal: Principal, policy: Policy, bytes: boolean): string[] | undefined | typeof NOT_JSON {
+  if (lists.size === 0 && !mayHoldList(chunks)) return undefined;
   const text = new TextChunks(chunks, bytes);
   if (lists.size === 1) {
     const fast = filterByScan(text, lists, principal, policy);

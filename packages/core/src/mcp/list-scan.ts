@@ -497,6 +497,9 @@ export function forgetRecentScans(): void {
   recentScans.length = 0;
 }
 
+/** The members of a result that hold a list some filter reads. */
+const LIST_MEMBERS = new Set(['tools', 'prompts', 'resources', 'resourceTemplates']);
+
 /** {@link scanListResponse} without the remembered scans: always scans. */
 export function scanListText(text: TextChunks, member: string, field: string, withAnnotations: boolean): ScannedList | undefined {
   const s = new Scanner(text);
@@ -517,7 +520,11 @@ export function scanListText(text: TextChunks, member: string, field: string, wi
         if (list !== undefined) duplicate = true;
         s.ws();
         s.object(2, (resultKey) => {
-          if (resultKey !== member) return s.value(2);
+          if (resultKey !== member) {
+            // Another list beside it: the caller filters one list, so the fallback takes it whole.
+            if (LIST_MEMBERS.has(resultKey)) duplicate = true;
+            return s.value(2);
+          }
           if (list !== undefined) duplicate = true;
           s.ws();
           const arrayStart = s.pos;

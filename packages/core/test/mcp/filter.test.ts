@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { Policy } from '../../src/authz/policy.js';
-import { REPLAYED_LISTS, SseListFilter, filterJsonBody, filterJsonChunks, pendingListsOf } from '../../src/mcp/filter.js';
+import { NO_LIST_REQUESTS, SseListFilter, filterJsonBody, filterJsonChunks, pendingListsOf } from '../../src/mcp/filter.js';
 import { filterWebResponse } from '../../src/mcp/filter-web.js';
 import { forgetRecentScans } from '../../src/mcp/list-scan.js';
 import type { JsonRpcId, ListFamily } from '../../src/types.js';
@@ -43,14 +43,67 @@ describe('filterJsonBody', () => {
     expect(out[1].result.resources.map((r: { uri: string }) => r.uri)).toEqual(['file:///a']);
     expect(out[2].result.resourceTemplates.map((r: { name: string }) => r.name)).toEqual(['t']);
   });
-  it('leaves responses to other requests, errors and non-JSON alone', () => {
-    const other = JSON.stringify({ jsonrpc: '2.0', id: 99, result: { tools } });
-    expect(filterJsonBody(other, lists, reader, policy)).toBeUndefined();
+  it('leaves errors, answers without a list and non-JSON alone', () => {
     expect(filterJsonBody(JSON.stringify({ jsonrpc: '2.0', id: 1, error: { code: 1, message: 'x' } }), lists, reader, policy)).toBeUndefined();
+    expect(filterJsonBody(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { content: [] } }), lists, reader, policy)).toBeUndefined();
     expect(filterJsonBody('not json', lists, reader, policy)).toBeUndefined();
   });
-  it('matches ids by JSON type: the id 1 is not the id "1"', () => {
-    expect(filterJsonBody(JSON.stringify({ ...toolsResponse, id: '1' }), lists, reader, policy)).toBeUndefined();
+
+  describe('Security', () => {
+    it('filters a list answering another request (an answer routed by its id to another stream), learning nothing from it', () => {
+      const p = new Policy({ roles: { reader: { verbs: ['read'] } } });
+      // Listed as read-only by an answer to no list request of this exchange: not believed.
+      const claimed = [{ name: 'rm', annotations: { readOnlyHint: true } }, { name: 'read_file', annotations: { readOnlyHint: true } }];
+      for (const [id, within] of [
+        [99, lists],
+        ['1', lists], // ids match by JSON type: the id "1" is not the id 1
+        [99, new Map<JsonRpcId, ListFamily>([[1, 'tools']])], // one list asked: the scan's path
+        [5, NO_LIST_REQUESTS],
+      ] as const) {
+        const out = JSON.parse(filterJsonBody(JSON.stringify({ jsonrpc: '2.0', id, result: { tools: claimed } }), within, reader, p) ?? 'null');
+        expect(out.result.tools).toEqual([]);
+        expect(p.annotations.get('rm')).toBeUndefined();
+      }
+      // The answer to this exchange's own tools/list is learned from.
+      const answer = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: claimed } });
+      const own = JSON.parse(filterJsonBody(answer, lists, reader, p) ?? answer);
+      expect(own.result.tools.map((t: { name: string }) => t.name)).toEqual(['rm', 'read_file']);
+      expect(p.annotations.get('rm')).toEqual({ readOnlyHint: true });
+    });
+
+    it('filters every list an answer holds, one list asked or not', () => {
+      const both = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools, prompts: [{ name: 'greet' }, { name: 'admin_reset' }] } });
+      for (const within of [new Map<JsonRpcId, ListFamily>([[1, 'tools']]), lists, NO_LIST_REQUESTS]) {
+        const out = JSON.parse(filterJsonBody(both, within, reader, policy) ?? 'null');
+        expect(out.result.tools.map((t: { name: string }) => t.name)).toEqual(['read_file']);
+        expect(out.result.prompts).toEqual([{ name: 'greet' }]);
+      }
+    });
+
+    it('filters every list an answer holds, a batch with one id twice included', () => {
+      const twice = new Map<JsonRpcId, ListFamily>([[7, 'prompts']]);
+      const body = JSON.stringify([
+        { jsonrpc: '2.0', id: 7, result: { tools } },
+        { jsonrpc: '2.0', id: 7, result: { prompts: [{ name: 'greet' }, { name: 'admin_reset' }] } },
+      ]);
+      const out = JSON.parse(filterJsonBody(body, twice, reader, policy) ?? 'null');
+      expect(out[0].result.tools.map((t: { name: string }) => t.name)).toEqual(['read_file']);
+      expect(out[1].result.prompts).toEqual([{ name: 'greet' }]);
+    });
+
+    it('reads a text with no list requested only when it may hold one, a list member cut between chunks included', () => {
+      const list = JSON.stringify({ jsonrpc: '2.0', id: 3, result: { tools } });
+      const escaped = list.replace('"tools"', '"tool\\u0073"');
+      expect(JSON.parse(escaped).result.tools).toHaveLength(4);
+      for (const text of [list, escaped]) {
+        for (let cut = 1; cut < 40; cut++) {
+          const chunks = cutPieces(text, [cut, cut + 1, cut + 2]);
+          const out = filterJsonChunks(chunks, NO_LIST_REQUESTS, reader, policy);
+          expect(JSON.parse(out?.join('') ?? 'null').result.tools.map((t: { name: string }) => t.name)).toEqual(['read_file']);
+        }
+      }
+      expect(filterJsonChunks(['{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"rm"}]}}'], NO_LIST_REQUESTS, reader, policy)).toBeUndefined();
+    });
   });
   it('drops items without a usable name', () => {
     const body = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: [{ name: 5 }, null, { name: 'read_file', annotations: { readOnlyHint: true } }] } });
@@ -121,7 +174,7 @@ describe('SseListFilter', () => {
 
 describe('SseListFilter, a stream that ends in the middle of an event', () => {
   describe('Security', () => {
-    it('drops the unfinished event: a list cut off shows no hidden tool, and one complete but unterminated neither', () => {
+    it('relays nothing of an unfinished event but its finished non-data lines: a list cut off shows no hidden tool, one complete but unterminated neither', () => {
       const list = JSON.stringify(toolsResponse);
       const progress = 'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\n\n';
       for (const unfinished of [`event: message\ndata: ${list.slice(0, list.indexOf('"rm"') + 10)}`, `event: message\ndata: ${list}\n`, `event: message\ndata: ${list}`]) {
@@ -326,7 +379,7 @@ describe('the same list answered again with another id', () => {
   });
 });
 
-describe('SseListFilter on a GET stream (REPLAYED_LISTS)', () => {
+describe('SseListFilter on a GET stream (NO_LIST_REQUESTS)', () => {
   describe('Security', () => {
     it('filters every list answer a resumed stream replays, whatever its id, and passes the rest', () => {
       const prompts = { jsonrpc: '2.0', id: 'q', result: { prompts: [{ name: 'greet' }, { name: 'admin_reset' }] } };
@@ -342,7 +395,7 @@ describe('SseListFilter on a GET stream (REPLAYED_LISTS)', () => {
         `id: 6\ndata: ${call}\n\n`,
       ].join('');
       for (const bytes of [false, true]) {
-        const filter = new SseListFilter(REPLAYED_LISTS, reader, policy, bytes);
+        const filter = new SseListFilter(NO_LIST_REQUESTS, reader, policy, bytes);
         const out = filter.push(bytes ? Buffer.from(stream).toString('latin1') : stream) + filter.flush();
         const events = out.split('\n\n');
         const data = (i: number): unknown => JSON.parse((events[i] ?? '').split('\n').find((l) => l.startsWith('data: '))?.slice(6) ?? 'null');
