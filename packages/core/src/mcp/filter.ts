@@ -406,7 +406,12 @@ export class SseListFilter {
         start = chunk.charCodeAt(end + 1) === 0x0a ? end + 2 : end + 1;
       } else start = end + 1;
       if (lineLength(line) === 0) this.#dispatch(out);
-      else this.#lines.push(line);
+      else if (this.#lines.length === 0 && lineHead(line, 1) === ':') {
+        // A comment outside an event (a keep-alive) goes on at once: held until a blank line, it would
+        // not keep an idle stream alive. Clients ignore it wherever it stands.
+        for (const piece of line) out.add(piece);
+        out.add('\n');
+      } else this.#lines.push(line);
     }
     if (start < chunk.length) this.#held.push(start === 0 ? chunk : chunk.slice(start));
     return out.done();

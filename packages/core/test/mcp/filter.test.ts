@@ -146,6 +146,15 @@ describe('SseListFilter', () => {
     expect(out).not.toContain('write_file');
   });
 
+  it('passes a keep-alive comment on at once, blank line or not', () => {
+    const filter = new SseListFilter(NO_LIST_REQUESTS, reader, policy, true);
+    expect(filter.push(': keepalive\n')).toBe(': keepalive\n');
+    expect(filter.push(':\n\n')).toBe(':\n\n');
+    // Inside an event it stays where it is.
+    expect(filter.push('id: 3\n: note\n')).toBe('');
+    expect(filter.push('data: {"jsonrpc":"2.0","method":"x"}\n\n')).toBe('id: 3\n: note\ndata: {"jsonrpc":"2.0","method":"x"}\n\n');
+  });
+
   it('emits each event as soon as it is complete', () => {
     const filter = new SseListFilter(lists, reader, policy);
     expect(filter.push('event: message\ndata: {"jsonrpc":"2.0","method":"x"}\n')).toBe('');
