@@ -20,7 +20,7 @@ export type PendingLists = ReadonlyMap<JsonRpcId, ListFamily>;
  * request with the same id, so a `tools/list` answered while a call with its id is open goes out on
  * the call's stream. Every list answer is filtered by what it holds, wherever it goes (see
  * `filterMessage`); with no list requested, an event or body is only read when its text names a
- * list member (or holds a `\u` escape, which could spell one).
+ * list member (or holds a `\u00XX` escape that could spell one).
  */
 export const NO_LIST_REQUESTS: PendingLists = Object.freeze(new Map<JsonRpcId, ListFamily>());
 
@@ -216,22 +216,31 @@ export function filterJsonChunks(chunks: readonly string[], lists: PendingLists,
 }
 
 /** Texts one of which a JSON text must hold to hold a list: a list member's name as a key, or an escape. */
-const LIST_NEEDLES = ['"tools"', '"prompts"', '"resources"', '"resourceTemplates"', '\\u'];
+const LIST_NEEDLES = ['"tools"', '"prompts"', '"resources"', '"resourceTemplates"'];
+/**
+ * An escape that could spell a letter of a member's name (U+0040–U+007F). Escapes of other
+ * characters, such as those of a server escaping all non-ASCII text (Python's `json.dumps`), do not
+ * make a text worth parsing.
+ */
+const LETTER_ESCAPE = /\\u00[4-7]/;
 const LONGEST_NEEDLE = 20;
 
 /**
  * Whether a text (in chunks, as text or as bytes: the needles are ASCII) may hold a list: it names a
- * list member in quotes or holds a `\u` escape (which could spell one). A needle cut between chunks
- * is found too. Text that is not JSON passes: the filter only reads JSON it may have to change.
+ * list member in quotes or holds an escape of a character in U+0040–U+007F (which could spell one).
+ * A needle cut between chunks is found too. Text that is not JSON passes: the filter only reads JSON
+ * it may have to change.
  */
 function mayHoldList(chunks: readonly string[]): boolean {
   /** The last code units of the text before the chunk (a needle may begin there). */
   let tail = '';
   for (const chunk of chunks) {
     for (const needle of LIST_NEEDLES) if (chunk.includes(needle)) return true;
+    if (LETTER_ESCAPE.test(chunk)) return true;
     if (tail !== '') {
       const seam = tail + chunk.slice(0, LONGEST_NEEDLE);
       for (const needle of LIST_NEEDLES) if (seam.includes(needle)) return true;
+      if (LETTER_ESCAPE.test(seam)) return true;
     }
     tail = chunk.length >= LONGEST_NEEDLE ? chunk.slice(-LONGEST_NEEDLE) : (tail + chunk).slice(-LONGEST_NEEDLE);
   }

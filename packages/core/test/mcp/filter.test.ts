@@ -104,6 +104,20 @@ describe('filterJsonBody', () => {
       }
       expect(filterJsonChunks(['{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"rm"}]}}'], NO_LIST_REQUESTS, reader, policy)).toBeUndefined();
     });
+
+    it('does not parse an answer with no list whose escapes cannot spell one (Python escapes all non-ASCII)', () => {
+      const parse = vi.spyOn(JSON, 'parse');
+      try {
+        const python = '{"jsonrpc": "2.0", "id": 3, "result": {"content": [{"type": "text", "text": "caf\\u00e9 \\u4e2d\\u6587"}]}}';
+        expect(filterJsonChunks([python], NO_LIST_REQUESTS, reader, policy)).toBeUndefined();
+        expect(parse).not.toHaveBeenCalled();
+        // An escape of a letter could spell a member's name: that text is read.
+        expect(filterJsonChunks([python.replace('"result"', '"r\\u0065sult"')], NO_LIST_REQUESTS, reader, policy)).toBeUndefined();
+        expect(parse).toHaveBeenCalled();
+      } finally {
+        parse.mockRestore();
+      }
+    });
   });
   it('drops items without a usable name', () => {
     const body = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: [{ name: 5 }, null, { name: 'read_file', annotations: { readOnlyHint: true } }] } });
