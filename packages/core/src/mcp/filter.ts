@@ -340,11 +340,12 @@ const BOM_BYTES = '\xEF\xBB\xBF';
 /**
  * An incremental SSE (text/event-stream) rewriter. Feed it decoded text as it arrives (or, with
  * `bytes`, its UTF-8 bytes one per code unit, see {@link filterJsonChunks}); it returns what may be
- * sent on at once, in the same form. Events pass through as soon as their closing blank line arrives;
- * only `message` events carrying a response to a pending list request are rewritten; a `message`
- * event whose data is not JSON, and an event the stream ends in the middle of, lose their data. Line ends are
- * looked for in each chunk once, and a long line is kept in the pieces it came in, never joined
- * (see list-scan.ts for why a big string is dear).
+ * sent on at once, in the same form. Events pass through as soon as their closing blank line arrives
+ * (a comment outside an event at once); only `message` events whose response holds a list are
+ * rewritten, whatever request they answer; a `message` event whose data is not JSON, and an event
+ * the stream ends in the middle of, lose their data. Line ends are looked for in each chunk once, and
+ * a long line is kept in the pieces it came in, never joined (see list-scan.ts for why a big string
+ * is dear).
  */
 export class SseListFilter {
   readonly #lists: PendingLists;
