@@ -76,12 +76,11 @@ export function filterListResult(
 function filterMessage(message: unknown, lists: PendingLists, principal: Principal, policy: Policy): unknown {
   if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
   const m = message as Record<string, unknown>;
+  if (typeof m['result'] !== 'object' || m['result'] === null) return message;
   const id = m['id'];
-  if ((typeof id !== 'string' && typeof id !== 'number') || typeof m['result'] !== 'object' || m['result'] === null) {
-    return message;
-  }
   const result = m['result'] as Record<string, unknown>;
-  const asked = lists.get(id);
+  // A result with a null or missing id (a loose server's answer to a notification) is filtered too.
+  const asked = typeof id === 'string' || typeof id === 'number' ? lists.get(id) : undefined;
   let filtered = result;
   for (const family of Object.keys(ITEM_KEY) as ListFamily[]) {
     if (Array.isArray(filtered[ITEM_KEY[family].member])) filtered = filterListResult(family, filtered, principal, policy, family === asked);

@@ -71,6 +71,16 @@ describe('filterJsonBody', () => {
       expect(p.annotations.get('rm')).toEqual({ readOnlyHint: true });
     });
 
+    it('filters a list whose answer has a null or no id', () => {
+      for (const id of [null, undefined]) {
+        const body = JSON.stringify({ jsonrpc: '2.0', id, result: { tools } });
+        for (const within of [lists, NO_LIST_REQUESTS]) {
+          const out = JSON.parse(filterJsonBody(body, within, reader, policy) ?? 'null');
+          expect(out.result.tools.map((t: { name: string }) => t.name)).toEqual(['read_file']);
+        }
+      }
+    });
+
     it('filters every list an answer holds, one list asked or not', () => {
       const both = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools, prompts: [{ name: 'greet' }, { name: 'admin_reset' }] } });
       for (const within of [new Map<JsonRpcId, ListFamily>([[1, 'tools']]), lists, NO_LIST_REQUESTS]) {
