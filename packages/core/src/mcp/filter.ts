@@ -67,6 +67,9 @@ export function filterListResult(
   return kept.length === items.length ? result : { ...result, [member]: kept };
 }
 
+/** Every list family, in the order a result's lists are filtered. */
+const FAMILIES = Object.keys(ITEM_KEY) as readonly ListFamily[];
+
 /**
  * A message with every list its result holds filtered. Which request it answers does not matter:
  * an answer can reach the stream of another request (see {@link NO_LIST_REQUESTS}). Tool annotations
@@ -82,7 +85,7 @@ function filterMessage(message: unknown, lists: PendingLists, principal: Princip
   // A result with a null or missing id (a loose server's answer to a notification) is filtered too.
   const asked = typeof id === 'string' || typeof id === 'number' ? lists.get(id) : undefined;
   let filtered = result;
-  for (const family of Object.keys(ITEM_KEY) as ListFamily[]) {
+  for (const family of FAMILIES) {
     if (Array.isArray(filtered[ITEM_KEY[family].member])) filtered = filterListResult(family, filtered, principal, policy, family === asked);
   }
   return filtered === result ? message : { ...m, result: filtered };
@@ -332,6 +335,18 @@ function fieldOf(line: Line): 'data' | 'event' | undefined {
   return undefined;
 }
 
+/** Adds an event's lines but its data lines, each with its line end; whether any was added. */
+function addNonData(lines: readonly Line[], out: Pieces): boolean {
+  let any = false;
+  for (const line of lines) {
+    if (fieldOf(line) === 'data') continue;
+    for (const piece of line) out.add(piece);
+    out.add('\n');
+    any = true;
+  }
+  return any;
+}
+
 /** The byte order mark as text, and as UTF-8 bytes one per code unit. */
 const BOM_TEXT = '\uFEFF';
 const BOM_BYTES = '\xEF\xBB\xBF';
@@ -440,24 +455,8 @@ export class SseListFilter {
     this.#lines = [];
     this.#held = [];
     this.#afterCr = false;
-    for (const line of lines) {
-      if (fieldOf(line) === 'data') continue;
-      for (const piece of line) out.add(piece);
-      out.add('\n');
-    }
+    addNonData(lines, out);
     return out.done();
-  }
-
-  /** The event's lines but those of `field`, then the blank line ending it (nothing when no line is left). */
-  #fieldsBut(field: 'data', lines: readonly Line[], out: Pieces): void {
-    let any = false;
-    for (const line of lines) {
-      if (fieldOf(line) === field) continue;
-      for (const piece of line) out.add(piece);
-      out.add('\n');
-      any = true;
-    }
-    if (any) out.add('\n');
   }
 
   #dispatch(out: Pieces): void {
@@ -488,7 +487,7 @@ export class SseListFilter {
         // Data that is not JSON loses its data lines: no client can read it, and its raw text (a
         // list the upstream wrote wrong) could name what the policy hides. The rest (`id`,
         // `retry`) is passed on.
-        this.#fieldsBut('data', lines, out);
+        if (addNonData(lines, out)) out.add('\n');
         return;
       }
       if (filtered !== undefined) {
