@@ -1,7 +1,7 @@
 import type { Policy } from '../authz/policy.js';
 import type { JsonRpcId, ListFamily, McpAction, Principal } from '../types.js';
 import { keptSignature, listItemDecider } from './list-decisions.js';
-import { type ScannedItem, TextChunks, bytesOf, listedItems, scanListResponse, unicodeOf } from './list-scan.js';
+import { LIST_RESULT_EXTRAS, type ScannedItem, TextChunks, bytesOf, listedItems, scanListResponse, unicodeOf } from './list-scan.js';
 
 /**
  * List filtering: `tools/list`, `prompts/list`, `resources/list` and `resources/templates/list`
@@ -73,8 +73,8 @@ const FAMILIES = Object.keys(ITEM_KEY) as readonly ListFamily[];
 /**
  * A message with every list its result holds filtered. Which request it answers does not matter:
  * an answer can reach the stream of another request (see {@link NO_LIST_REQUESTS}). Tool annotations
- * are only learned from the answer to a `tools/list` of this exchange, matched by id: anything else
- * is decided with what the policy knows already.
+ * are only learned from the answer to a `tools/list` of this exchange, matched by id, that holds
+ * nothing but the list ({@link listOnly}): anything else is decided with what the policy knows already.
  */
 function filterMessage(message: unknown, lists: PendingLists, principal: Principal, policy: Policy): unknown {
   if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
@@ -86,9 +86,21 @@ function filterMessage(message: unknown, lists: PendingLists, principal: Princip
   const asked = typeof id === 'string' || typeof id === 'number' ? lists.get(id) : undefined;
   let filtered = result;
   for (const family of FAMILIES) {
-    if (Array.isArray(filtered[ITEM_KEY[family].member])) filtered = filterListResult(family, filtered, principal, policy, family === asked);
+    if (Array.isArray(filtered[ITEM_KEY[family].member])) filtered = filterListResult(family, filtered, principal, policy, family === asked && listOnly(result, family));
   }
   return filtered === result ? message : { ...m, result: filtered };
+}
+
+/**
+ * Whether a result holds only its list and what may go beside one ({@link LIST_RESULT_EXTRAS}), as
+ * the answer to a list request does. Annotations are learned only from such a result: the SDKs route
+ * an answer by its id, so another request's answer with that id (a tool's result that happens to
+ * hold a `tools` member) can arrive where a `tools/list` is awaited.
+ */
+function listOnly(result: Record<string, unknown>, family: ListFamily): boolean {
+  const member = ITEM_KEY[family].member;
+  for (const key in result) if (key !== member && !LIST_RESULT_EXTRAS.has(key)) return false;
+  return true;
 }
 
 const NOT_SCANNED = Symbol('not scanned');
@@ -145,7 +157,8 @@ function filterByScan(text: TextChunks, lists: PendingLists, principal: Principa
   // The names and annotations of a remembered scan are one frozen array, whatever the answer's id:
   // learned once until anything else is, and the policy's answers about them remembered.
   const listed = listedItems(scanned);
-  if (family === 'tools') {
+  // Another request's answer with this id holding a tools member: filtered, not learned from.
+  if (family === 'tools' && scanned.listOnly) {
     try {
       policy.annotations.learnTextsOf(listed, () => {
         const tools: { name: string; annotations?: string | undefined }[] = [];

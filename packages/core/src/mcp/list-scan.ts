@@ -133,7 +133,16 @@ export interface ScannedList {
    * again. Absent on a scan of its own: its `items` are that array.
    */
   readonly listed?: readonly ScannedItem[];
+  /**
+   * Whether the result holds nothing but the list and the members a list result may carry beside it
+   * (`nextCursor`, `_meta`, and 2026-07-28's `resultType` and `ttlMs`): what a list request is answered
+   * with. Annotations are learned only from such a result (see `listOnly` in filter.ts).
+   */
+  readonly listOnly: boolean;
 }
+
+/** The members a list result may hold beside its list (2025-11-25 and 2026-07-28 schemas: `PaginatedResult`, `CacheableResult`). */
+export const LIST_RESULT_EXTRAS: ReadonlySet<string> = new Set(['nextCursor', '_meta', 'resultType', 'ttlMs']);
 
 /** The array that stands for a scanned list's names and annotations, whatever the answer's id. */
 export function listedItems(scan: ScannedList): readonly ScannedItem[] {
@@ -441,6 +450,7 @@ function withOtherId(remembered: TextChunks, found: ScannedList, text: TextChunk
     },
     idStart,
     idEnd: idStart + idLength,
+    listOnly: found.listOnly,
   });
 }
 
@@ -508,6 +518,7 @@ export function scanListText(text: TextChunks, member: string, field: string, wi
   let idEnd = 0;
   let list: { arrayStart: number; arrayEnd: number; items: ScannedItem[] } | undefined;
   let duplicate = false;
+  let listOnly = true;
   try {
     s.object(1, (key) => {
       if (key === 'id') {
@@ -523,6 +534,7 @@ export function scanListText(text: TextChunks, member: string, field: string, wi
           if (resultKey !== member) {
             // Another list beside it: the caller filters one list, so the fallback takes it whole.
             if (LIST_MEMBERS.has(resultKey)) duplicate = true;
+            if (!LIST_RESULT_EXTRAS.has(resultKey)) listOnly = false;
             return s.value(2);
           }
           if (list !== undefined) duplicate = true;
@@ -565,5 +577,5 @@ export function scanListText(text: TextChunks, member: string, field: string, wi
   const found = list as { arrayStart: number; arrayEnd: number; items: ScannedItem[] };
   for (const item of found.items) Object.freeze(item);
   const span = typeof id === 'string' || typeof id === 'number' ? { idStart, idEnd } : {};
-  return Object.freeze({ id, arrayStart: found.arrayStart, arrayEnd: found.arrayEnd, items: Object.freeze(found.items), ...span });
+  return Object.freeze({ id, arrayStart: found.arrayStart, arrayEnd: found.arrayEnd, items: Object.freeze(found.items), listOnly, ...span });
 }

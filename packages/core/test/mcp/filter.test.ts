@@ -71,6 +71,37 @@ describe('filterJsonBody', () => {
       expect(p.annotations.get('rm')).toEqual({ readOnlyHint: true });
     });
 
+    it("learns nothing from an answer with a pending tools/list's id that holds more than a list (another request's answer routed by its id)", () => {
+      const claimed = [{ name: 'rm', annotations: { readOnlyHint: true } }];
+      const one = new Map<JsonRpcId, ListFamily>([[7, 'tools']]);
+      const several = new Map<JsonRpcId, ListFamily>([[7, 'tools'], ['p', 'prompts']]);
+      // A tool's result that holds a tools member, beside what a call result holds.
+      for (const extra of [{ content: [] }, { structuredContent: {} }, { isError: false }, { tools2: 1 }]) {
+        for (const within of [one, several]) {
+          for (const sse of [false, true]) {
+            forgetRecentScans();
+            const p = new Policy({ roles: { reader: { verbs: ['read'] } } });
+            const text = JSON.stringify({ jsonrpc: '2.0', id: 7, result: { ...extra, tools: claimed } });
+            const out = sse
+              ? new SseListFilter(within, reader, p).push(`event: message\ndata: ${text}\n\n`)
+              : (filterJsonBody(text, within, reader, p) ?? text);
+            // Filtered (rm is not known to be read-only) and not learned from.
+            expect(out).not.toContain('"rm"');
+            expect(p.annotations.get('rm')).toBeUndefined();
+          }
+        }
+      }
+      // A list answer with the members a list result may carry (2025-11-25 and 2026-07-28) is learned from, by either path.
+      for (const within of [one, several]) {
+        forgetRecentScans();
+        const p = new Policy({ roles: { reader: { verbs: ['read'] } } });
+        const text = JSON.stringify({ jsonrpc: '2.0', id: 7, result: { _meta: {}, tools: claimed, nextCursor: 'c', resultType: 'complete', ttlMs: 1000 } });
+        const out = JSON.parse(filterJsonBody(text, within, reader, p) ?? text);
+        expect(out.result.tools.map((t: { name: string }) => t.name)).toEqual(['rm']);
+        expect(p.annotations.get('rm')).toEqual({ readOnlyHint: true });
+      }
+    });
+
     it('filters a list whose answer has a null or no id', () => {
       for (const id of [null, undefined]) {
         const body = JSON.stringify({ jsonrpc: '2.0', id, result: { tools } });
