@@ -1,7 +1,8 @@
 /**
  * A stdio upstream served over Streamable HTTP: one child process per client session, so callers
- * never share a process's state. The HTTP face is the official SDK's Streamable HTTP server
- * transport (sessions, SSE, GET stream, DELETE); messages are relayed to and from the child.
+ * never share a process's state. The HTTP face is `SessionTransport` (sessions, SSE, GET stream,
+ * DELETE, as the official SDK's Streamable HTTP server transport answers them); messages are
+ * relayed to and from the child.
  *
  * Routing of the child's messages: responses go to the request they answer; progress notifications
  * to the request whose progress token they carry; other server-to-client messages (logging,
@@ -10,18 +11,18 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal } from '@mcp-warden/core';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { StdioUpstreamConfig } from '../config/schema.js';
 import type { SessionSigner } from '../server/sessions.js';
 import { ModernStdioFace, isModernMessage } from './modern-stdio.js';
+import { SessionTransport } from './session-transport.js';
 import { StdioChild } from './stdio-child.js';
 import type { Upstream, UpstreamLogger } from './types.js';
 
 interface Session {
   readonly id: string;
   readonly principalId: string;
-  readonly transport: StreamableHTTPServerTransport;
+  readonly transport: SessionTransport;
   /** Replaced when a crashed process is restarted. */
   child: StdioChild;
   lastSeen: number;
@@ -92,7 +93,7 @@ export class StdioUpstream implements Upstream {
         return;
       }
       session.lastSeen = Date.now();
-      await session.transport.handleRequest(req, res, body);
+      session.transport.handle(req, res, body);
       return;
     }
     const initializing = req.method === 'POST' && typeof body === 'object' && body !== null && !Array.isArray(body) && (body as { method?: unknown }).method === 'initialize';
@@ -133,9 +134,9 @@ export class StdioUpstream implements Upstream {
     /** While a crashed child is being replaced: messages from the client wait here. */
     let waiting: JSONRPCMessage[] | undefined;
     let ended = false;
-    const transport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => this.#signer.mint(this.name, principal.id),
-      onsessioninitialized: (id) => {
+    const transport = new SessionTransport({
+      sessionId: () => this.#signer.mint(this.name, principal.id),
+      onSessionInitialized: (id) => {
         session = { id, principalId: principal.id, transport, child, lastSeen: Date.now(), inFlight };
         this.#sessions.set(id, session);
         this.#log.info({ upstream: this.name, session: id.slice(0, 8), principal: principal.id, pid: child.pid }, 'session opened');
@@ -150,7 +151,7 @@ export class StdioUpstream implements Upstream {
       if (session !== undefined) this.#sessions.delete(session.id);
       for (const timer of timers.values()) clearTimeout(timer);
       this.#track(child.close());
-      void transport.close();
+      transport.close();
     };
     /** A request the child has not answered within `timeout` (progress restarts the clock) is answered for it. */
     const timers = new Map<RequestId, NodeJS.Timeout>();
@@ -165,7 +166,8 @@ export class StdioUpstream implements Upstream {
         if (!inFlight.has(id)) return;
         settle(id);
         forward({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'mcp-warden: upstream timeout' } } as JSONRPCMessage);
-        transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream ${this.name} did not answer within ${this.#config.timeout} ms` } }).catch(() => {});
+        transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream ${this.name} did not answer within ${this.#config.timeout} ms` } });
+        transport.retire(id, this.#config.timeout);
       }, this.#config.timeout);
       timer.unref();
       timers.set(id, timer);
@@ -178,7 +180,10 @@ export class StdioUpstream implements Upstream {
       } else if ('method' in message && message.method === 'notifications/cancelled') {
         // The child will not answer a cancelled request (MCP cancellation): stop waiting for it.
         const requestId = (message.params as { requestId?: RequestId } | undefined)?.requestId;
-        if (requestId !== undefined) settle(requestId);
+        if (requestId !== undefined && inFlight.has(requestId)) {
+          settle(requestId);
+          transport.retire(requestId, this.#config.timeout);
+        }
       }
       if (waiting !== undefined) waiting.push(message);
       else forward(message);
@@ -196,15 +201,19 @@ export class StdioUpstream implements Upstream {
             for (const m of queued) forward(m);
             return;
           }
-          if (!inFlight.has(message.id)) return; // answered already (timed out) or cancelled
+          if (!inFlight.has(message.id)) {
+            // Answered already (timed out) or cancelled: dropped, and its id free again.
+            transport.release(message.id);
+            return;
+          }
           settle(message.id);
-          transport.send(message).catch(() => {});
+          transport.send(message);
           return;
         }
         if ('method' in message && message.method === 'notifications/tools/list_changed') this.onToolsChanged?.();
         const related = this.#relatedRequest(message, inFlight);
-        if (related.relatedRequestId !== undefined && 'method' in message && message.method === 'notifications/progress') arm(related.relatedRequestId);
-        transport.send(message, related).catch(() => {});
+        if (related !== undefined && 'method' in message && message.method === 'notifications/progress') arm(related);
+        transport.send(message, related);
       };
       current.onerror = (error) => this.#log.warn({ upstream: this.name, pid: current.pid, err: error.message }, 'upstream error');
       current.onclose = (code, signal) => {
@@ -212,7 +221,7 @@ export class StdioUpstream implements Upstream {
         this.#log.warn({ upstream: this.name, pid: current.pid, code, signal }, 'upstream process exited');
         for (const id of [...inFlight.keys()]) {
           settle(id);
-          transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream ${this.name} exited before answering` } }).catch(() => {});
+          transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream ${this.name} exited before answering` } });
         }
         const { maxRestarts, backoff } = this.#config.restart;
         if (session === undefined || initialize === undefined || restarts >= maxRestarts || this.#closing) return end();
@@ -246,21 +255,24 @@ export class StdioUpstream implements Upstream {
       jsonRpcError(res, 502, -32603, `Bad Gateway: upstream ${this.name} could not be started`);
       return;
     }
-    await transport.start();
-    await transport.handleRequest(req, res, body);
-    if (session === undefined) end();
+    try {
+      transport.handle(req, res, body);
+    } finally {
+      // Refused (or failed) before a session existed: nobody else will end this child.
+      if (session === undefined) end();
+    }
   }
 
   /** Which client request a server-to-client message belongs to (see the module comment). */
-  #relatedRequest(message: JSONRPCMessage, inFlight: Map<RequestId, string | number | undefined>): { relatedRequestId?: RequestId } {
-    if (inFlight.size === 0) return {};
+  #relatedRequest(message: JSONRPCMessage, inFlight: Map<RequestId, string | number | undefined>): RequestId | undefined {
+    if (inFlight.size === 0) return undefined;
     const token = progressTokenOf(message as { params?: Record<string, unknown> });
     if (token !== undefined) {
-      for (const [id, t] of inFlight) if (t === token) return { relatedRequestId: id };
+      for (const [id, t] of inFlight) if (t === token) return id;
     }
     let last: RequestId | undefined;
     for (const id of inFlight.keys()) last = id;
-    return last === undefined ? {} : { relatedRequestId: last };
+    return last;
   }
 
   #sweep(): void {
@@ -269,7 +281,7 @@ export class StdioUpstream implements Upstream {
       if (session.lastSeen < cutoff && session.inFlight.size === 0) {
         this.#log.info({ upstream: this.name, session: session.id.slice(0, 8) }, 'session closed after idling');
         this.#sessions.delete(session.id);
-        void session.transport.close();
+        session.transport.close();
       }
     }
   }
@@ -337,7 +349,7 @@ export class StdioUpstream implements Upstream {
     await this.#modern.close();
     const sessions = [...this.#sessions.values()];
     this.#sessions.clear();
-    await Promise.all(sessions.map((s) => s.transport.close()));
+    for (const s of sessions) s.transport.close();
     for (const s of sessions) this.#track(s.child.close());
     await Promise.all([...this.#closingChildren]);
   }

@@ -150,6 +150,32 @@ describe('gateway in front of server-everything over stdio', () => {
       expect(missing.status).toBe(400);
     });
 
+    it("ends a cancelled call's stream without an answer, and refuses its id while the child may still answer it", async () => {
+      const admin = await connect(adminKey);
+      const headers = {
+        authorization: `Bearer ${adminKey}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': (admin.transport as StreamableHTTPClientTransport).sessionId ?? '',
+        'mcp-protocol-version': '2025-11-25',
+      };
+      const post = (body: unknown) => fetch(endpoint, { method: 'POST', headers, body: JSON.stringify(body) });
+      const long = await post({ jsonrpc: '2.0', id: 'long-1', method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 3, steps: 3 } } });
+      expect(long.status).toBe(200);
+      const cancel = await post({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'long-1', reason: 'test' } });
+      expect(cancel.status).toBe(202);
+      // The stream ends at once (not after the 3 s operation), with no answer in it.
+      const started = Date.now();
+      expect(await long.text()).not.toContain('"result"');
+      expect(Date.now() - started).toBeLessThan(2500);
+      // The child never answers a cancelled request, but might have: the id stays refused.
+      const reused = await post({ jsonrpc: '2.0', id: 'long-1', method: 'tools/call', params: { name: 'echo', arguments: { message: 'again' } } });
+      expect(reused.status).toBe(400);
+      expect(await reused.json()).toMatchObject({ error: { code: -32600, message: expect.stringContaining('in flight') } });
+      // The session goes on.
+      expect(textOf(await admin.callTool({ name: 'echo', arguments: { message: 'still here' } }))).toContain('still here');
+    });
+
     it('refuses requests without a credential before any child is started', async () => {
       const response = await fetch(endpoint, {
         method: 'POST',
