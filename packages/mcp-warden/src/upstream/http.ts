@@ -96,8 +96,12 @@ function errorCode(error: unknown): string {
   return typeof cause === 'string' ? cause : (error as Error | undefined)?.name ?? 'Error';
 }
 
-/** The method of the notification that makes the gateway read an upstream's tools again. */
-const TOOLS_CHANGED = Buffer.from('notifications/tools/list_changed', 'latin1');
+/**
+ * What the watch searches for: the end of `notifications/tools/list_changed` that survives JSON's
+ * escapes of `/` (`notifications\/tools\/list_changed`, as PHP's `json_encode` writes it by default).
+ * It also finds the prompts' and resources' notices, which a line read whole tells apart.
+ */
+const TOOLS_CHANGED = Buffer.from('list_changed', 'latin1');
 
 /** Whether a complete `data:` line holds a JSON-RPC message (or a batch with one) announcing a changed tool list. */
 function announcesToolsChanged(message: unknown): boolean {
@@ -108,9 +112,10 @@ function announcesToolsChanged(message: unknown): boolean {
 /**
  * Watches the raw chunks of one SSE stream for `notifications/tools/list_changed`. Parsing every
  * event of a relayed stream would cost more than relaying it, so each chunk is searched for the
- * method's bytes (one native `indexOf`), and the bytes around a chunk boundary are searched in a
- * small window (the stream's last bytes before the chunk, then the chunk's first bytes), so a
- * method cut in two (or more) by the transport is still seen.
+ * method's last bytes, `list_changed` (one native `indexOf`; a `/` may be written `\/`, so the whole
+ * method is not searched for), and the bytes around a chunk boundary are searched in a small window
+ * (the stream's last bytes before the chunk, then the chunk's first bytes), so a method cut in two
+ * (or more) by the transport is still seen.
  *
  * A match inside a chunk is confirmed by parsing its line when that line lies whole in the chunk:
  * a tool result quoting the method (documentation, an echo) is then no announcement. A match that
@@ -120,7 +125,7 @@ function announcesToolsChanged(message: unknown): boolean {
  * listing them, while a missed one would leave annotations stale.
  */
 class ToolsChangedWatch {
-  /** The stream's last bytes (up to one less than the method) followed by the next chunk's first ones. */
+  /** The stream's last bytes (up to one less than the needle) followed by the next chunk's first ones. */
   readonly #window = Buffer.allocUnsafe(2 * (TOOLS_CHANGED.length - 1));
   /** How many of the stream's last bytes `#window` starts with. */
   #kept = 0;

@@ -376,6 +376,19 @@ describe('HttpUpstream: tools/list_changed in relayed SSE streams', () => {
     expect(await relay([`${quoting}event: message\n${notice}`])).toBe(1);
   });
 
+  it('reports an announcement whose slashes are escaped (\\/, as PHP writes JSON), whole or cut', async () => {
+    const escaped = 'data: {"jsonrpc":"2.0","method":"notifications\\/tools\\/list_changed"}\n\n';
+    expect(JSON.parse(escaped.slice(6))).toEqual({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+    expect(await relay([`event: message\n${escaped}`])).toBe(1);
+    expect(await relay(['event: message\ndata: {"jsonrpc":"2.0","method":"notifications\\/tools\\/list_', 'changed"}\n\n'])).toBe(1);
+  });
+
+  it("does not report the prompts' or resources' list changes on a line it can read whole", async () => {
+    for (const family of ['prompts', 'resources']) {
+      expect(await relay([`event: message\ndata: {"jsonrpc":"2.0","method":"notifications/${family}/list_changed"}\n\n`])).toBe(0);
+    }
+  });
+
   it('reports an announcement cut by a chunk boundary right after a chunk that held one', async () => {
     // The second is cut across the boundary: the bytes kept from the first chunk must be its own.
     expect(await relay([`event: message\n${notice}event: message\ndata: {"jsonrpc":"2.0","method":"notifications/tools/li`, 'st_changed"}\n\n'])).toBe(2);
