@@ -333,7 +333,7 @@ export class HttpUpstream implements Upstream {
       if (session === undefined || typeof header !== 'string') return jsonRpcError(res, 404, id, -32001, 'Session not found');
       forwarded = { presented: header, session };
     }
-    const headers = this.#requestHeaders(req, forwarded.session);
+    const headers = this.#requestHeaders(req, method, forwarded.session);
     if (this.#identity !== undefined) {
       const [name, value] = await this.#identity(principal);
       headers[name] = value;
@@ -395,8 +395,12 @@ export class HttpUpstream implements Upstream {
     this.#verified.set(presented, { principalId, session });
   }
 
-  /** The caller's MCP headers that may travel, then the configured ones, then the upstream's session. */
-  #requestHeaders(req: IncomingMessage, session: string | undefined): Record<string, string> {
+  /**
+   * The caller's MCP headers that may travel, then the configured ones, then the upstream's session.
+   * `Last-Event-ID` travels on GET only: "Resumption is always via HTTP GET with Last-Event-ID"
+   * (transports, 2025-11-25), so on a POST it could only ask a server for events it should not replay.
+   */
+  #requestHeaders(req: IncomingMessage, method: string, session: string | undefined): Record<string, string> {
     const incoming = req.headers;
     const connection = incoming.connection?.toLowerCase();
     // Headers named in Connection are hop-by-hop for this request only (RFC 9110 §7.6.1).
@@ -405,6 +409,7 @@ export class HttpUpstream implements Upstream {
     for (const key in incoming) {
       const value = incoming[key];
       if (value === undefined || !(FORWARDED_REQUEST_HEADERS.has(key) || key.startsWith('mcp-param-')) || hopByHop?.has(key)) continue;
+      if (key === 'last-event-id' && method !== 'GET') continue;
       headers[key] = Array.isArray(value) ? value.join(', ') : value;
     }
     Object.assign(headers, this.#injected);

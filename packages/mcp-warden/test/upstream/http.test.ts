@@ -202,12 +202,13 @@ describe('HttpUpstream: headers and sessions', () => {
       expect(seen.headers['x-upstream-tenant']).toBe('t1');
       for (const name of ['cookie', 'x-api-key', 'x-forwarded-for', 'user-agent', 'x-test-principal']) expect(seen.headers[name], name).toBeUndefined();
       expect(JSON.stringify(seen.headers)).not.toMatch(/caller-/);
+      // Last-Event-ID resumes a GET stream only (transports, 2025-11-25): not sent on a POST.
+      expect(seen.headers['last-event-id']).toBeUndefined();
       expect(seen.headers).toMatchObject({
         accept: 'application/json, text/event-stream',
         'mcp-protocol-version': '2025-11-25',
         'mcp-method': 'tools/list',
         'mcp-param-region': 'eu',
-        'last-event-id': 'evt-1',
         'content-type': 'application/json',
         'content-length': String(Buffer.byteLength(seen.body)),
       });
