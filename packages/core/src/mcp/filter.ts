@@ -368,8 +368,8 @@ const BOM_BYTES = '\xEF\xBB\xBF';
  * An incremental SSE (text/event-stream) rewriter. Feed it decoded text as it arrives (or, with
  * `bytes`, its UTF-8 bytes one per code unit, see {@link filterJsonChunks}); it returns what may be
  * sent on at once, in the same form. Events pass through as soon as their closing blank line arrives
- * (a comment outside an event at once); only `message` events whose response holds a list are
- * rewritten, whatever request they answer; a `message` event whose data is not JSON, and an event
+ * (a comment outside an event at once); events whose response holds a list are rewritten, whatever
+ * request they answer and whatever their type; a `message` event whose data is not JSON, and an event
  * the stream ends in the middle of, lose their data. Line ends are looked for in each chunk once, and
  * a long line is kept in the pieces it came in, never joined (see list-scan.ts for why a big string
  * is dear).
@@ -488,7 +488,9 @@ export class SseListFilter {
         eventType = type === '' ? 'message' : type;
       }
     }
-    if (eventType === 'message' && data.length > 0) {
+    // Any event type: MCP's answers are `message` events, but a client that reads every event's
+    // data (not all check the type) must not find a hidden list in an `event: other`.
+    if (data.length > 0) {
       const text: string[] = [];
       data.forEach((line, i) => {
         if (i > 0) text.push('\n');
@@ -496,14 +498,15 @@ export class SseListFilter {
       });
       // Empty data (the priming event of a resumable stream: its id matters) has nothing to filter.
       const filtered = text.every((piece) => piece === '') ? undefined : filterJsonText(text, this.#lists, this.#principal, this.#policy, this.#bytes);
-      if (filtered === NOT_JSON) {
+      if (filtered === NOT_JSON && eventType === 'message') {
         // Data that is not JSON loses its data lines: no client can read it, and its raw text (a
         // list the upstream wrote wrong) could name what the policy hides. The rest (`id`,
-        // `retry`) is passed on.
+        // `retry`) is passed on. Another event type's text (the 2024-11-05 transport's
+        // `event: endpoint` and its URL) is no message, and passes as it came.
         if (addNonData(lines, out)) out.add('\n');
         return;
       }
-      if (filtered !== undefined) {
+      if (filtered !== undefined && filtered !== NOT_JSON) {
         for (const line of lines) {
           if (fieldOf(line) === 'data') continue;
           for (const piece of line) out.add(piece);

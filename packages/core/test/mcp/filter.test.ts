@@ -265,9 +265,24 @@ describe('SseListFilter, a stream that ends in the middle of an event', () => {
         const f = new SseListFilter(lists, reader, policy, true);
         expect(f.push(priming) + f.flush()).toBe(priming);
       }
-      // An event of another type passes as it came, JSON or not: clients do not read it as a message.
+      // An event of another type whose data is not JSON passes as it came (the 2024-11-05 transport's endpoint event).
       const filter = new SseListFilter(lists, reader, policy);
       expect(filter.push('event: other\ndata: not json\n\n')).toBe('event: other\ndata: not json\n\n');
+      expect(filter.push('event: endpoint\ndata: /messages?sessionId=1\n\n')).toBe('event: endpoint\ndata: /messages?sessionId=1\n\n');
+    });
+
+    it('filters a list in an event of another type too (a client may read every event), whatever was asked', () => {
+      for (const within of [lists, NO_LIST_REQUESTS]) {
+        for (const bytes of [false, true]) {
+          const filter = new SseListFilter(within, reader, policy, bytes);
+          const out = filter.push(`event: other\nid: 3\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools } })}\n\n`) + filter.flush();
+          expect(out.startsWith('event: other\nid: 3\ndata: ')).toBe(true);
+          expect(JSON.parse(out.split('data: ')[1] as string).result.tools.map((t: { name: string }) => t.name)).toEqual(['read_file']);
+          // And a progress notification of another type passes as it came.
+          const progress = 'event: other\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\n\n';
+          expect(filter.push(progress)).toBe(progress);
+        }
+      }
     });
   });
 });
