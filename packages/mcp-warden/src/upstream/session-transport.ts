@@ -101,8 +101,13 @@ class Stream {
   }
 }
 
-function sseEvent(message: JSONRPCMessage): string {
-  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+/**
+ * An SSE `message` event carrying `message`: as `text`, the JSON it was read from (a stdio child's
+ * line: serialising a big list again would cost more than relaying it), unless that text holds a CR,
+ * which JSON allows as whitespace and SSE reads as a line end.
+ */
+function sseEvent(message: JSONRPCMessage, text: string | undefined): string {
+  return `event: message\ndata: ${text === undefined || text.includes('\r') ? JSON.stringify(message) : text}\n\n`;
 }
 
 function errorBody(code: number, message: string): string {
@@ -214,9 +219,11 @@ export class SessionTransport {
   /**
    * Sends a message to the client: an answer on its request's stream (which ends after its last
    * answer), a message related to a request in flight on that request's stream, anything else on the
-   * GET stream. A message with nowhere to go is dropped, as the SDK's transport drops it.
+   * GET stream. A message with nowhere to go is dropped, as the SDK's transport drops it. `text`,
+   * when given, is the message's JSON text as it was read, sent instead of serialising it again; it
+   * must hold no line feed.
    */
-  send(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
+  send(message: JSONRPCMessage, relatedRequestId?: RequestId, text?: string): void {
     if (this.#closed) return;
     if (isResponse(message)) {
       const stream = this.#byRequest.get(message.id);
@@ -225,12 +232,12 @@ export class SessionTransport {
       stream.pending.delete(message.id);
       if (stream.pending.size === 0) {
         this.#streams.delete(stream);
-        stream.end(sseEvent(message));
-      } else stream.write(sseEvent(message));
+        stream.end(sseEvent(message, text));
+      } else stream.write(sseEvent(message, text));
       return;
     }
     const stream = relatedRequestId === undefined ? this.#standalone : this.#byRequest.get(relatedRequestId);
-    stream?.write(sseEvent(message));
+    stream?.write(sseEvent(message, text));
   }
 
   /**

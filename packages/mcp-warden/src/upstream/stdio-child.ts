@@ -29,7 +29,8 @@ export function childEnvironment(configured: Readonly<Record<string, string>>, p
 
 /** A child process speaking MCP over stdio, shaped as an SDK `Transport`. */
 export class StdioChild {
-  onmessage?: (message: JSONRPCMessage) => void;
+  /** Each message the child writes, with the line it came on (JSON text without its line end). */
+  onmessage?: (message: JSONRPCMessage, line: string) => void;
   onclose?: (code: number | null, signal: NodeJS.Signals | null) => void;
   onerror?: (error: Error) => void;
   readonly #options: StdioChildOptions;
@@ -72,7 +73,7 @@ export class StdioChild {
             this.onerror?.(new Error(`the upstream wrote a line that is not JSON (${line.length} bytes)`));
             continue;
           }
-          this.onmessage?.(message);
+          this.onmessage?.(message, line);
         }
         if (this.#buffer.length > maxLine) {
           this.onerror?.(new Error(`the upstream wrote a line longer than ${maxLine} bytes`));

@@ -191,7 +191,7 @@ export class StdioUpstream implements Upstream {
     transport.onclose = end;
 
     const wire = (current: StdioChild, replayId?: string): void => {
-      current.onmessage = (message) => {
+      current.onmessage = (message, line) => {
         if (isResponse(message)) {
           if (replayId !== undefined && message.id === replayId) {
             // The restarted child answered the replayed handshake: the session is whole again.
@@ -207,13 +207,13 @@ export class StdioUpstream implements Upstream {
             return;
           }
           settle(message.id);
-          transport.send(message);
+          transport.send(message, undefined, line);
           return;
         }
         if ('method' in message && message.method === 'notifications/tools/list_changed') this.onToolsChanged?.();
         const related = this.#relatedRequest(message, inFlight);
         if (related !== undefined && 'method' in message && message.method === 'notifications/progress') arm(related);
-        transport.send(message, related);
+        transport.send(message, related, line);
       };
       current.onerror = (error) => this.#log.warn({ upstream: this.name, pid: current.pid, err: error.message }, 'upstream error');
       current.onclose = (code, signal) => {

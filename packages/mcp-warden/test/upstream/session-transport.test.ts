@@ -409,6 +409,21 @@ describe('SessionTransport beyond the SDK transport', () => {
     transport.close();
   });
 
+  it('sends a message as the JSON text it was read from (a child\'s line), unless that text holds a CR', async () => {
+    const harness = await ours();
+    await open(harness.url);
+    harness.autoAnswer = false;
+    const response = await postRaw(harness.url, [ping(1), ping(2)]);
+    await vi.waitFor(() => expect(harness.received.at(-1)).toMatchObject({ id: 2 }));
+    // As a child wrote them: spacing and key order of their own.
+    const first = '{ "result": {"z": 1, "a": 2}, "id": 1, "jsonrpc": "2.0" }';
+    const second = '{"jsonrpc":"2.0",\r"id":2,"result":{}}';
+    harness.transport?.send(JSON.parse(first), undefined, first);
+    harness.transport?.send(JSON.parse(second.replace('\r', '')), undefined, second);
+    const text = await response.text();
+    expect(text).toBe(`event: message\ndata: ${first}\n\nevent: message\ndata: {"jsonrpc":"2.0","id":2,"result":{}}\n\n`);
+  });
+
   it('writes a keep-alive comment on a stream silent for a whole tick, and none on one that spoke', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     const harness = await ours();
