@@ -18,6 +18,8 @@
  *
  * A request id still in flight in the session is refused when used again (400): MCP forbids reusing
  * an id in a session (basic/index "Requests"), and the answer could not tell the two requests apart.
+ * An id whose client went away is taken again, though (a client resending after a dropped
+ * connection): the child's first answer with it goes to the new stream, as with the SDK's transport.
  * A stream silent for 7.5 to 15 s gets an SSE comment (the SDK's get one every 15 s), so idle
  * connections are not cut. A request given up on (cancelled, timed out) keeps its id refused until
  * the child's late answer to it comes, or for the upstream's timeout.
@@ -304,7 +306,10 @@ export class SessionTransport {
     for (const message of valid) {
       if (!isRequest(message)) continue;
       requests++;
-      if (this.#byRequest.has(message.id) || this.#isRetired(message.id)) {
+      // A request whose client went away (its stream is closed) leaves its id free: a client that
+      // lost its connection may send the request again, and gets the child's answer to either, as
+      // it would from the SDK's transport.
+      if (this.#byRequest.get(message.id)?.open === true || this.#isRetired(message.id)) {
         return refuse(res, 400, -32600, `Invalid Request: the id ${JSON.stringify(message.id)} belongs to a request still in flight in this session`);
       }
     }

@@ -356,7 +356,7 @@ describe('SessionTransport beyond the SDK transport', () => {
     expect(eventsOf(await response.text())).toEqual([{ jsonrpc: '2.0', id: 3, result: { late: true } }]);
   });
 
-  it('drops the answer of a request whose client went away (not to the GET stream), keeping its id until then', async () => {
+  it('drops the answer of a request whose client went away (not to the GET stream)', async () => {
     const harness = await ours();
     await open(harness.url);
     const get = new AbortController();
@@ -371,8 +371,6 @@ describe('SessionTransport beyond the SDK transport', () => {
     expect(response.status).toBe(200);
     controller.abort();
     await new Promise((resolve) => setTimeout(resolve, 50));
-    // The child has not answered: the id is still in flight.
-    expect((await call(harness.url, { body: ping(4) })).status).toBe(400);
     harness.send({ jsonrpc: '2.0', id: 4, result: { lost: true } });
     harness.send({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'marker' } });
     await vi.waitFor(() => expect(chunks.join('')).toContain('marker'));
@@ -380,6 +378,27 @@ describe('SessionTransport beyond the SDK transport', () => {
     harness.autoAnswer = true;
     expect((await call(harness.url, { body: ping(4) })).body).toEqual([{ jsonrpc: '2.0', id: 4, result: { method: 'ping' } }]);
     get.abort();
+  });
+
+  it('takes the id of a request whose client went away again at once (a resend after a dropped connection), as the SDK does', async () => {
+    const harness = await ours();
+    await open(harness.url);
+    harness.autoAnswer = false;
+    const controller = new AbortController();
+    expect((await postRaw(harness.url, ping(5), controller.signal)).status).toBe(200);
+    controller.abort();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The child has not answered the first yet; the resend is accepted, not refused as in flight.
+    const resent = postRaw(harness.url, ping(5));
+    await vi.waitFor(() => expect(harness.received.filter((m) => 'id' in m && m.id === 5)).toHaveLength(2));
+    harness.send({ jsonrpc: '2.0', id: 5, result: { first: true } });
+    expect(eventsOf(await (await resent).text())).toEqual([{ jsonrpc: '2.0', id: 5, result: { first: true } }]);
+    // While a stream waits for the id, it stays refused.
+    const open2 = postRaw(harness.url, ping(6));
+    await vi.waitFor(() => expect(harness.received.at(-1)).toMatchObject({ id: 6 }));
+    expect((await call(harness.url, { body: ping(6) })).status).toBe(400);
+    harness.send({ jsonrpc: '2.0', id: 6, result: {} });
+    expect((await open2).status).toBe(200);
   });
 
   it('forgets a stream whose client left before the request reached the transport (a GET slot is not kept by a dead stream)', async () => {
