@@ -1,5 +1,6 @@
 /** JSON-RPC answers the upstream proxies write themselves (errors before or instead of the upstream's). */
 import type { ServerResponse } from 'node:http';
+import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 
 export type JsonRpcId = string | number | null;
 
@@ -18,4 +19,14 @@ export function jsonRpcError(res: ServerResponse, status: number, id: JsonRpcId,
   }
   const body = JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } });
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) }).end(body);
+}
+
+/** A request: a method and an id. */
+export function isRequest(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId; method: string; params?: Record<string, unknown> } {
+  return 'method' in m && 'id' in m && m.id !== undefined;
+}
+
+/** A response (a result or an error): an id and no method. */
+export function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } {
+  return !('method' in m) && 'id' in m;
 }

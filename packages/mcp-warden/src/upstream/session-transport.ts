@@ -27,6 +27,7 @@
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { type JSONRPCMessage, RELATED_TASK_META_KEY, type RequestId, SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { isRequest, isResponse, jsonRpcError } from './json-rpc.js';
 
 /** Most messages in one POST (the SDK's limit). */
 const MAX_BATCH = 100;
@@ -112,12 +113,9 @@ function sseEvent(message: JSONRPCMessage, text: string | undefined): string {
   return `event: message\ndata: ${text === undefined || text.includes('\r') ? JSON.stringify(message) : text}\n\n`;
 }
 
-function errorBody(code: number, message: string): string {
-  return JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null });
-}
-
-function refuse(res: ServerResponse, status: number, code: number, message: string, headers: OutgoingHttpHeaders = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(errorBody(code, message));
+/** A JSON-RPC error with no id, as the SDK's transport answers a refused HTTP request. */
+function refuse(res: ServerResponse, status: number, code: number, message: string): void {
+  jsonRpcError(res, status, null, code, message);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -165,14 +163,6 @@ function metaWellFormed(meta: unknown): boolean {
   return task === undefined || (isRecord(task) && typeof task['taskId'] === 'string');
 }
 
-function isRequest(message: JSONRPCMessage): message is JSONRPCMessage & { id: RequestId; method: string } {
-  return 'method' in message && 'id' in message && message.id !== undefined;
-}
-
-function isResponse(message: JSONRPCMessage): message is JSONRPCMessage & { id: RequestId } {
-  return !('method' in message) && 'id' in message;
-}
-
 export interface SessionTransportOptions {
   /** Names the session when its `initialize` arrives. */
   readonly sessionId: () => string;
@@ -194,6 +184,8 @@ export class SessionTransport {
   /** Ids of requests given up on (cancelled, timed out) whose late answer may still come, with when they may be used again. */
   readonly #retired = new Map<RequestId, number>();
   #standalone: Stream | undefined;
+  /** The headers of this session's SSE answers, made once its id is known. */
+  #sseHeaders: OutgoingHttpHeaders = SSE_HEADERS;
   #keepAlive: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -214,7 +206,8 @@ export class SessionTransport {
         res.writeHead(200).end();
         return this.close();
       default:
-        return refuse(res, 405, -32000, 'Method not allowed.', { allow: 'GET, POST, DELETE' });
+        res.setHeader('allow', 'GET, POST, DELETE');
+        return refuse(res, 405, -32000, 'Method not allowed.');
     }
   }
 
@@ -297,36 +290,33 @@ export class SessionTransport {
       if (this.sessionId !== undefined) return refuse(res, 400, -32600, 'Invalid Request: Server already initialized');
       if (valid.length > 1) return refuse(res, 400, -32600, 'Invalid Request: Only one initialization request is allowed');
       this.sessionId = this.#options.sessionId();
+      this.#sseHeaders = { ...SSE_HEADERS, 'mcp-session-id': this.sessionId };
       this.#options.onSessionInitialized?.(this.sessionId);
     } else {
       if (this.sessionId === undefined) return refuse(res, 400, -32000, 'Bad Request: Server not initialized');
       if (!this.#versionOk(req, res)) return;
     }
-    let requests = 0;
+    const ids: RequestId[] = [];
     for (const message of valid) {
       if (!isRequest(message)) continue;
-      requests++;
+      const id = message.id;
       // A request whose client went away (its stream is closed) leaves its id free: a client that
       // lost its connection may send the request again, and gets the child's answer to either, as
       // it would from the SDK's transport.
-      if (this.#byRequest.get(message.id)?.open === true || this.#isRetired(message.id)) {
-        return refuse(res, 400, -32600, `Invalid Request: the id ${JSON.stringify(message.id)} belongs to a request still in flight in this session`);
+      if (this.#byRequest.get(id)?.open === true || this.#isRetired(id)) {
+        return refuse(res, 400, -32600, `Invalid Request: the id ${JSON.stringify(id)} belongs to a request still in flight in this session`);
       }
+      if (ids.includes(id)) return refuse(res, 400, -32600, `Invalid Request: the id ${JSON.stringify(id)} appears twice in the batch`);
+      ids.push(id);
     }
-    if (requests === 0) {
+    if (ids.length === 0) {
       res.writeHead(202).end();
       for (const message of valid) this.onmessage?.(message);
       return;
     }
-    const seen = new Set<RequestId>();
-    for (const message of valid) {
-      if (!isRequest(message)) continue;
-      if (seen.has(message.id)) return refuse(res, 400, -32600, `Invalid Request: the id ${JSON.stringify(message.id)} appears twice in the batch`);
-      seen.add(message.id);
-    }
-    const stream = new Stream(res, { ...SSE_HEADERS, 'mcp-session-id': this.sessionId }, false);
+    const stream = new Stream(res, this.#sseHeaders, false);
     this.#open(stream);
-    for (const id of seen) {
+    for (const id of ids) {
       stream.pending.add(id);
       this.#byRequest.set(id, stream);
     }
@@ -341,7 +331,7 @@ export class SessionTransport {
     if (this.sessionId === undefined) return refuse(res, 400, -32000, 'Bad Request: Server not initialized');
     if (!this.#versionOk(req, res)) return;
     if (this.#standalone !== undefined) return refuse(res, 409, -32000, 'Conflict: Only one SSE stream is allowed per session');
-    const stream = new Stream(res, { ...SSE_HEADERS, 'mcp-session-id': this.sessionId }, true);
+    const stream = new Stream(res, this.#sseHeaders, true);
     this.#standalone = stream;
     this.#open(stream);
     this.#watch(req, res, stream);

@@ -14,6 +14,7 @@ import type { Principal } from '@mcp-warden/core';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { StdioUpstreamConfig } from '../config/schema.js';
 import type { SessionSigner } from '../server/sessions.js';
+import { isRequest, isResponse } from './json-rpc.js';
 import { ModernStdioFace, isModernMessage } from './modern-stdio.js';
 import { SessionTransport } from './session-transport.js';
 import { StdioChild } from './stdio-child.js';
@@ -28,13 +29,6 @@ interface Session {
   lastSeen: number;
   /** Requests from the client not yet answered, oldest first, with their progress tokens. */
   readonly inFlight: Map<RequestId, string | number | undefined>;
-}
-
-function isRequest(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId; method: string; params?: Record<string, unknown> } {
-  return 'method' in m && 'id' in m;
-}
-function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } {
-  return !('method' in m) && 'id' in m;
 }
 
 function jsonRpcError(res: ServerResponse, status: number, code: number, message: string): void {
