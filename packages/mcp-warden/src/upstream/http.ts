@@ -102,6 +102,22 @@ function errorCode(error: unknown): string {
  * It also finds the prompts' and resources' notices, which a line read whole tells apart.
  */
 const TOOLS_CHANGED = Buffer.from('list_changed', 'latin1');
+/**
+ * What `#within` looks for first: a part of `TOOLS_CHANGED`, at `ANCHOR_AT` in it, shorter than 8
+ * bytes and opening with a byte rare in text. Node searches a needle that short by `memchr` of its
+ * first byte (src/string_search.h); a longer one by Boyer-Moore-Horspool, which on English and JSON
+ * text (most of `list_changed`'s letters are common ones) skips little: on a 300 KB tool list, about
+ * 110 µs for `list_changed` against 4–9 µs for `_change`.
+ */
+const ANCHOR = Buffer.from('_change', 'latin1');
+const ANCHOR_AT = 4;
+
+/** Whether `TOOLS_CHANGED` is at `at` in `chunk` (given that `ANCHOR` is at `at + ANCHOR_AT`). */
+function isToolsChangedAt(chunk: Buffer, at: number): boolean {
+  for (let i = 0; i < ANCHOR_AT; i++) if (chunk[at + i] !== TOOLS_CHANGED[i]) return false;
+  for (let i = ANCHOR_AT + ANCHOR.length; i < TOOLS_CHANGED.length; i++) if (chunk[at + i] !== TOOLS_CHANGED[i]) return false;
+  return true;
+}
 
 /** Whether a complete `data:` line holds a JSON-RPC message (or a batch with one) announcing a changed tool list. */
 function announcesToolsChanged(message: unknown): boolean {
@@ -112,8 +128,8 @@ function announcesToolsChanged(message: unknown): boolean {
 /**
  * Watches the raw chunks of one SSE stream for `notifications/tools/list_changed`. Parsing every
  * event of a relayed stream would cost more than relaying it, so each chunk is searched for the
- * method's last bytes, `list_changed` (one native `indexOf`; a `/` may be written `\/`, so the whole
- * method is not searched for), and the bytes around a chunk boundary are searched in a small window
+ * method's last bytes, `list_changed` (native `indexOf` of `ANCHOR`, each hit then compared; a `/` may
+ * be written `\/`, so the whole method is not searched for), and the bytes around a chunk boundary are searched in a small window
  * (the stream's last bytes before the chunk, then the chunk's first bytes), so a method cut in two
  * (or more) by the transport is still seen.
  *
@@ -124,7 +140,7 @@ function announcesToolsChanged(message: unknown): boolean {
  * one only makes the gateway read the tools once more, which any client can cause anyway by
  * listing them, while a missed one would leave annotations stale.
  */
-class ToolsChangedWatch {
+export class ToolsChangedWatch {
   /** The stream's last bytes (up to one less than the needle) followed by the next chunk's first ones. */
   readonly #window = Buffer.allocUnsafe(2 * (TOOLS_CHANGED.length - 1));
   /** How many of the stream's last bytes `#window` starts with. */
@@ -138,7 +154,14 @@ class ToolsChangedWatch {
   }
 
   #within(chunk: Buffer): boolean {
-    for (let at = chunk.indexOf(TOOLS_CHANGED); at !== -1; at = chunk.indexOf(TOOLS_CHANGED, at + TOOLS_CHANGED.length)) {
+    const last = chunk.length - TOOLS_CHANGED.length;
+    for (let from = ANCHOR_AT; ; ) {
+      const anchor = chunk.indexOf(ANCHOR, from);
+      const at = anchor - ANCHOR_AT;
+      // None, or past `last`: a method there would end in the next chunk, where `#across` looks.
+      if (anchor === -1 || at > last) return false;
+      from = anchor + 1;
+      if (!isToolsChangedAt(chunk, at)) continue;
       const start = chunk.lastIndexOf(0x0a, at) + 1;
       const end = chunk.indexOf(0x0a, at);
       // The line began in an earlier chunk or ends in a later one: not isolable here. (A chunk
@@ -152,8 +175,9 @@ class ToolsChangedWatch {
         return true;
       }
       if (announcesToolsChanged(message)) return true;
+      // The rest of this line is settled too: the search goes on on the next line.
+      from = end + 1 + ANCHOR_AT;
     }
-    return false;
   }
 
   /** Finds the method across the boundary before `chunk`, then keeps the stream's new last bytes. */

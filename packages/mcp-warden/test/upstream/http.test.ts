@@ -13,10 +13,11 @@ import { Policy, type Principal, createWarden } from '@mcp-warden/core';
 import { withWarden } from '@mcp-warden/core/node';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { HttpUpstreamConfig } from '../../src/config/schema.js';
 import { SessionSigner } from '../../src/server/sessions.js';
-import { HttpUpstream } from '../../src/upstream/http.js';
+import { HttpUpstream, ToolsChangedWatch } from '../../src/upstream/http.js';
 
 const everything = createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/dist/index.js');
 const signer = new SessionSigner('a-test-session-signing-key-of-32-bytes-or-more');
@@ -395,11 +396,57 @@ describe('HttpUpstream: tools/list_changed in relayed SSE streams', () => {
     expect(await relay([`event: message\n${notice}event: message\ndata: {"jsonrpc":"2.0","method":"notifications/tools/li`, 'st_changed"}\n\n'])).toBe(2);
   });
 
+  it('takes no near miss for the method, even where a match could not be confirmed', async () => {
+    // The watch finds `_change` first and compares the bytes around it. This line is cut by a chunk
+    // boundary, so a match in it would count unconfirmed: each decoy below lacks a byte of the method.
+    const decoys = 'a_change b_changed list_changes lis_changed xist_changed list-changed list_chang';
+    expect(await relay([`event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"${decoys}`, '"}]}}\n\n'])).toBe(0);
+    expect(await relay([`event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"${decoys} list_changed`, '"}]}}\n\n'])).toBe(1);
+  });
+
+  it('finds the method at the very start and the very end of a chunk', async () => {
+    expect(await relay(['event: message\ndata: {"jsonrpc":"2.0","method":"notifications/tools/', 'list_changed"}\n\n'])).toBe(1);
+    expect(await relay(['event: message\ndata: {"jsonrpc":"2.0","method":"notifications/tools/list_changed', '"}\n\n'])).toBe(1);
+  });
+
+  it('goes on searching after a line it read whole, in the same chunk', async () => {
+    // The quoting line holds the method twice; the notice follows it in the same chunk.
+    const twice = 'data: {"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"list_changed and notifications/tools/list_changed"}]}}\n\n';
+    expect(await relay([`event: message\n${twice}`])).toBe(0);
+    expect(await relay([`event: message\n${twice}event: message\n${notice}`])).toBe(1);
+  });
+
   it('does not search JSON answers, which cannot carry notifications', async () => {
     announced = 0;
     const response = await raw(`${gateway.url}/watched`, { body: rpc(1, 'tools/call', { name: 'any' }), headers: { accept: 'application/json' } });
     expect(response.text).toContain('notifications/tools/list_changed');
     expect(announced).toBe(0);
+  });
+});
+
+describe('ToolsChangedWatch: property', () => {
+  it('reports a stream cut anywhere exactly when it holds `list_changed` on no line it can confirm (here: none)', () => {
+    // Text of the method's own letters, line feeds and no colon: no line is a `data:` line, so every
+    // whole match counts, and near misses abound. Chunks of any size, down to single bytes.
+    const text = fc
+      .array(fc.oneof(fc.constantFrom(...'list_changed\n'.split('')), fc.constantFrom('list_changed', '_change', 'st_changed', 'list_chang')), { maxLength: 60 })
+      .map((parts) => parts.join(''));
+    fc.assert(
+      fc.property(text, fc.array(fc.nat(), { maxLength: 8 }), (whole, cuts) => {
+        const bytes = Buffer.from(whole, 'latin1');
+        const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+        const watch = new ToolsChangedWatch();
+        let seen = false;
+        let from = 0;
+        for (const to of [...at, bytes.length]) {
+          if (to === from) continue;
+          if (watch.seen(bytes.subarray(from, to))) seen = true;
+          from = to;
+        }
+        expect(seen).toBe(whole.includes('list_changed'));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 
