@@ -35,6 +35,14 @@ export const REQUEST_BODIES = {
   initialized: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
 } as const;
 
+/**
+ * The `tools/call` echo with the given id. Within a session ids must not be reused (basic/index,
+ * "Requests"), so scenario e, whose sessions last the whole run, numbers its requests.
+ */
+export function callBody(id: number): string {
+  return JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { text: ECHO_TEXT } } });
+}
+
 /** Headers of every request the bench sends (plus `Authorization` and `Mcp-Session-Id` when given). */
 export function requestHeaders(token?: string, session?: string): Record<string, string> {
   return {

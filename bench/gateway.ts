@@ -23,10 +23,12 @@
  * notifications/initialized, as a client does) and `setupClient` gives each connection its own
  * `Mcp-Session-Id`, so the measurement is tools/call only, and warm-up and measurement share the
  * sessions (a session is a process: opening them during the measurement would measure spawning).
+ * As ids must not be reused within a session, every request of e has an id of its own.
  *
  * Every scenario is checked before it is measured (status, echo text, the reader's list is exactly
  * the read-only tools, auth is really on) and every measured answer must be byte-identical to the
- * checked one: any error, timeout, non-2xx answer or different body fails the bench. Rounds
+ * checked one (for e, to the checked one with the request's own id): any error, timeout, non-2xx
+ * answer or different body fails the bench. Rounds
  * alternate the order; the table shows medians across rounds. After each measurement (and outside its
  * CPU figures) a short phase with one connection gives the p50 of a request that waits for no other:
  * both that and the p50 under load are compared with the direct run.
@@ -57,7 +59,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import ts from 'typescript';
-import { CATALOG_NAMES, CATALOG_SIZE, ECHO_TEXT, READ_ONLY_NAMES, REQUEST_BODIES, requestHeaders } from './gateway-fixtures.js';
+import { CATALOG_NAMES, CATALOG_SIZE, ECHO_TEXT, READ_ONLY_NAMES, REQUEST_BODIES, callBody, requestHeaders } from './gateway-fixtures.js';
 import type { HopMessage } from './gateway-hop.js';
 import type { UpstreamMessage } from './gateway-upstream.js';
 import { CLK_TCK, cpuMicros, envNumber, machineMicros, median, packageVersion, percentile, rssMiB, sameSet, statFields, table } from './common.js';
@@ -456,8 +458,25 @@ interface Setup {
   readonly headers: Record<string, string>;
   /** For e: one session per connection. */
   readonly sessions?: readonly string[];
+  /** The answer every measured response must be (for e, the answer to id 1: see `answerTo`). */
   readonly expected: string;
+  /** For e: the answer to the request with id `n`, byte for byte. */
+  readonly answerTo?: (n: number) => string;
 }
+
+/**
+ * The answer to id `n` made from the answer to id 1, `text`, which must hold `"id":1` exactly once:
+ * the bytes around the id are fixed, so a response must equal this to be right.
+ */
+function answerTemplate(scenario: ScenarioId, text: string): (n: number) => string {
+  const parts = text.split('"id":1');
+  if (parts.length !== 2 || !/^[,}]/.test(parts[1] as string)) fail(scenario, `the answer to id 1 does not hold "id":1 once: ${text.slice(0, 300)}`);
+  const [before, after] = parts as [string, string];
+  return (n) => `${before}"id":${n}${after}`;
+}
+
+/** The next id of a measured request in e's sessions: never one used before in this process. */
+let nextRequestId = 10;
 
 /** Checks a scenario and returns its load setup (with the exact answer every measured response must equal). */
 async function precheck(id: ScenarioId, upstreamPort: number | undefined, proxyPort: number | undefined, gateway: GatewayHandle | undefined): Promise<Setup> {
@@ -502,7 +521,9 @@ async function precheck(id: ScenarioId, upstreamPort: number | undefined, proxyP
     }
   }
 
-  const first = await post(url, body, headers);
+  // e's sessions last: each request there gets an id of its own (1, 2 and 3 here, then `nextRequestId`).
+  const bodyWithId = (n: number): string => (sessions === undefined ? body : callBody(n));
+  const first = await post(url, bodyWithId(1), headers);
   expectStatus(id, 'measured request', first, 200);
   if (!first.contentType.startsWith('text/event-stream') && !first.contentType.startsWith('application/json')) {
     fail(id, `measured request: unexpected content-type ${first.contentType}`);
@@ -521,13 +542,14 @@ async function precheck(id: ScenarioId, upstreamPort: number | undefined, proxyP
     }
   }
   // Answers must be deterministic for the byte-for-byte check of every measured response.
-  const second = await post(url, body, headers);
-  if (second.text !== first.text) fail(id, 'two identical requests got different bodies; cannot verify the measured responses');
+  const answerTo = sessions === undefined ? () => first.text : answerTemplate(id, first.text);
+  const second = await post(url, bodyWithId(2), headers);
+  if (second.text !== answerTo(2)) fail(id, 'two identical requests got different bodies; cannot verify the measured responses');
   if (sessions !== undefined) {
-    const other = await post(url, body, { ...headers, 'mcp-session-id': sessions[sessions.length - 1] as string });
-    if (other.text !== first.text) fail(id, 'two sessions got different bodies for the same request; cannot verify the measured responses');
+    const other = await post(url, bodyWithId(3), { ...headers, 'mcp-session-id': sessions[sessions.length - 1] as string });
+    if (other.text !== answerTo(3)) fail(id, 'two sessions got different bodies for the same request; cannot verify the measured responses');
   }
-  return { url, headers, expected: first.text, ...(sessions === undefined ? {} : { sessions }) };
+  return { url, headers, expected: first.text, ...(sessions === undefined ? {} : { sessions, answerTo }) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -539,15 +561,26 @@ interface LoadResult {
   readonly latencies: Float64Array;
 }
 
+/** One request of autocannon's per-client list (the parts this bench uses). */
+interface LoadRequest {
+  readonly method: 'POST';
+  readonly headers: Record<string, string>;
+  readonly setupRequest: (request: Record<string, unknown>, context: Record<string, unknown>) => Record<string, unknown>;
+  readonly onResponse: (status: number, body: string, context: Record<string, unknown>) => void;
+}
+
 /** The part of autocannon's client that `setupClient` uses. */
 interface LoadClient {
-  setHeaders(headers: Record<string, string>): void;
+  setRequests(requests: LoadRequest[]): void;
 }
 
 function load(id: ScenarioId, setup: Setup, seconds: number, connections = connectionsOf(id)): Promise<LoadResult> {
   const samples: number[] = [];
   let nextSession = 0;
   const sessions = setup.sessions;
+  const answerTo = setup.answerTo;
+  /** e's answers that were not the answer to their own request. */
+  let wrong = 0;
   return new Promise((resolve, reject) => {
     const instance = autocannon(
       {
@@ -559,14 +592,28 @@ function load(id: ScenarioId, setup: Setup, seconds: number, connections = conne
         pipelining: 1,
         duration: seconds,
         timeout: 10,
-        expectBody: setup.expected,
-        ...(sessions === undefined
-          ? {}
+        ...(sessions === undefined || answerTo === undefined
+          ? { expectBody: setup.expected }
           : {
-              // Each connection keeps one session: its headers are baked into its request once.
+              // Each connection keeps one session, in a request list of its own (autocannon shares
+              // the default one between clients); each request gets a new id, recorded in the
+              // request's context, and its answer must be the answer to that id.
               setupClient: (client: unknown) => {
                 const session = sessions[nextSession++ % sessions.length] as string;
-                (client as LoadClient).setHeaders({ ...setup.headers, 'mcp-session-id': session });
+                (client as LoadClient).setRequests([
+                  {
+                    method: 'POST',
+                    headers: { ...setup.headers, 'mcp-session-id': session },
+                    setupRequest: (request, context) => {
+                      const n = nextRequestId++;
+                      context['id'] = n;
+                      return { ...request, body: callBody(n) };
+                    },
+                    onResponse: (status, body, context) => {
+                      if (status >= 200 && status < 300 && body !== answerTo(context['id'] as number)) wrong += 1;
+                    },
+                  },
+                ]);
               },
             }),
       },
@@ -575,6 +622,8 @@ function load(id: ScenarioId, setup: Setup, seconds: number, connections = conne
           reject(error);
           return;
         }
+        // Counted with autocannon's own (those of a fixed `expectBody`), which `checkClean` reads.
+        result.mismatches += wrong;
         resolve({ result, latencies: Float64Array.from(samples).sort() });
       },
     );
