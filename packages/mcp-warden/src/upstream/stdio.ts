@@ -14,7 +14,7 @@ import type { Principal } from '@mcp-warden/core';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { StdioUpstreamConfig } from '../config/schema.js';
 import type { SessionSigner } from '../server/sessions.js';
-import { isRequest, isResponse } from './json-rpc.js';
+import { isRequest, isResponse, jsonRpcError, requestIdOf } from './json-rpc.js';
 import { ModernStdioFace, isModernMessage } from './modern-stdio.js';
 import { SessionTransport } from './session-transport.js';
 import { StdioChild } from './stdio-child.js';
@@ -29,11 +29,6 @@ interface Session {
   lastSeen: number;
   /** Requests from the client not yet answered, oldest first, with their progress tokens. */
   readonly inFlight: Map<RequestId, string | number | undefined>;
-}
-
-function jsonRpcError(res: ServerResponse, status: number, code: number, message: string): void {
-  if (res.headersSent) return;
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } }));
 }
 
 function progressTokenOf(message: { params?: Record<string, unknown> }): string | number | undefined {
@@ -73,7 +68,7 @@ export class StdioUpstream implements Upstream {
     const header = req.headers['mcp-session-id'];
     const version = req.headers['mcp-protocol-version'];
     if (header === undefined && req.method === 'POST' && isModernMessage(body, typeof version === 'string' ? version : undefined)) {
-      if (this.#closing) return jsonRpcError(res, 503, -32000, 'Service Unavailable: the gateway is shutting down');
+      if (this.#closing) return jsonRpcError(res, 503, requestIdOf(body), -32000, 'Service Unavailable: the gateway is shutting down');
       return this.#modern.handle(req, res, body, principal);
     }
     const sessionId = Array.isArray(header) ? undefined : header;
@@ -83,7 +78,7 @@ export class StdioUpstream implements Upstream {
       // Both are unknown, exactly like an expired one. (The signature matters to other instances.)
       const session = sessionId === undefined ? undefined : this.#sessions.get(sessionId);
       if (session === undefined || session.principalId !== principal.id) {
-        jsonRpcError(res, 404, -32001, 'Session not found');
+        jsonRpcError(res, 404, requestIdOf(body), -32001, 'Session not found');
         return;
       }
       session.lastSeen = Date.now();
@@ -92,16 +87,16 @@ export class StdioUpstream implements Upstream {
     }
     const initializing = req.method === 'POST' && typeof body === 'object' && body !== null && !Array.isArray(body) && (body as { method?: unknown }).method === 'initialize';
     if (!initializing) {
-      jsonRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required (initialize first)');
+      jsonRpcError(res, 400, requestIdOf(body), -32000, 'Bad Request: Mcp-Session-Id header is required (initialize first)');
       return;
     }
     if (this.#closing) {
-      jsonRpcError(res, 503, -32000, 'Service Unavailable: the gateway is shutting down');
+      jsonRpcError(res, 503, requestIdOf(body), -32000, 'Service Unavailable: the gateway is shutting down');
       return;
     }
     if (this.#sessions.size >= this.#config.maxSessions) {
       res.setHeader('retry-after', '5');
-      jsonRpcError(res, 503, -32000, `Service Unavailable: upstream ${this.name} has reached its limit of ${this.#config.maxSessions} sessions`);
+      jsonRpcError(res, 503, requestIdOf(body), -32000, `Service Unavailable: upstream ${this.name} has reached its limit of ${this.#config.maxSessions} sessions`);
       return;
     }
     await this.#openSession(req, res, body, principal);
@@ -246,7 +241,7 @@ export class StdioUpstream implements Upstream {
       await child.start();
     } catch (error) {
       this.#log.error({ upstream: this.name, err: (error as Error).message }, 'cannot start the upstream process');
-      jsonRpcError(res, 502, -32603, `Bad Gateway: upstream ${this.name} could not be started`);
+      jsonRpcError(res, 502, requestIdOf(body), -32603, `Bad Gateway: upstream ${this.name} could not be started`);
       return;
     }
     try {

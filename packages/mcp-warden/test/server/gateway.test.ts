@@ -133,21 +133,27 @@ describe('gateway in front of server-everything over stdio', () => {
         body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
       });
       expect(stolen.status).toBe(404);
+      // A JSON-RPC error for the request's own id (JSON-RPC 2.0, section 5: null only when the id
+      // could not be read), not cached.
+      expect(stolen.headers.get('cache-control')).toBe('no-store');
+      expect(await stolen.json()).toEqual({ jsonrpc: '2.0', id: 1, error: { code: -32001, message: 'Session not found' } });
       const forged = await fetch(endpoint, {
         method: 'POST',
         headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': 'made-up.AAAAAAAAAAAAAAAAAAAAAA' },
         body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
       });
       expect(forged.status).toBe(404);
+      expect(await forged.json()).toEqual({ jsonrpc: '2.0', id: 1, error: { code: -32001, message: 'Session not found' } });
     });
 
     it('answers 400 to a request of a 2025 client that carries no session id (transport spec, Session Management)', async () => {
       const missing = await fetch(endpoint, {
         method: 'POST',
         headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+        body: JSON.stringify({ jsonrpc: '2.0', id: 'list-1', method: 'tools/list' }),
       });
       expect(missing.status).toBe(400);
+      expect(await missing.json()).toEqual({ jsonrpc: '2.0', id: 'list-1', error: { code: -32000, message: 'Bad Request: Mcp-Session-Id header is required (initialize first)' } });
     });
 
     it("ends a cancelled call's stream without an answer, and refuses its id while the child may still answer it", async () => {
