@@ -10,15 +10,18 @@ export async function filterWebResponse(response: Response, lists: PendingLists,
   const type = (response.headers.get('content-type') ?? '').toLowerCase();
   if (response.body === null) return response;
   if (type.startsWith('application/json')) {
-    const text = await response.text();
-    const body = filterJsonBody(text, lists, principal, policy) ?? text;
+    // Decoded with a byte order mark kept (the filter reads past it as a client does); a body with
+    // nothing to change passes as the bytes it came in.
+    const raw = await response.arrayBuffer();
+    const filtered = filterJsonBody(new TextDecoder('utf-8', { ignoreBOM: true }).decode(raw), lists, principal, policy);
     const headers = new Headers(response.headers);
-    headers.delete('content-length');
-    return new Response(body, { status: response.status, statusText: response.statusText, headers });
+    if (filtered !== undefined) headers.delete('content-length');
+    return new Response(filtered ?? raw, { status: response.status, statusText: response.statusText, headers });
   }
   if (type.startsWith('text/event-stream')) {
     const filter = new SseListFilter(lists, principal, policy);
-    const decoder = new TextDecoder();
+    // A byte order mark opening the stream reaches the filter, which reads past it and relays it.
+    const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
     const encoder = new TextEncoder();
     const stream = response.body.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({

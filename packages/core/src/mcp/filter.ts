@@ -226,6 +226,14 @@ export function filterJsonBody(text: string, lists: PendingLists, principal: Pri
  * `unicodeOf` in list-scan.ts): a proxy then neither decodes nor encodes the text it relays.
  */
 export function filterJsonChunks(chunks: readonly string[], lists: PendingLists, principal: Principal, policy: Policy, bytes = false): string[] | undefined {
+  // A byte order mark opening the body is dropped by a client's decoder before it parses (fetch's
+  // `json()` and `text()` do, RFC 8259 section 8.1 lets parsers ignore it): the filter reads what
+  // follows it, as the client will, and keeps the mark in a rewritten body.
+  const bom = bytes ? BOM_BYTES : BOM_TEXT;
+  if (lineHead(chunks, bom.length) === bom) {
+    const out = filterJsonText(lineTail(chunks, bom.length), lists, principal, policy, bytes);
+    return out === NOT_JSON || out === undefined ? undefined : [bom, ...out];
+  }
   const out = filterJsonText(chunks, lists, principal, policy, bytes);
   return out === NOT_JSON ? undefined : out;
 }
@@ -314,7 +322,7 @@ function lineLength(line: Line): number {
 }
 
 /** The first `n` code units of a line (fewer when it is shorter). */
-function lineHead(line: Line, n: number): string {
+function lineHead(line: readonly string[], n: number): string {
   let head = '';
   for (const piece of line) {
     head += piece;
@@ -324,7 +332,7 @@ function lineHead(line: Line, n: number): string {
 }
 
 /** The line without its first `n` code units. */
-function lineTail(line: Line, n: number): Line {
+function lineTail(line: readonly string[], n: number): Line {
   const out: Line = [];
   for (const piece of line) {
     if (n >= piece.length) n -= piece.length;

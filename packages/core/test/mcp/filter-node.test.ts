@@ -72,6 +72,18 @@ describe('filterNodeResponse', () => {
     expect(Number(length)).toBe(body.length);
   });
 
+  describe('Security', () => {
+    it('filters a JSON body opened by a byte order mark (fetch drops the mark and parses the rest), as bytes and as strings', async () => {
+      for (const as of ['bytes', 'strings'] as const) {
+        // Cut inside the mark when written as bytes.
+        const { body, length } = await fetchAnswer(`json-bom-${as}`, { type: 'application/json', body: `\uFEFF${message}`, cuts: as === 'bytes' ? [1, 2] : [1], as });
+        expect(body.subarray(0, 3).equals(Buffer.from([0xef, 0xbb, 0xbf])), as).toBe(true);
+        expect(body.subarray(3).toString('utf8'), as).toBe(kept);
+        expect(Number(length), as).toBe(body.length);
+      }
+    });
+  });
+
   it('filters an SSE stream written as bytes, cut anywhere, byte for byte what the text filter makes', async () => {
     const stream = `event: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"data":"héllo"}}\n\nevent: message\ndata: ${message}\n\n`;
     const size = Buffer.byteLength(stream);

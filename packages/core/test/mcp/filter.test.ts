@@ -50,6 +50,32 @@ describe('filterJsonBody', () => {
   });
 
   describe('Security', () => {
+    it('filters a body opened by a byte order mark, which a client drops before parsing, and keeps the mark', async () => {
+      const text = `\uFEFF${JSON.stringify(toolsResponse)}`;
+      // What a client makes of it: fetch's json() decodes UTF-8, dropping the mark, and parses.
+      const seen = (body: string): string[] => ((JSON.parse(new TextDecoder().decode(Buffer.from(body, 'utf8'))) as typeof toolsResponse).result.tools.map((t) => t.name));
+      expect(seen(text)).toContain('rm');
+      const out = filterJsonBody(text, lists, reader, policy);
+      expect(out?.startsWith('\uFEFF')).toBe(true);
+      expect(seen(out ?? '')).toEqual(['read_file']);
+      // As UTF-8 bytes, one per code unit (the gateway's form), with the mark cut anywhere.
+      const bytes = Buffer.from(text, 'utf8').toString('latin1');
+      for (const cut of [0, 1, 2, 3, 4, 40]) {
+        const pieces = filterJsonChunks([bytes.slice(0, cut), bytes.slice(cut)], new Map(lists), reader, policy, true);
+        const body = Buffer.from((pieces ?? []).join(''), 'latin1').toString('utf8');
+        expect(body.startsWith('\uFEFF'), `cut at ${cut}`).toBe(true);
+        expect(seen(body), `cut at ${cut}`).toEqual(['read_file']);
+      }
+      // Nothing to hide: the body passes as it came, mark included.
+      expect(filterJsonBody(`\uFEFF${JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: [tools[0]] } })}`, lists, reader, policy)).toBeUndefined();
+      // A mark alone, or one not opening the body, is no JSON to filter.
+      expect(filterJsonBody('\uFEFF', lists, reader, policy)).toBeUndefined();
+      expect(filterJsonBody(` \uFEFF${JSON.stringify(toolsResponse)}`, lists, reader, policy)).toBeUndefined();
+      // Through the web filter too (it decodes with the mark dropped).
+      const web = await filterWebResponse(new Response(text, { headers: { 'content-type': 'application/json' } }), lists, reader, policy);
+      expect(seen(await web.text())).toEqual(['read_file']);
+    });
+
     it('filters a list answering another request (an answer routed by its id to another stream), learning nothing from it', () => {
       const p = new Policy({ roles: { reader: { verbs: ['read'] } } });
       // Listed as read-only by an answer to no list request of this exchange: not believed.
@@ -381,6 +407,20 @@ describe('filterWebResponse', () => {
     });
     const out = await filterWebResponse(new Response(body, { headers: { 'content-type': 'text/event-stream' } }), lists, reader, policy);
     const received = await out.text();
+    expect(received).toContain('read_file');
+    expect(received).not.toContain('write_file');
+  });
+  it('passes a JSON body with nothing to change as the bytes it came in (a byte order mark, bytes that are not UTF-8)', async () => {
+    const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"jsonrpc":"2.0","id":9,"result":{"content":[{"type":"text","text":"'), Buffer.from([0xff, 0xc3]), Buffer.from('"}]}}')]);
+    const out = await filterWebResponse(new Response(bytes, { headers: { 'content-type': 'application/json', 'content-length': String(bytes.length) } }), lists, reader, policy);
+    expect(Buffer.from(await out.arrayBuffer()).equals(bytes)).toBe(true);
+    expect(out.headers.get('content-length')).toBe(String(bytes.length));
+  });
+  it('relays a byte order mark opening an SSE stream, and filters the event after it', async () => {
+    const text = `\uFEFFevent: message\ndata: ${JSON.stringify(toolsResponse)}\n\n`;
+    const out = await filterWebResponse(new Response(text, { headers: { 'content-type': 'text/event-stream' } }), lists, reader, policy);
+    const received = new TextDecoder('utf-8', { ignoreBOM: true }).decode(await out.arrayBuffer());
+    expect(received.startsWith('\uFEFFevent: message\n')).toBe(true);
     expect(received).toContain('read_file');
     expect(received).not.toContain('write_file');
   });
