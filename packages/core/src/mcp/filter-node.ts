@@ -16,7 +16,9 @@ function contentTypeOf(res: ServerResponse, headers: unknown): string {
     for (const [key, v] of Object.entries(headers as OutgoingHttpHeaders)) if (key.toLowerCase() === 'content-type') value = v;
   }
   value ??= res.getHeader('content-type');
-  return String(value ?? '').toLowerCase();
+  // Trimmed as the SDK clients' `mediaTypeEssence` trims (String#trim: U+00A0 too, which HTTP
+  // parsers keep): a type they read as JSON or SSE must be filtered as such, not passed.
+  return String(value ?? '').trim().toLowerCase();
 }
 
 function withoutContentLength(headers: unknown): unknown {

@@ -7,7 +7,8 @@ import { type PendingLists, SseListFilter, filterJsonBody } from './filter.js';
  * a JSON body is rewritten whole, an SSE body event by event as it streams; other bodies pass.
  */
 export async function filterWebResponse(response: Response, lists: PendingLists, principal: Principal, policy: Policy): Promise<Response> {
-  const type = (response.headers.get('content-type') ?? '').toLowerCase();
+  // Trimmed as the SDK clients trim it (see contentTypeOf in filter-node.ts).
+  const type = (response.headers.get('content-type') ?? '').trim().toLowerCase();
   if (response.body === null) return response;
   if (type.startsWith('application/json')) {
     // Decoded with a byte order mark kept (the filter reads past it as a client does); a body with

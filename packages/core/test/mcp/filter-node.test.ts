@@ -5,6 +5,7 @@
  */
 import { type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mediaTypeEssence } from '@modelcontextprotocol/sdk/shared/mediaType.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Policy } from '../../src/authz/policy.js';
 import { filterNodeResponse } from '../../src/mcp/filter-node.js';
@@ -73,6 +74,16 @@ describe('filterNodeResponse', () => {
   });
 
   describe('Security', () => {
+    it('filters a body whose content type a client reads as JSON or SSE only once trimmed (a space, U+00A0)', async () => {
+      for (const [i, type] of [' application/json', '\u00a0Application/JSON; charset=utf-8', '\ttext/event-stream'].entries()) {
+        const sse = type.includes('event-stream');
+        // What the official SDK client makes of it.
+        expect(mediaTypeEssence(type)).toBe(sse ? 'text/event-stream' : 'application/json');
+        const { body } = await fetchAnswer(`odd-type-${i}`, { type, body: sse ? `data: ${message}\n\n` : message, cuts: [], as: 'bytes' });
+        expect(body.toString('utf8'), JSON.stringify(type)).toBe(sse ? `data: ${kept}\n\n` : kept);
+      }
+    });
+
     it('filters a JSON body opened by a byte order mark (fetch drops the mark and parses the rest), as bytes and as strings', async () => {
       for (const as of ['bytes', 'strings'] as const) {
         // Cut inside the mark when written as bytes.

@@ -424,6 +424,10 @@ describe('filterWebResponse', () => {
     expect(received).toContain('read_file');
     expect(received).not.toContain('write_file');
   });
+  it('filters a JSON body whose content type a client reads as JSON once trimmed (U+00A0)', async () => {
+    const out = await filterWebResponse(new Response(JSON.stringify(toolsResponse), { headers: { 'content-type': '\u00a0application/json' } }), lists, reader, policy);
+    expect((await out.json()).result.tools).toHaveLength(1);
+  });
   it('passes other responses untouched', async () => {
     const response = new Response('hello', { headers: { 'content-type': 'text/plain' } });
     expect(await filterWebResponse(response, lists, reader, policy)).toBe(response);
