@@ -1,5 +1,6 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
+import zlib from 'node:zlib';
 import type { Policy } from '../authz/policy.js';
 import type { Principal } from '../types.js';
 import { type PendingLists, SseListFilter, filterJsonChunks } from './filter.js';
@@ -21,23 +22,73 @@ function contentTypeOf(res: ServerResponse, headers: unknown): string {
   return String(value ?? '').trim().toLowerCase();
 }
 
-function withoutContentLength(headers: unknown): unknown {
+/**
+ * The response's content coding (RFC 9110 section 8.4), lower-cased, from the `writeHead` headers
+ * or those already set; `undefined` for none or `identity`.
+ */
+function contentCodingOf(res: ServerResponse, headers: unknown): string | undefined {
+  let value: unknown;
+  if (Array.isArray(headers)) {
+    for (let i = 0; i + 1 < headers.length; i += 2) {
+      if (String(headers[i]).toLowerCase() === 'content-encoding') value = headers[i + 1];
+    }
+  } else if (typeof headers === 'object' && headers !== null) {
+    for (const [key, v] of Object.entries(headers as OutgoingHttpHeaders)) if (key.toLowerCase() === 'content-encoding') value = v;
+  }
+  value ??= res.getHeader('content-encoding');
+  const coding = (Array.isArray(value) ? value.join(',') : String(value ?? '')).trim().toLowerCase();
+  return coding === '' || coding === 'identity' ? undefined : coding;
+}
+
+/** How to undo a content coding: as a stream (SSE) and in one go (JSON). */
+interface Decoding {
+  stream(): NodeJS.ReadWriteStream;
+  whole(bytes: Buffer): Buffer;
+}
+
+/** The codings a client's fetch undoes (x-gzip is gzip: RFC 9110 section 8.4.1.3). */
+const DECODINGS: Readonly<Record<string, Decoding>> = {
+  gzip: { stream: () => zlib.createGunzip(), whole: (bytes) => zlib.gunzipSync(bytes) },
+  'x-gzip': { stream: () => zlib.createGunzip(), whole: (bytes) => zlib.gunzipSync(bytes) },
+  deflate: { stream: () => zlib.createInflate(), whole: (bytes) => zlib.inflateSync(bytes) },
+  br: { stream: () => zlib.createBrotliDecompress(), whole: (bytes) => zlib.brotliDecompressSync(bytes) },
+};
+
+/** Headers the filter sets itself on what it sends: a rewritten body's length, and no coding (it goes out decoded). */
+const REWRITTEN = new Set(['content-length', 'content-encoding']);
+
+function withoutRewritten(headers: unknown): unknown {
   if (Array.isArray(headers)) {
     const out: unknown[] = [];
     for (let i = 0; i + 1 < headers.length; i += 2) {
-      if (String(headers[i]).toLowerCase() !== 'content-length') out.push(headers[i], headers[i + 1]);
+      if (!REWRITTEN.has(String(headers[i]).toLowerCase())) out.push(headers[i], headers[i + 1]);
     }
     return out;
   }
   if (typeof headers === 'object' && headers !== null) {
-    return Object.fromEntries(Object.entries(headers).filter(([key]) => key.toLowerCase() !== 'content-length'));
+    return Object.fromEntries(Object.entries(headers).filter(([key]) => !REWRITTEN.has(key.toLowerCase())));
   }
   return headers;
 }
 
-/** The headers argument of `writeHead` with `Content-Length` set to `length`; `undefined` when there was none. */
+/**
+ * The answer sent instead of a body the filter cannot read because of its content coding: it would
+ * pass unfiltered, and the client would decode it and read every list.
+ */
+function refuseCoding(res: ServerResponse, coding: string): void {
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    id: null,
+    error: { code: -32603, message: `Internal error: the response is encoded (Content-Encoding: ${coding}) in a way mcp-warden cannot read to filter it; compress responses after mcp-warden, not before it` },
+  });
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  res.writeHead(500, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** The headers argument of `writeHead` with `Content-Length` set to `length` (and no `Content-Encoding`); `undefined` when there was none. */
 function withContentLength(headers: unknown, length: number): unknown {
-  const rest = withoutContentLength(headers);
+  const rest = withoutRewritten(headers);
   if (Array.isArray(rest)) return [...rest, 'content-length', String(length)];
   if (typeof rest === 'object' && rest !== null) return { ...rest, 'content-length': String(length) };
   return undefined;
@@ -72,6 +123,11 @@ function toBytes(chunk: unknown, encoding?: unknown): string {
  * spans the policy reads, and a body the scan gives up on (on a 300 KB list through the gateway,
  * decoding and encoding cost about a tenth of the gateway's CPU). When it is a string (an SDK
  * serialising its answer), the text is decoded.
+ *
+ * A body with a content coding (compression registered after mcp-warden, so it wraps the response
+ * outside the filter and hands it compressed bytes) is decoded, filtered and sent without the coding:
+ * gzip, deflate and br (what clients' fetch decodes). Any other coding cannot be read, and the answer
+ * is replaced by a JSON-RPC error (500): passed on, the client would decode it and see every list.
  */
 export function filterNodeResponse(res: ServerResponse, lists: PendingLists, principal: Principal, policy: Policy): void {
   const originalWriteHead = res.writeHead;
@@ -86,31 +142,87 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
   };
   /** How the text's pieces are written: as the bytes they hold, or encoded to UTF-8. */
   const written = (): BufferEncoding => (bytes === true ? 'latin1' : 'utf8');
-  let mode: 'undecided' | 'json' | 'sse' | 'pass' = 'undecided';
+  let mode: 'undecided' | 'json' | 'sse' | 'pass' | 'refuse' = 'undecided';
   let held: { status: number; args: unknown[] } | undefined;
   /** A JSON body as written, in chunks: a big list is never one string (see list-scan.ts). */
   const json: string[] = [];
   let sse: SseListFilter | undefined;
+  /** The body's content coding, when it has one. */
+  let coding: string | undefined;
+  /** How to undo it (json and sse modes). */
+  let decoding: Decoding | undefined;
+  /** An SSE body's decoder, as a stream: what it gives is filtered and written as it comes. */
+  let inflater: NodeJS.ReadWriteStream | undefined;
+  /** The decoder has given all it will (its input ended, or did not decode). */
+  let inflated = false;
+  /** Called once the decoder has given all it will: ends the response. */
+  let onInflated: (() => void) | undefined;
 
   const decide = (headers: unknown): void => {
     if (mode !== 'undecided') return;
     const type = contentTypeOf(res, headers);
     if (type.startsWith('application/json')) mode = 'json';
-    else if (type.startsWith('text/event-stream')) {
-      mode = 'sse';
-      if (!res.headersSent) res.removeHeader('content-length');
-    } else mode = 'pass';
+    else if (type.startsWith('text/event-stream')) mode = 'sse';
+    else {
+      mode = 'pass';
+      return;
+    }
+    coding = contentCodingOf(res, headers);
+    if (coding !== undefined) {
+      decoding = DECODINGS[coding];
+      if (decoding === undefined) mode = 'refuse';
+      // The coded bytes are bytes, whatever form they are written in; what leaves is decoded.
+      bytes = true;
+      if (!res.headersSent) res.removeHeader('content-encoding');
+    }
+    if (mode === 'sse' && !res.headersSent) res.removeHeader('content-length');
+  };
+
+  /** Filters decoded SSE bytes and writes what may go on now. */
+  const relaySse = (piece: string, cb?: WriteCallback): boolean => {
+    sse ??= new SseListFilter(lists, principal, policy, bytes === true);
+    const out = sse.pushPieces(piece);
+    if (out.length === 0) {
+      if (cb !== undefined) process.nextTick(cb);
+      return true;
+    }
+    const as = written();
+    let flowing = true;
+    out.forEach((p, i) => {
+      flowing = (originalWrite as (...a: unknown[]) => boolean).call(res, p, as, i === out.length - 1 ? cb : undefined);
+    });
+    return flowing;
+  };
+
+  /** The SSE body's decoder, started on its first bytes. */
+  const inflate = (): NodeJS.ReadWriteStream => {
+    if (inflater !== undefined) return inflater;
+    const stream = (decoding as Decoding).stream();
+    const onData = (chunk: Buffer): void => void relaySse(chunk.toString('latin1'));
+    // Bytes that do not decode stop it with what was decoded so far: an event they cut off is
+    // dropped by the filter's flush when the response ends, and nothing undecoded reaches the client.
+    const settle = (): void => {
+      if (inflated) return;
+      inflated = true;
+      stream.off('data', onData);
+      onInflated?.();
+    };
+    stream.on('data', onData);
+    stream.once('end', settle);
+    stream.once('error', settle);
+    inflater = stream;
+    return stream;
   };
 
   res.writeHead = function writeHead(this: ServerResponse, status: number, ...args: unknown[]): ServerResponse {
     const headers = typeof args[0] === 'string' ? args[1] : args[0];
     decide(headers);
-    if (mode === 'json') {
+    if (mode === 'json' || mode === 'refuse') {
       held = { status, args };
       return this;
     }
     if (mode === 'sse') {
-      const rest = typeof args[0] === 'string' ? [args[0], withoutContentLength(args[1])] : [withoutContentLength(args[0])];
+      const rest = typeof args[0] === 'string' ? [args[0], withoutRewritten(args[1])] : [withoutRewritten(args[0])];
       return (originalWriteHead as (...a: unknown[]) => ServerResponse).call(this, status, ...rest);
     }
     return (originalWriteHead as (...a: unknown[]) => ServerResponse).call(this, status, ...args);
@@ -119,25 +231,18 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
   res.write = function write(this: ServerResponse, chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
     decide(undefined);
     const cb = (typeof encoding === 'function' ? encoding : callback) as WriteCallback | undefined;
-    if (mode === 'json') {
-      json.push(text(chunk, encoding));
+    if (mode === 'json' || mode === 'refuse') {
+      if (mode === 'json') json.push(text(chunk, encoding));
       if (cb !== undefined) process.nextTick(cb);
       return true;
     }
     if (mode === 'sse') {
       const piece = text(chunk, encoding);
-      sse ??= new SseListFilter(lists, principal, policy, bytes);
-      const out = sse.pushPieces(piece);
-      if (out.length === 0) {
-        if (cb !== undefined) process.nextTick(cb);
-        return true;
-      }
-      const as = written();
-      let flowing = true;
-      out.forEach((piece, i) => {
-        flowing = (originalWrite as (...a: unknown[]) => boolean).call(this, piece, as, i === out.length - 1 ? cb : undefined);
-      });
-      return flowing;
+      if (decoding === undefined) return relaySse(piece, cb);
+      const stream = inflate();
+      if (!inflated) stream.write(Buffer.from(piece, 'latin1'));
+      if (cb !== undefined) process.nextTick(cb);
+      return true;
     }
     return (originalWrite as (...a: unknown[]) => boolean).call(this, chunk, encoding, callback);
   } as typeof res.write;
@@ -150,9 +255,28 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     res.writeHead = originalWriteHead;
     res.write = originalWrite;
     res.end = originalEnd;
+    if (mode === 'refuse') {
+      if (!this.headersSent) refuseCoding(this, coding as string);
+      else (originalEnd as (...a: unknown[]) => ServerResponse).call(this);
+      if (cb !== undefined) process.nextTick(cb);
+      return this;
+    }
     if (mode === 'json') {
       if (data !== undefined && data !== null) json.push(text(data, enc));
       if (bytes !== true) json.push(decoder.end());
+      if (decoding !== undefined) {
+        let decoded: Buffer;
+        try {
+          decoded = decoding.whole(Buffer.from(json.join(''), 'latin1'));
+        } catch {
+          // Not what the coding says: nothing of it may pass.
+          if (!this.headersSent) refuseCoding(this, coding as string);
+          if (cb !== undefined) process.nextTick(cb);
+          return this;
+        }
+        json.length = 0;
+        json.push(decoded.toString('latin1'));
+      }
       const as = written();
       const body = (filterJsonChunks(json, lists, principal, policy, bytes === true) ?? json).filter((piece) => piece !== '');
       const last = body.length === 0 ? '' : (body[body.length - 1] as string);
@@ -173,11 +297,26 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     if (mode === 'sse') {
       const piece = data === undefined || data === null ? undefined : text(data, enc);
       sse ??= new SseListFilter(lists, principal, policy, bytes === true);
-      const out = [...(piece === undefined ? [] : sse.pushPieces(piece)), ...(bytes === true ? [] : sse.pushPieces(decoder.end())), ...sse.flushPieces()];
-      const as = written();
-      for (let i = 0; i + 1 < out.length; i++) (originalWrite as (...a: unknown[]) => boolean).call(this, out[i], as);
-      const last = out[out.length - 1];
-      return (originalEnd as (...a: unknown[]) => ServerResponse).call(this, ...(last === undefined ? [] : [last, as]), cb);
+      const filter = sse;
+      const finish = (): void => {
+        const out = [...(bytes === true ? [] : filter.pushPieces(decoder.end())), ...filter.flushPieces()];
+        const as = written();
+        for (let i = 0; i + 1 < out.length; i++) (originalWrite as (...a: unknown[]) => boolean).call(this, out[i], as);
+        const last = out[out.length - 1];
+        (originalEnd as (...a: unknown[]) => ServerResponse).call(this, ...(last === undefined ? [] : [last, as]), cb);
+      };
+      if (decoding === undefined) {
+        if (piece !== undefined) relaySse(piece);
+        finish();
+        return this;
+      }
+      // The decoder gives its last bytes asynchronously: the response ends once it has.
+      const stream = inflate();
+      onInflated = finish;
+      if (inflated) finish();
+      else if (piece === undefined) stream.end();
+      else stream.end(Buffer.from(piece, 'latin1'));
+      return this;
     }
     return (originalEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, encoding, callback);
   } as typeof res.end;

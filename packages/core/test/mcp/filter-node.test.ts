@@ -5,6 +5,7 @@
  */
 import { type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import zlib from 'node:zlib';
 import { mediaTypeEssence } from '@modelcontextprotocol/sdk/shared/mediaType.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Policy } from '../../src/authz/policy.js';
@@ -28,6 +29,22 @@ interface Answer {
   readonly body: string;
   readonly cuts: readonly number[];
   readonly as: 'bytes' | 'strings';
+  /**
+   * A content coding, set with `setHeader` as a compression middleware outside the filter sets it:
+   * the body is written encoded (raw for a coding zlib does not know), cut at `cuts` of the encoded
+   * bytes; `corrupt` flips a byte in the middle of them.
+   */
+  readonly coding?: string;
+  readonly corrupt?: boolean;
+}
+
+function encode(body: string, coding: string | undefined, corrupt: boolean): Buffer {
+  const raw = Buffer.from(body, 'utf8');
+  const name = coding?.trim().toLowerCase();
+  const out = name === 'gzip' || name === 'x-gzip' ? zlib.gzipSync(raw) : name === 'deflate' ? zlib.deflateSync(raw) : name === 'br' ? zlib.brotliCompressSync(raw) : raw;
+  const middle = Math.floor(out.length / 2);
+  if (corrupt) out[middle] = (out[middle] as number) ^ 0xff;
+  return out;
 }
 
 let server: Server;
@@ -38,11 +55,14 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     const answer = answers.get(req.url ?? '') as Answer;
     filterNodeResponse(res, lists, principal(['reader']), policy);
+    if (answer.coding !== undefined) res.setHeader('content-encoding', answer.coding);
     res.writeHead(200, { 'content-type': answer.type });
-    const bytes = Buffer.from(answer.body, 'utf8');
+    const bytes = answer.coding === undefined ? Buffer.from(answer.body, 'utf8') : encode(answer.body, answer.coding, answer.corrupt === true);
     let last = 0;
     for (const cut of [...answer.cuts, bytes.length]) {
       if (answer.as === 'bytes') res.write(bytes.subarray(last, cut));
+      // Encoded bytes as strings: one code unit per byte (what `latin1` writes).
+      else if (answer.coding !== undefined) res.write(bytes.subarray(last, cut).toString('latin1'), 'latin1');
       else res.write(answer.body.slice(last, cut));
       last = cut;
     }
@@ -56,10 +76,15 @@ afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
 
-async function fetchAnswer(name: string, answer: Answer): Promise<{ body: Buffer; length: string | null }> {
+async function fetchAnswer(name: string, answer: Answer): Promise<{ body: Buffer; length: string | null; status: number; coding: string | null }> {
   answers.set(`/${name}`, answer);
+  // fetch decodes what its Content-Encoding says, as a client's does.
   const response = await fetch(`${base}/${name}`);
-  return { body: Buffer.from(await response.arrayBuffer()), length: response.headers.get('content-length') };
+  const body = await response.arrayBuffer().then(
+    (b) => Buffer.from(b),
+    () => Buffer.from('<broken>'),
+  );
+  return { body, length: response.headers.get('content-length'), status: response.status, coding: response.headers.get('content-encoding') };
 }
 
 describe('filterNodeResponse', () => {
@@ -74,6 +99,65 @@ describe('filterNodeResponse', () => {
   });
 
   describe('Security', () => {
+    describe('a body compressed outside the filter (a compression middleware registered after mcp-warden)', () => {
+      const sse = `event: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"data":"héllo"}}\n\nevent: message\ndata: ${message}\n\n`;
+      const sseKept = `event: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"data":"héllo"}}\n\nevent: message\ndata: ${kept}\n\n`;
+
+      it.each(['gzip', 'deflate', 'br', 'x-gzip', ' GZIP '])('decodes a JSON body in %j, filters it and sends it without the coding', async (coding) => {
+        const size = encode(message, coding, false).length;
+        for (const cuts of [[], [1, 2, 3], [Math.floor(size / 2)]]) {
+          for (const as of ['bytes', 'strings'] as const) {
+            const answer = await fetchAnswer(`json-coded-${encodeURIComponent(coding.trim())}-${cuts.length}-${as}`, { type: 'application/json', body: message, cuts, as, coding });
+            expect(answer.coding).toBeNull();
+            expect(answer.body.toString('utf8'), as).toBe(kept);
+            expect(Number(answer.length)).toBe(answer.body.length);
+          }
+        }
+      });
+
+      it('decodes an SSE stream in gzip as it flows, cut anywhere, and filters it', async () => {
+        const size = encode(sse, 'gzip', false).length;
+        for (const step of [1, 7, 64]) {
+          const cuts = Array.from({ length: Math.floor((size - 1) / step) }, (_, i) => (i + 1) * step);
+          const answer = await fetchAnswer(`sse-gzip-${step}`, { type: 'text/event-stream', body: sse, cuts, as: 'bytes', coding: 'gzip' });
+          expect(answer.coding, `step ${step}`).toBeNull();
+          expect(answer.body.toString('utf8'), `step ${step}`).toBe(sseKept);
+        }
+      });
+
+      it('refuses a JSON or SSE body in a coding it cannot read, or not in the coding it names, with a JSON-RPC error and nothing of the body', async () => {
+        for (const [i, answer] of [
+          { type: 'application/json', body: message, cuts: [], as: 'bytes', coding: 'zstd' },
+          { type: 'text/event-stream', body: sse, cuts: [], as: 'bytes', coding: 'compress' },
+          { type: 'application/json', body: message, cuts: [5], as: 'bytes', coding: 'gzip, br' },
+          { type: 'application/json', body: message, cuts: [], as: 'bytes', coding: 'gzip', corrupt: true },
+        ].entries()) {
+          const got = await fetchAnswer(`refused-${i}`, answer as Answer);
+          expect(got.status, JSON.stringify(answer.coding)).toBe(500);
+          expect(got.coding).toBeNull();
+          expect(JSON.parse(got.body.toString('utf8'))).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32603 } });
+          expect(got.body.toString('utf8')).toContain(`Content-Encoding: ${answer.coding}`);
+        }
+      });
+
+      it('ends an SSE stream whose bytes stop decoding with what decoded before, and no event they cut', async () => {
+        const first = 'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"data":"first"}}\n\n';
+        // The list's event is cut by the bad byte: none of it may reach the client.
+        const answer = await fetchAnswer('sse-corrupt', { type: 'text/event-stream', body: `${first}event: message\ndata: ${message}\n\n`, cuts: [40], as: 'bytes', coding: 'gzip', corrupt: true });
+        expect(answer.coding).toBeNull();
+        const text = answer.body.toString('utf8');
+        expect(text).not.toContain('éclair');
+        expect(text).not.toContain('write_é');
+        expect(first.startsWith(text) || text === '').toBe(true);
+      });
+
+      it('passes a body in a coding untouched when it is neither JSON nor SSE', async () => {
+        const answer = await fetchAnswer('plain-gzip', { type: 'text/plain', body: message, cuts: [], as: 'bytes', coding: 'gzip' });
+        expect(answer.coding).toBe('gzip');
+        expect(answer.body.toString('utf8')).toBe(message);
+      });
+    });
+
     it('filters a body whose content type a client reads as JSON or SSE only once trimmed (a space, U+00A0)', async () => {
       for (const [i, type] of [' application/json', '\u00a0Application/JSON; charset=utf-8', '\ttext/event-stream'].entries()) {
         const sse = type.includes('event-stream');

@@ -1,3 +1,4 @@
+import zlib from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { Policy } from '../../src/authz/policy.js';
@@ -423,6 +424,43 @@ describe('filterWebResponse', () => {
     expect(received.startsWith('\uFEFFevent: message\n')).toBe(true);
     expect(received).toContain('read_file');
     expect(received).not.toContain('write_file');
+  });
+  describe('Security: a body compressed inside the middleware', () => {
+    const gzip = (text: string): Uint8Array<ArrayBuffer> => new Uint8Array(zlib.gzipSync(Buffer.from(text, 'utf8')));
+    it('decodes gzip and deflate, filters, and sends the body without its coding', async () => {
+      const body = JSON.stringify(toolsResponse);
+      for (const [coding, bytes] of [
+        ['gzip', gzip(body)],
+        ['deflate', new Uint8Array(zlib.deflateSync(Buffer.from(body))) as Uint8Array<ArrayBuffer>],
+      ] as const) {
+        const out = await filterWebResponse(new Response(bytes, { headers: { 'content-type': 'application/json', 'content-encoding': coding, 'content-length': String(bytes.length) } }), lists, reader, policy);
+        expect(out.headers.get('content-encoding'), coding).toBeNull();
+        expect(out.headers.get('content-length'), coding).toBeNull();
+        expect((await out.json()).result.tools.map((t: { name: string }) => t.name), coding).toEqual(['read_file']);
+      }
+      const sse = await filterWebResponse(new Response(gzip(`event: message\ndata: ${body}\n\n`), { headers: { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' } }), lists, reader, policy);
+      expect(sse.headers.get('content-encoding')).toBeNull();
+      const received = await sse.text();
+      expect(received).toContain('read_file');
+      expect(received).not.toContain('write_file');
+    });
+    it('refuses a coding it cannot decode, or bytes that are not in the coding named, with a JSON-RPC error', async () => {
+      const body = JSON.stringify(toolsResponse);
+      const broken = gzip(body);
+      const middle = Math.floor(broken.length / 2);
+      broken[middle] = (broken[middle] as number) ^ 0xff;
+      for (const [coding, bytes] of [
+        ['br', new Uint8Array(zlib.brotliCompressSync(Buffer.from(body))) as Uint8Array<ArrayBuffer>],
+        ['gzip', broken],
+      ] as const) {
+        const out = await filterWebResponse(new Response(bytes, { headers: { 'content-type': 'application/json', 'content-encoding': coding } }), lists, reader, policy);
+        expect(out.status, coding).toBe(500);
+        expect(out.headers.get('content-encoding')).toBeNull();
+        const text = await out.text();
+        expect(text).not.toContain('write_file');
+        expect(JSON.parse(text)).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32603 } });
+      }
+    });
   });
   it('filters a JSON body whose content type a client reads as JSON once trimmed (U+00A0)', async () => {
     const out = await filterWebResponse(new Response(JSON.stringify(toolsResponse), { headers: { 'content-type': '\u00a0application/json' } }), lists, reader, policy);
