@@ -7,19 +7,32 @@ import { type PendingLists, SseListFilter, filterJsonChunks } from './filter.js'
 
 type WriteCallback = (error?: Error | null) => void;
 
-function contentTypeOf(res: ServerResponse, headers: unknown): string {
-  let value: unknown;
+/**
+ * The `[name, value]` pairs of a `writeHead` headers argument, in any form Node takes: an object, a
+ * flat array of names and values, or an array of pairs.
+ */
+function headerPairs(headers: unknown): [string, unknown][] {
   if (Array.isArray(headers)) {
-    for (let i = 0; i + 1 < headers.length; i += 2) {
-      if (String(headers[i]).toLowerCase() === 'content-type') value = headers[i + 1];
-    }
-  } else if (typeof headers === 'object' && headers !== null) {
-    for (const [key, v] of Object.entries(headers as OutgoingHttpHeaders)) if (key.toLowerCase() === 'content-type') value = v;
+    if (headers.length > 0 && Array.isArray(headers[0])) return headers.map((pair: unknown[]) => [String(pair[0]), pair[1]]);
+    const out: [string, unknown][] = [];
+    for (let i = 0; i + 1 < headers.length; i += 2) out.push([String(headers[i]), headers[i + 1]]);
+    return out;
   }
-  value ??= res.getHeader('content-type');
+  if (typeof headers === 'object' && headers !== null) return Object.entries(headers as OutgoingHttpHeaders);
+  return [];
+}
+
+/** A header's value as it will be sent: from the `writeHead` headers (which win), else as set on `res`. */
+function headerValue(res: ServerResponse, headers: unknown, name: string): unknown {
+  let value: unknown;
+  for (const [key, v] of headerPairs(headers)) if (key.toLowerCase() === name) value = v;
+  return value ?? res.getHeader(name);
+}
+
+function contentTypeOf(res: ServerResponse, headers: unknown): string {
   // Trimmed as the SDK clients' `mediaTypeEssence` trims (String#trim: U+00A0 too, which HTTP
   // parsers keep): a type they read as JSON or SSE must be filtered as such, not passed.
-  return String(value ?? '').trim().toLowerCase();
+  return String(headerValue(res, headers, 'content-type') ?? '').trim().toLowerCase();
 }
 
 /**
@@ -27,15 +40,7 @@ function contentTypeOf(res: ServerResponse, headers: unknown): string {
  * or those already set; `undefined` for none or `identity`.
  */
 function contentCodingOf(res: ServerResponse, headers: unknown): string | undefined {
-  let value: unknown;
-  if (Array.isArray(headers)) {
-    for (let i = 0; i + 1 < headers.length; i += 2) {
-      if (String(headers[i]).toLowerCase() === 'content-encoding') value = headers[i + 1];
-    }
-  } else if (typeof headers === 'object' && headers !== null) {
-    for (const [key, v] of Object.entries(headers as OutgoingHttpHeaders)) if (key.toLowerCase() === 'content-encoding') value = v;
-  }
-  value ??= res.getHeader('content-encoding');
+  const value = headerValue(res, headers, 'content-encoding');
   const coding = (Array.isArray(value) ? value.join(',') : String(value ?? '')).trim().toLowerCase();
   return coding === '' || coding === 'identity' ? undefined : coding;
 }
@@ -59,6 +64,7 @@ const REWRITTEN = new Set(['content-length', 'content-encoding']);
 
 function withoutRewritten(headers: unknown): unknown {
   if (Array.isArray(headers)) {
+    if (headers.length > 0 && Array.isArray(headers[0])) return headers.filter((pair: unknown[]) => !REWRITTEN.has(String(pair[0]).toLowerCase()));
     const out: unknown[] = [];
     for (let i = 0; i + 1 < headers.length; i += 2) {
       if (!REWRITTEN.has(String(headers[i]).toLowerCase())) out.push(headers[i], headers[i + 1]);
@@ -89,7 +95,7 @@ function refuseCoding(res: ServerResponse, coding: string): void {
 /** The headers argument of `writeHead` with `Content-Length` set to `length` (and no `Content-Encoding`); `undefined` when there was none. */
 function withContentLength(headers: unknown, length: number): unknown {
   const rest = withoutRewritten(headers);
-  if (Array.isArray(rest)) return [...rest, 'content-length', String(length)];
+  if (Array.isArray(rest)) return rest.length > 0 && Array.isArray(rest[0]) ? [...rest, ['content-length', String(length)]] : [...rest, 'content-length', String(length)];
   if (typeof rest === 'object' && rest !== null) return { ...rest, 'content-length': String(length) };
   return undefined;
 }
@@ -133,6 +139,11 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
   const originalWriteHead = res.writeHead;
   const originalWrite = res.write;
   const originalEnd = res.end;
+  const restore = (): void => {
+    res.writeHead = originalWriteHead;
+    res.write = originalWrite;
+    res.end = originalEnd;
+  };
   const decoder = new StringDecoder('utf8');
   /** Whether the text is kept as bytes (decided by the first chunk written). */
   let bytes: boolean | undefined;
@@ -153,10 +164,10 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
   let decoding: Decoding | undefined;
   /** An SSE body's decoder, as a stream: what it gives is filtered and written as it comes. */
   let inflater: NodeJS.ReadWriteStream | undefined;
-  /** The decoder has given all it will (its input ended, or did not decode). */
-  let inflated = false;
-  /** Called once the decoder has given all it will: ends the response. */
-  let onInflated: (() => void) | undefined;
+  /** The response is over as far as the app is concerned (refused, or ended by the filter): what it writes now is dropped. */
+  let closed = false;
+  /** Callbacks of the app's `end`, called once the filter has really ended the response. */
+  const ended: (() => void)[] = [];
 
   const decide = (headers: unknown): void => {
     if (mode !== 'undecided') return;
@@ -171,14 +182,49 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     if (coding !== undefined) {
       decoding = DECODINGS[coding];
       if (decoding === undefined) mode = 'refuse';
-      // The coded bytes are bytes, whatever form they are written in; what leaves is decoded.
+      // The coded bytes are bytes, whatever form they are written in.
       bytes = true;
-      if (!res.headersSent) res.removeHeader('content-encoding');
     }
-    if (mode === 'sse' && !res.headersSent) res.removeHeader('content-length');
+    // What leaves is never coded (the body goes out decoded) and its length is the filter's.
+    if (!res.headersSent) {
+      res.removeHeader('content-encoding');
+      if (mode === 'sse') res.removeHeader('content-length');
+    }
   };
 
-  /** Filters decoded SSE bytes and writes what may go on now. */
+  /** Replaces the answer with a JSON-RPC error, once; what the app writes after is dropped. */
+  const refuse = (): void => {
+    if (closed) return;
+    closed = true;
+    restore();
+    if (!res.headersSent) refuseCoding(res, coding as string);
+    else res.end();
+    // The app goes on writing to what it thinks is its response: swallowed. (Its `writeHead` is
+    // the filter's, which does nothing once refused.)
+    swallow();
+    res.writeHead = function writeHead(this: ServerResponse): ServerResponse {
+      return this;
+    } as typeof res.writeHead;
+  };
+
+  /**
+   * From now on the app's writes and ends are dropped (their callbacks still run). `writeHead` stays
+   * as it is: Node's own implicit headers go through it.
+   */
+  const swallow = (): void => {
+    res.write = function write(this: ServerResponse, _chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
+      const cb = (typeof encoding === 'function' ? encoding : callback) as WriteCallback | undefined;
+      if (cb !== undefined) process.nextTick(cb);
+      return true;
+    } as typeof res.write;
+    res.end = function end(this: ServerResponse, ...args: unknown[]): ServerResponse {
+      const cb = args.find((a) => typeof a === 'function') as (() => void) | undefined;
+      if (cb !== undefined) process.nextTick(cb);
+      return this;
+    } as typeof res.end;
+  };
+
+  /** Filters SSE text (or bytes) and writes what may go on now. */
   const relaySse = (piece: string, cb?: WriteCallback): boolean => {
     sse ??= new SseListFilter(lists, principal, policy, bytes === true);
     const out = sse.pushPieces(piece);
@@ -194,31 +240,52 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     return flowing;
   };
 
-  /** The SSE body's decoder, started on its first bytes. */
+  /** Ends an SSE response: what the filter holds back goes, an unfinished event loses its data. */
+  const finishSse = (): void => {
+    if (closed) return;
+    closed = true;
+    sse ??= new SseListFilter(lists, principal, policy, bytes === true);
+    const out = [...(bytes === true ? [] : sse.pushPieces(decoder.end())), ...sse.flushPieces()];
+    restore();
+    const as = written();
+    for (let i = 0; i + 1 < out.length; i++) (originalWrite as (...a: unknown[]) => boolean).call(res, out[i], as);
+    const last = out[out.length - 1];
+    const callbacks = ended.splice(0);
+    (originalEnd as (...a: unknown[]) => ServerResponse).call(res, ...(last === undefined ? [] : [last, as]), () => {
+      for (const cb of callbacks) cb();
+    });
+    swallow();
+  };
+
+  /** The SSE body's decoder, started on its first bytes: the response ends when it has given all it will. */
   const inflate = (): NodeJS.ReadWriteStream => {
     if (inflater !== undefined) return inflater;
     const stream = (decoding as Decoding).stream();
-    const onData = (chunk: Buffer): void => void relaySse(chunk.toString('latin1'));
-    // Bytes that do not decode stop it with what was decoded so far: an event they cut off is
-    // dropped by the filter's flush when the response ends, and nothing undecoded reaches the client.
-    const settle = (): void => {
-      if (inflated) return;
-      inflated = true;
-      stream.off('data', onData);
-      onInflated?.();
-    };
-    stream.on('data', onData);
-    stream.once('end', settle);
-    stream.once('error', settle);
     inflater = stream;
+    stream.on('data', (chunk: Buffer) => void relaySse(chunk.toString('latin1')));
+    // Its input ended: the response ends. Bytes that do not decode end it too, with what decoded
+    // before: the event they cut off is dropped by the flush, and nothing undecoded reaches the
+    // client; the app's later writes are dropped.
+    stream.once('end', finishSse);
+    stream.once('error', finishSse);
+    // The client went away: nothing more to decode.
+    res.once('close', () => {
+      stream.removeAllListeners('data');
+      (stream as unknown as { destroy(): void }).destroy();
+    });
     return stream;
   };
 
   res.writeHead = function writeHead(this: ServerResponse, status: number, ...args: unknown[]): ServerResponse {
     const headers = typeof args[0] === 'string' ? args[1] : args[0];
     decide(headers);
-    if (mode === 'json' || mode === 'refuse') {
-      held = { status, args };
+    if (mode === 'refuse') {
+      refuse();
+      return this;
+    }
+    if (mode === 'json') {
+      // `flushHeaders` calls this again with the status alone: the headers given first stay.
+      held = held !== undefined && args.length === 0 ? { status, args: held.args } : { status, args };
       return this;
     }
     if (mode === 'sse') {
@@ -231,16 +298,19 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
   res.write = function write(this: ServerResponse, chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
     decide(undefined);
     const cb = (typeof encoding === 'function' ? encoding : callback) as WriteCallback | undefined;
-    if (mode === 'json' || mode === 'refuse') {
-      if (mode === 'json') json.push(text(chunk, encoding));
+    if (mode === 'refuse') {
+      refuse();
+      return this.write(chunk, encoding as BufferEncoding, cb);
+    }
+    if (mode === 'json') {
+      json.push(text(chunk, encoding));
       if (cb !== undefined) process.nextTick(cb);
       return true;
     }
     if (mode === 'sse') {
       const piece = text(chunk, encoding);
       if (decoding === undefined) return relaySse(piece, cb);
-      const stream = inflate();
-      if (!inflated) stream.write(Buffer.from(piece, 'latin1'));
+      inflate().write(Buffer.from(piece, 'latin1'));
       if (cb !== undefined) process.nextTick(cb);
       return true;
     }
@@ -252,25 +322,39 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     const cb = [chunk, encoding, callback].find((a) => typeof a === 'function') as (() => void) | undefined;
     const data = typeof chunk === 'function' ? undefined : chunk;
     const enc = typeof encoding === 'function' ? undefined : encoding;
-    res.writeHead = originalWriteHead;
-    res.write = originalWrite;
-    res.end = originalEnd;
+    if (mode === 'json') {
+      // A coding set after `writeHead` (the headers were held, so any layer could still set one)
+      // counts as much as one set before.
+      const late = contentCodingOf(this, held === undefined ? undefined : typeof held.args[0] === 'string' ? held.args[1] : held.args[0]);
+      if (late !== undefined && coding === undefined) {
+        coding = late;
+        decoding = DECODINGS[late];
+        if (!this.headersSent) this.removeHeader('content-encoding');
+        if (decoding === undefined) {
+          refuse();
+          if (cb !== undefined) process.nextTick(cb);
+          return this;
+        }
+      }
+    }
     if (mode === 'refuse') {
-      if (!this.headersSent) refuseCoding(this, coding as string);
-      else (originalEnd as (...a: unknown[]) => ServerResponse).call(this);
+      refuse();
       if (cb !== undefined) process.nextTick(cb);
       return this;
     }
     if (mode === 'json') {
+      restore();
       if (data !== undefined && data !== null) json.push(text(data, enc));
       if (bytes !== true) json.push(decoder.end());
       if (decoding !== undefined) {
         let decoded: Buffer;
         try {
+          // Written as text before the coding was known, the bytes are already lost: refused too.
+          if (bytes !== true) throw new Error('decoded as text');
           decoded = decoding.whole(Buffer.from(json.join(''), 'latin1'));
         } catch {
           // Not what the coding says: nothing of it may pass.
-          if (!this.headersSent) refuseCoding(this, coding as string);
+          refuse();
           if (cb !== undefined) process.nextTick(cb);
           return this;
         }
@@ -296,28 +380,21 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     }
     if (mode === 'sse') {
       const piece = data === undefined || data === null ? undefined : text(data, enc);
-      sse ??= new SseListFilter(lists, principal, policy, bytes === true);
-      const filter = sse;
-      const finish = (): void => {
-        const out = [...(bytes === true ? [] : filter.pushPieces(decoder.end())), ...filter.flushPieces()];
-        const as = written();
-        for (let i = 0; i + 1 < out.length; i++) (originalWrite as (...a: unknown[]) => boolean).call(this, out[i], as);
-        const last = out[out.length - 1];
-        (originalEnd as (...a: unknown[]) => ServerResponse).call(this, ...(last === undefined ? [] : [last, as]), cb);
-      };
+      if (cb !== undefined) ended.push(cb);
       if (decoding === undefined) {
         if (piece !== undefined) relaySse(piece);
-        finish();
+        finishSse();
         return this;
       }
-      // The decoder gives its last bytes asynchronously: the response ends once it has.
+      // The decoder gives its last bytes asynchronously: the response ends once it has (`inflate`).
+      // Until then the app's further writes and ends are dropped, as after any end.
       const stream = inflate();
-      onInflated = finish;
-      if (inflated) finish();
-      else if (piece === undefined) stream.end();
+      swallow();
+      if (piece === undefined) stream.end();
       else stream.end(Buffer.from(piece, 'latin1'));
       return this;
     }
+    restore();
     return (originalEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, encoding, callback);
   } as typeof res.end;
 }

@@ -257,3 +257,136 @@ describe('filterNodeResponse', () => {
     }
   });
 });
+
+/** A server of its own whose handler writes through the filter as `write` says. */
+async function withServer(write: (res: ServerResponse) => void, use: (url: string) => Promise<void>): Promise<void> {
+  const local = createServer((_req, res) => {
+    filterNodeResponse(res, lists, principal(['reader']), policy);
+    write(res);
+  });
+  await new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve));
+  try {
+    await use(`http://127.0.0.1:${(local.address() as AddressInfo).port}/`);
+  } finally {
+    local.closeAllConnections();
+    await new Promise<void>((resolve) => local.close(() => resolve()));
+  }
+}
+
+describe('filterNodeResponse: headers given in every way Node takes them', () => {
+  describe('Security', () => {
+    it('reads the content type from writeHead headers given as an array of pairs or a flat array', async () => {
+      for (const headers of [[['content-type', 'application/json']], ['content-type', 'application/json']]) {
+        await withServer(
+          (res) => {
+            res.writeHead(200, headers as never);
+            res.end(message);
+          },
+          async (url) => {
+            const response = await fetch(url);
+            expect(await response.text(), JSON.stringify(headers)).toBe(kept);
+            expect(response.headers.get('content-type')).toBe('application/json');
+          },
+        );
+      }
+    });
+
+    it('decodes a JSON body whose coding was set after writeHead (the headers are held until end)', async () => {
+      await withServer(
+        (res) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.setHeader('content-encoding', 'gzip');
+          res.end(zlib.gzipSync(Buffer.from(message)));
+        },
+        async (url) => {
+          const response = await fetch(url);
+          expect(response.headers.get('content-encoding')).toBeNull();
+          expect(await response.text()).toBe(kept);
+        },
+      );
+      await withServer(
+        (res) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.setHeader('content-encoding', 'zstd');
+          res.end(Buffer.from(message));
+        },
+        async (url) => {
+          const response = await fetch(url);
+          expect(response.status).toBe(500);
+          expect(await response.text()).not.toContain('write_é');
+        },
+      );
+    });
+
+    it('answers a refused coding on an SSE stream at once, not when the app ends it', async () => {
+      let finish: (() => void) | undefined;
+      await withServer(
+        (res) => {
+          res.setHeader('content-encoding', 'zstd');
+          res.writeHead(200, { 'content-type': 'text/event-stream' }).flushHeaders();
+          res.write(`data: ${message}\n\n`);
+          // The app ends only once the client has its answer: a refusal held until then would never come.
+          finish = () => res.end();
+        },
+        async (url) => {
+          const response = await fetch(url);
+          expect(response.status).toBe(500);
+          const text = await response.text();
+          expect(text).toContain('Content-Encoding: zstd');
+          expect(text).not.toContain('write_é');
+          finish?.();
+        },
+      );
+    });
+  });
+
+  it('keeps the headers given to writeHead when the app flushes them before a JSON body', async () => {
+    await withServer(
+      (res) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'x-app': 'kept' });
+        res.flushHeaders();
+        res.end(message);
+      },
+      async (url) => {
+        const response = await fetch(url);
+        expect(response.headers.get('content-type')).toBe('application/json');
+        expect(response.headers.get('x-app')).toBe('kept');
+        expect(await response.text()).toBe(kept);
+      },
+    );
+  });
+
+  it('sends no coding an earlier setHeader named when writeHead says identity', async () => {
+    await withServer(
+      (res) => {
+        res.setHeader('content-encoding', 'gzip');
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'identity' });
+        res.end(message);
+      },
+      async (url) => {
+        const response = await fetch(url);
+        expect(response.headers.get('content-encoding')).toBeNull();
+        expect(await response.text()).toBe(kept);
+      },
+    );
+  });
+
+  it('ends a gzip SSE stream once all of it is decoded, however often the app calls end', async () => {
+    const stream = `event: message\ndata: ${message}\n\nevent: message\ndata: ${message}\n\n`;
+    let callbacks = 0;
+    await withServer(
+      (res) => {
+        res.setHeader('content-encoding', 'gzip');
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end(zlib.gzipSync(Buffer.from(stream)), () => void (callbacks += 1));
+        res.end();
+        res.write('late');
+      },
+      async (url) => {
+        const response = await fetch(url);
+        expect(await response.text()).toBe(`event: message\ndata: ${kept}\n\nevent: message\ndata: ${kept}\n\n`);
+      },
+    );
+    expect(callbacks).toBe(1);
+  });
+});
