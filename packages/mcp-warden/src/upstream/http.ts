@@ -112,11 +112,22 @@ const TOOLS_CHANGED = Buffer.from('list_changed', 'latin1');
 const ANCHOR = Buffer.from('_change', 'latin1');
 const ANCHOR_AT = 4;
 
-/** Whether `TOOLS_CHANGED` is at `at` in `chunk` (given that `ANCHOR` is at `at + ANCHOR_AT`). */
-function isToolsChangedAt(chunk: Buffer, at: number): boolean {
-  for (let i = 0; i < ANCHOR_AT; i++) if (chunk[at + i] !== TOOLS_CHANGED[i]) return false;
-  for (let i = ANCHOR_AT + ANCHOR.length; i < TOOLS_CHANGED.length; i++) if (chunk[at + i] !== TOOLS_CHANGED[i]) return false;
-  return true;
+/**
+ * Where `TOOLS_CHANGED` is first found in `chunk` at or after `from`, or -1: what
+ * `chunk.indexOf(TOOLS_CHANGED, from)` answers, found by `ANCHOR` first.
+ */
+export function indexOfToolsChanged(chunk: Buffer, from: number): number {
+  const last = chunk.length - TOOLS_CHANGED.length;
+  for (let search = Math.max(0, from) + ANCHOR_AT; ; ) {
+    const anchor = chunk.indexOf(ANCHOR, search);
+    const at = anchor - ANCHOR_AT;
+    if (anchor === -1 || at > last) return -1;
+    search = anchor + 1;
+    let whole = true;
+    for (let i = 0; i < ANCHOR_AT && whole; i++) whole = chunk[at + i] === TOOLS_CHANGED[i];
+    for (let i = ANCHOR_AT + ANCHOR.length; i < TOOLS_CHANGED.length && whole; i++) whole = chunk[at + i] === TOOLS_CHANGED[i];
+    if (whole) return at;
+  }
 }
 
 /** Whether a complete `data:` line holds a JSON-RPC message (or a batch with one) announcing a changed tool list. */
@@ -154,14 +165,8 @@ export class ToolsChangedWatch {
   }
 
   #within(chunk: Buffer): boolean {
-    const last = chunk.length - TOOLS_CHANGED.length;
-    for (let from = ANCHOR_AT; ; ) {
-      const anchor = chunk.indexOf(ANCHOR, from);
-      const at = anchor - ANCHOR_AT;
-      // None, or past `last`: a method there would end in the next chunk, where `#across` looks.
-      if (anchor === -1 || at > last) return false;
-      from = anchor + 1;
-      if (!isToolsChangedAt(chunk, at)) continue;
+    // A method that would end in the next chunk is `#across`'s to find.
+    for (let at = indexOfToolsChanged(chunk, 0); at !== -1; ) {
       const start = chunk.lastIndexOf(0x0a, at) + 1;
       const end = chunk.indexOf(0x0a, at);
       // The line began in an earlier chunk or ends in a later one: not isolable here. (A chunk
@@ -176,8 +181,9 @@ export class ToolsChangedWatch {
       }
       if (announcesToolsChanged(message)) return true;
       // The rest of this line is settled too: the search goes on on the next line.
-      from = end + 1 + ANCHOR_AT;
+      at = indexOfToolsChanged(chunk, end + 1);
     }
+    return false;
   }
 
   /** Finds the method across the boundary before `chunk`, then keeps the stream's new last bytes. */

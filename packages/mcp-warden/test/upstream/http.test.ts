@@ -17,7 +17,7 @@ import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { HttpUpstreamConfig } from '../../src/config/schema.js';
 import { SessionSigner } from '../../src/server/sessions.js';
-import { HttpUpstream, ToolsChangedWatch } from '../../src/upstream/http.js';
+import { HttpUpstream, ToolsChangedWatch, indexOfToolsChanged } from '../../src/upstream/http.js';
 
 const everything = createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/dist/index.js');
 const signer = new SessionSigner('a-test-session-signing-key-of-32-bytes-or-more');
@@ -421,6 +421,20 @@ describe('HttpUpstream: tools/list_changed in relayed SSE streams', () => {
     const response = await raw(`${gateway.url}/watched`, { body: rpc(1, 'tools/call', { name: 'any' }), headers: { accept: 'application/json' } });
     expect(response.text).toContain('notifications/tools/list_changed');
     expect(announced).toBe(0);
+  });
+});
+
+describe('indexOfToolsChanged: property', () => {
+  it('finds what Buffer#indexOf finds, from any position, in text dense with near misses', () => {
+    const text = fc
+      .array(fc.oneof(fc.constantFrom(...'list_changed\n:"{}'.split('')), fc.constantFrom('list_changed', '_change', '_changed', 'st_changed', 'list_chang', 'data: ')), { maxLength: 40 })
+      .map((parts) => Buffer.from(parts.join(''), 'latin1'));
+    fc.assert(
+      fc.property(text, fc.integer({ min: -2, max: 200 }), (chunk, from) => {
+        expect(indexOfToolsChanged(chunk, from)).toBe(chunk.indexOf('list_changed', Math.max(0, from)));
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
 
