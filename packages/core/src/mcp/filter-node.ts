@@ -25,7 +25,10 @@ function headerPairs(headers: unknown): [string, unknown][] {
 /** A header's value as it will be sent: from the `writeHead` headers (which win), else as set on `res`. */
 function headerValue(res: ServerResponse, headers: unknown, name: string): unknown {
   let value: unknown;
-  for (const [key, v] of headerPairs(headers)) if (key.toLowerCase() === name) value = v;
+  if (typeof headers === 'object' && headers !== null && !Array.isArray(headers)) {
+    // The usual form, read without making pairs (this runs for every response).
+    for (const key in headers) if (key.length === name.length && key.toLowerCase() === name) value = (headers as Record<string, unknown>)[key];
+  } else for (const [key, v] of headerPairs(headers)) if (key.toLowerCase() === name) value = v;
   return value ?? res.getHeader(name);
 }
 
@@ -267,7 +270,8 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     // before: the event they cut off is dropped by the flush, and nothing undecoded reaches the
     // client; the app's later writes are dropped.
     stream.once('end', finishSse);
-    stream.once('error', finishSse);
+    // `on`, not `once`: a second error (a write to the stream after the first) must not go unheard.
+    stream.on('error', finishSse);
     // The client went away: nothing more to decode.
     res.once('close', () => {
       stream.removeAllListeners('data');
