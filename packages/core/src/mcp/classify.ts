@@ -209,8 +209,87 @@ export function classifyBody(text: string, options: ClassifyOptions = {}): Class
   return classifyParsed(body);
 }
 
+/**
+ * A member name folded as Go's `encoding/json` matches names to struct fields (`foldName`: ASCII
+ * upper-cased, any other character mapped to the upper case of its lower case, so `ſ` is `S` and the
+ * Kelvin sign is `K`). JavaScript's mappings are the full ones; where one gives several characters
+ * the character is kept, which only makes more names collide, never fewer (U+0130, whose simple
+ * lower case is `i`, is the one exception, handled as such).
+ */
+export function foldMemberName(name: string): string {
+  if (!NON_ASCII.test(name)) return name.toUpperCase();
+  let out = '';
+  for (const char of name) {
+    if (char.charCodeAt(0) < 0x80) {
+      out += char.toUpperCase();
+      continue;
+    }
+    let lower = char === '\u0130' ? 'i' : char.toLowerCase();
+    if ([...lower].length !== 1) lower = char;
+    const upper = lower.toUpperCase();
+    out += [...upper].length === 1 ? upper : lower;
+  }
+  return out;
+}
+
+const NON_ASCII = /[\u0080-\uffff]/;
+
+/** `text` cut to `max` characters (with an ellipsis), for names echoed in an error. */
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
+}
+/** A name no other can fold to unless it holds an upper-case letter or a character beyond ASCII. */
+const FOLDABLE = /[A-Z\u0080-\uffff]/;
+
+/**
+ * The first object (a JSON path, and two of its member names) holding two names that differ only
+ * as Go's `encoding/json` folds them. A server whose parser matches names that way reads the last of
+ * them where mcp-warden reads the exact one: `{"method":"tools/list","Method":"tools/call"}` is a
+ * list for the policy and a call for it (the Go SDK's GHSA-wvj2-96wp-fq3f, CVE-2026-27896; Go's
+ * standard library still parses so, and many servers use it).
+ */
+function foldedDuplicate(body: unknown): { path: string; names: [string, string] } | undefined {
+  // Depth first without recursion: a body parsed before the pipeline was not depth-checked.
+  const stack: { value: object; path: string }[] = typeof body === 'object' && body !== null ? [{ value: body, path: '$' }] : [];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const { value, path } = next;
+    if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) {
+        const item: unknown = value[i];
+        if (typeof item === 'object' && item !== null) stack.push({ value: item, path: `${path}[${i}]` });
+      }
+      continue;
+    }
+    const record = value as Record<string, unknown>;
+    const names = Object.keys(record);
+    if (names.length > 1 && names.some((name) => FOLDABLE.test(name))) {
+      const seen = new Map<string, string>();
+      for (const name of names) {
+        const folded = foldMemberName(name);
+        const other = seen.get(folded);
+        if (other !== undefined) return { path, names: [other, name] };
+        seen.set(folded, name);
+      }
+    }
+    for (let i = names.length - 1; i >= 0; i--) {
+      const name = names[i] as string;
+      const member = record[name];
+      if (typeof member === 'object' && member !== null) stack.push({ value: member, path: `${path}.${name}` });
+    }
+  }
+  return undefined;
+}
+
 /** Names the messages of an already parsed body (when a body parser ran before the pipeline). */
 export function classifyParsed(body: unknown): ClassifiedBody {
+  const duplicate = foldedDuplicate(body);
+  if (duplicate !== undefined) {
+    const [first, second] = duplicate.names.map((name) => JSON.stringify(clip(name, 64)));
+    throw new WardenError(
+      'invalid_request',
+      `Invalid Request: ${clip(duplicate.path, 200)} has members ${first} and ${second}, which differ only in case; JSON-RPC names are exact, and a server that matches them loosely would read another one than mcp-warden does`,
+    );
+  }
   if (Array.isArray(body)) {
     if (body.length === 0) throw new WardenError('invalid_request', 'Invalid Request: an empty batch');
     return { body, batch: true, actions: body.map(classifyMessage) };

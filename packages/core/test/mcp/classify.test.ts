@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { toErrorResponse } from '../../src/errors.js';
 import { checkMcpHeaders, classifyBody, classifyMessage, decodeMcpHeaderValue } from '../../src/mcp/classify.js';
@@ -163,5 +164,78 @@ describe('checkMcpHeaders (2026-07-28 Mcp-Method / Mcp-Name)', () => {
     expect(decodeMcpHeaderValue('=?base64?w6k=?=')).toBe('é');
     expect(decodeMcpHeaderValue('=?base64?/w==?=')).toBeUndefined();
     expect(decodeMcpHeaderValue('plain')).toBe('plain');
+  });
+});
+
+describe('member names that differ only in case (a parser differential)', () => {
+  describe('Security', () => {
+    it.each([
+      ['method', { jsonrpc: '2.0', id: 1, method: 'tools/list', Method: 'tools/call', params: { name: 'rm' } }, '$', 'method', 'Method'],
+      ['params', { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'read_x' }, PARAMS: { name: 'rm' } }, '$', 'params', 'PARAMS'],
+      ['a tool name', request('tools/call', { name: 'read_x', Name: 'rm' }), '$.params', 'name', 'Name'],
+      ['a resource ref', request('completion/complete', { ref: { type: 'ref/resource', uri: 'file:///ok', URI: 'file:///etc/shadow' }, argument: { name: 'a', value: '' } }), '$.params.ref', 'uri', 'URI'],
+      ['an argument', request('tools/call', { name: 'write', arguments: { path: '/tmp/x', Path: '/etc/passwd' } }), '$.params.arguments', 'path', 'Path'],
+      ['Go\'s long s (ſ folds to S)', { jsonrpc: '2.0', id: 1, method: 'tools/list', params: {}, ['paramſ']: { name: 'rm' } }, '$', 'params', 'paramſ'],
+      ['the Kelvin sign (folds to K)', request('tools/call', { name: 'x', arguments: { key: 'a', ['\u212Aey']: 'b' } }), '$.params.arguments', 'key', '\u212Aey'],
+      ['a dotted capital I (İ: its simple lower case is i)', request('tools/call', { name: 'x', arguments: { id: 'a', ['\u0130d']: 'b' } }), '$.params.arguments', 'id', '\u0130d'],
+    ])('refuses a message with two members that Go folds together: %s', (_what, message, path, first, second) => {
+      let error: unknown;
+      try {
+        classifyBody(JSON.stringify(message));
+      } catch (e) {
+        error = e;
+      }
+      expect(codeOf(() => classifyBody(JSON.stringify(message)))).toBe('invalid_request');
+      const response = toErrorResponse(error);
+      expect(response.status).toBe(400);
+      expect(JSON.parse(response.body)).toMatchObject({ jsonrpc: '2.0', error: { code: -32600 } });
+      expect((JSON.parse(response.body) as { error: { message: string } }).error.message).toContain(`${path} has members ${JSON.stringify(first)} and ${JSON.stringify(second)}`);
+    });
+
+    it('finds them in any message of a batch, deep in arrays too', () => {
+      const deep = request('tools/call', { name: 'x', arguments: { list: [{ a: 1 }, { b: 1, B: 2 }] } }, 2);
+      expect(codeOf(() => classifyBody(JSON.stringify([request('tools/list'), deep])))).toBe('invalid_request');
+      let message = '';
+      try {
+        classifyBody(JSON.stringify([request('tools/list'), deep]));
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).toContain('$[1].params.arguments.list[1] has members "b" and "B"');
+    });
+
+    it('refuses exactly the bodies where some object has two names folding together (property)', () => {
+      // Names from a small set, several of which fold together (ſ folds to S); objects nested in
+      // objects and arrays, as arguments.
+      const name = fc.constantFrom('id', 'Id', 'ID', 'path', 'Path', 'x', 'ſ', 's', 'S', 'ab');
+      const { tree } = fc.letrec((tie) => ({
+        tree: fc.oneof({ depthSize: 'small' }, fc.constant(1), fc.array(tie('tree'), { maxLength: 3 }), fc.dictionary(name, tie('tree'), { maxKeys: 4 })),
+      }));
+      const fold = (key: string): string => key.replaceAll('ſ', 's').toUpperCase();
+      const clash = (value: unknown): boolean => {
+        if (Array.isArray(value)) return value.some(clash);
+        if (typeof value !== 'object' || value === null) return false;
+        const folded = Object.keys(value).map(fold);
+        return new Set(folded).size !== folded.length || Object.values(value).some(clash);
+      };
+      fc.assert(
+        fc.property(tree, (args) => {
+          const body = JSON.stringify(request('tools/call', { name: 'x', arguments: args }));
+          expect(codeOf(() => classifyBody(body))).toBe(clash(args) ? 'invalid_request' : undefined);
+        }),
+        { numRuns: 2000 },
+      );
+    });
+
+    it('lets through names that differ in more than case, and a lone name in another case', () => {
+      for (const message of [
+        request('tools/call', { name: 'x', arguments: { Path: '/tmp', path2: 'a', PATH_X: 'b', straße: 1, strasse: 2 } }),
+        request('tools/call', { name: 'x', arguments: { camelCase: 1, camel_case: 2 } }),
+        request('tools/call', { name: 'x', arguments: { a: { A: 1 }, b: { a: 1 } } }),
+        request('tools/call', { name: 'x', Arguments: { a: 1 } }),
+      ]) {
+        expect(codeOf(() => classifyBody(JSON.stringify(message))), JSON.stringify(message)).toBeUndefined();
+      }
+    });
   });
 });

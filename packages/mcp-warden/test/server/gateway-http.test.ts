@@ -127,6 +127,20 @@ describe('gateway in front of Streamable HTTP upstreams', () => {
       expect((payload.exp as number) - (payload.iat as number)).toBe(120);
     });
 
+    it('refuses (400) a message with members that differ only in case, without asking the upstream', async () => {
+      // For the policy a list; for a server parsing as Go's encoding/json does, a call of `wipe`.
+      recorded.length = 0;
+      const smuggled = '{"jsonrpc":"2.0","id":7,"method":"tools/list","Method":"tools/call","params":{},"Params":{"name":"wipe"}}';
+      const response = await fetch(`${gateway.url}/mcp/recorder`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${reader}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' },
+        body: smuggled,
+      });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32600, message: expect.stringContaining('"method" and "Method"') } });
+      expect(recorded).toHaveLength(0);
+    });
+
     it('answers 404 to another principal presenting a session id, without asking the upstream', async () => {
       const a = await connect('everything', admin);
       const sessionId = (a.transport as StreamableHTTPClientTransport).sessionId ?? '';
