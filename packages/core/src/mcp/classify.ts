@@ -249,14 +249,25 @@ const FOLDABLE = /[A-Z\u0080-\uffff]/;
  * standard library still parses so, and many servers use it).
  */
 function foldedDuplicate(body: unknown): { path: string; names: [string, string] } | undefined {
-  // Depth first without recursion: a body parsed before the pipeline was not depth-checked.
-  const stack: { value: object; path: string }[] = typeof body === 'object' && body !== null ? [{ value: body, path: '$' }] : [];
-  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
-    const { value, path } = next;
+  // Depth first without recursion (a body parsed before the pipeline was not depth-checked); the
+  // path is made only for the object found, from each entry's parent and key.
+  interface Entry {
+    readonly value: object;
+    readonly parent: Entry | undefined;
+    readonly key: string | number;
+  }
+  const pathOf = (entry: Entry): string => {
+    let path = '';
+    for (let at: Entry | undefined = entry; at?.parent !== undefined; at = at.parent) path = `${typeof at.key === 'number' ? `[${at.key}]` : `.${at.key}`}${path}`;
+    return `$${path}`;
+  };
+  const stack: Entry[] = typeof body === 'object' && body !== null ? [{ value: body, parent: undefined, key: '' }] : [];
+  for (let entry = stack.pop(); entry !== undefined; entry = stack.pop()) {
+    const value = entry.value;
     if (Array.isArray(value)) {
       for (let i = value.length - 1; i >= 0; i--) {
         const item: unknown = value[i];
-        if (typeof item === 'object' && item !== null) stack.push({ value: item, path: `${path}[${i}]` });
+        if (typeof item === 'object' && item !== null) stack.push({ value: item, parent: entry, key: i });
       }
       continue;
     }
@@ -267,14 +278,14 @@ function foldedDuplicate(body: unknown): { path: string; names: [string, string]
       for (const name of names) {
         const folded = foldMemberName(name);
         const other = seen.get(folded);
-        if (other !== undefined) return { path, names: [other, name] };
+        if (other !== undefined) return { path: pathOf(entry), names: [other, name] };
         seen.set(folded, name);
       }
     }
     for (let i = names.length - 1; i >= 0; i--) {
       const name = names[i] as string;
       const member = record[name];
-      if (typeof member === 'object' && member !== null) stack.push({ value: member, path: `${path}.${name}` });
+      if (typeof member === 'object' && member !== null) stack.push({ value: member, parent: entry, key: name });
     }
   }
   return undefined;
