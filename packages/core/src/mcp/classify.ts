@@ -212,9 +212,9 @@ export function classifyBody(text: string, options: ClassifyOptions = {}): Class
 /**
  * A member name folded as Go's `encoding/json` matches names to struct fields (`foldName`: ASCII
  * upper-cased, any other character mapped to the upper case of its lower case, so `ſ` is `S` and the
- * Kelvin sign is `K`). JavaScript's mappings are the full ones; where one gives several characters
- * the character is kept, which only makes more names collide, never fewer (U+0130, whose simple
- * lower case is `i`, is the one exception, handled as such).
+ * Kelvin sign is `K`). JavaScript has only the full mappings: where one gives several characters,
+ * the single character it started from is kept, as Go's simple mappings mostly do; U+0130, whose
+ * simple lower case is `i`, is mapped so.
  */
 export function foldMemberName(name: string): string {
   if (!NON_ASCII.test(name)) return name.toUpperCase();
