@@ -206,7 +206,58 @@ export function classifyBody(text: string, options: ClassifyOptions = {}): Class
   } catch {
     throw new WardenError('parse_error', 'Parse error: the body is not valid JSON');
   }
+  const inexact = inexactNumber(text);
+  if (inexact !== undefined) {
+    throw new WardenError(
+      'invalid_request',
+      `Invalid Request: the number ${clip(inexact, 40)} is beyond what a double holds exactly, so it would not reach the server as sent; send it as a string`,
+    );
+  }
   return classifyParsed(body);
+}
+
+/**
+ * What a number must hold to be changed by `JSON.parse` and `JSON.stringify`: 16 digits in a row (no
+ * shorter integer exceeds 2^53, 9007199254740992) or an exponent of 3 digits (a double ends near 1e308).
+ */
+const MAYBE_INEXACT = /\d{16}|[eE]\+?\d{3}/;
+
+/**
+ * The first number of a JSON text (outside strings) that would not reach the server as sent: an
+ * integer literal a double cannot hold exactly, or a number beyond a double's range. The text is
+ * parsed, checked and passed on as what `JSON.parse` made of it (the gateway sends `JSON.stringify`
+ * of that): `12345678901234567890` became `12345678901234567000`, an id 2^53 + 1 came back as 2^53,
+ * and `1e400` became `null`.
+ */
+export function inexactNumber(text: string): string | undefined {
+  if (!MAYBE_INEXACT.test(text)) return undefined;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x22) {
+      inString = true;
+      continue;
+    }
+    if (c !== 0x2d && (c < 0x30 || c > 0x39)) continue;
+    // A number: its whole token (digits, sign, fraction, exponent).
+    let end = i + 1;
+    for (; end < text.length; end++) {
+      const d = text.charCodeAt(end);
+      if (!((d >= 0x30 && d <= 0x39) || d === 0x2e || d === 0x65 || d === 0x45 || d === 0x2b || d === 0x2d)) break;
+    }
+    const token = text.slice(i, end);
+    const value = Number(token);
+    if (!Number.isFinite(value)) return token;
+    // Exactly: 2^53 itself and many larger integers (powers of two) are held as written.
+    if (end - i >= 16 && !/[.eE]/.test(token) && BigInt(token) !== BigInt(value)) return token;
+    i = end - 1;
+  }
+  return undefined;
 }
 
 /**

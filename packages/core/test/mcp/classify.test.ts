@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { toErrorResponse } from '../../src/errors.js';
-import { checkMcpHeaders, classifyBody, classifyMessage, decodeMcpHeaderValue } from '../../src/mcp/classify.js';
+import { checkMcpHeaders, classifyBody, classifyMessage, decodeMcpHeaderValue, inexactNumber } from '../../src/mcp/classify.js';
 import { codeOf, view } from '../helpers.js';
 
 
@@ -236,6 +236,51 @@ describe('member names that differ only in case (a parser differential)', () => 
       ]) {
         expect(codeOf(() => classifyBody(JSON.stringify(message))), JSON.stringify(message)).toBeUndefined();
       }
+    });
+  });
+});
+
+describe('numbers that would not reach the server as sent', () => {
+  describe('Security', () => {
+    it('refuses an integer a double cannot hold exactly, and a number beyond a double, naming it', () => {
+      for (const [text, number] of [
+        ['{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay","arguments":{"account":12345678901234567890}}}', '12345678901234567890'],
+        ['{"jsonrpc":"2.0","id":9007199254740993,"method":"ping"}', '9007199254740993'],
+        ['{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":[1,-18446744073709551615]}}}', '-18446744073709551615'],
+        ['{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":1E+400}}}', '1E+400'],
+      ] as const) {
+        // What the gateway would have sent: the number changed.
+        expect(JSON.stringify(JSON.parse(text))).not.toContain(number.replace('E+', 'e+'));
+        let message = '';
+        try {
+          classifyBody(text);
+        } catch (e) {
+          message = (e as Error).message;
+        }
+        expect(codeOf(() => classifyBody(text))).toBe('invalid_request');
+        expect(message).toContain(`the number ${number} is beyond`);
+      }
+    });
+
+    it('passes numbers a double holds as written, and digits inside strings', () => {
+      for (const text of [
+        '{"jsonrpc":"2.0","id":9007199254740991,"method":"ping"}',
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":9007199254740992,"b":-18446744073709551616,"c":1e308,"d":0.12345678901234567890,"e":"12345678901234567890","f":"1e400"}}}',
+      ]) {
+        expect(codeOf(() => classifyBody(text)), text).toBeUndefined();
+      }
+    });
+
+    it('finds an integer exactly when a double would change it (property)', () => {
+      fc.assert(
+        fc.property(fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }), fc.boolean(), (n, quoted) => {
+          const literal = n.toString();
+          const text = `{"a":[${quoted ? `"${literal}"` : literal}]}`;
+          const changed = !quoted && BigInt(Number(literal)) !== n;
+          expect(inexactNumber(text)).toBe(changed ? literal : undefined);
+        }),
+        { numRuns: 3000 },
+      );
     });
   });
 });

@@ -141,6 +141,19 @@ describe('gateway in front of Streamable HTTP upstreams', () => {
       expect(recorded).toHaveLength(0);
     });
 
+    it('refuses (400) a number that would reach the upstream changed, without asking it', async () => {
+      // JSON.parse then JSON.stringify (what the gateway relays) would send 12345678901234567000.
+      recorded.length = 0;
+      const response = await fetch(`${gateway.url}/mcp/recorder`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' },
+        body: '{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"look","arguments":{"account":12345678901234567890}}}',
+      });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32600, message: expect.stringContaining('12345678901234567890') } });
+      expect(recorded).toHaveLength(0);
+    });
+
     it('answers 404 to another principal presenting a session id, without asking the upstream', async () => {
       const a = await connect('everything', admin);
       const sessionId = (a.transport as StreamableHTTPClientTransport).sessionId ?? '';
