@@ -174,30 +174,14 @@ function named(method: string, id: JsonRpcId, kind: ActionKind, target: string |
   return action;
 }
 
-/** Whether JSON text nests arrays and objects deeper than `max` (a linear scan that skips strings). */
-export function exceedsJsonDepth(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) {
-      if (++depth > max) return true;
-    } else if (c === 0x7d || c === 0x5d) depth--;
-  }
-  return false;
-}
-
 /**
  * Parses a POST body once (a single message or a batch) and names each message. Malformed JSON is a
  * JSON-RPC parse error (400), never an HTML page or a stack trace.
  */
 export function classifyBody(text: string, options: ClassifyOptions = {}): ClassifiedBody {
   const maxDepth = options.maxJsonDepth ?? 64;
-  if (exceedsJsonDepth(text, maxDepth)) {
+  const scanned = scanJsonText(text, maxDepth, MAYBE_INEXACT.test(text));
+  if (scanned.tooDeep) {
     throw new WardenError('parse_error', `Parse error: the JSON nests deeper than ${maxDepth} levels`);
   }
   let body: unknown;
@@ -206,7 +190,7 @@ export function classifyBody(text: string, options: ClassifyOptions = {}): Class
   } catch {
     throw new WardenError('parse_error', 'Parse error: the body is not valid JSON');
   }
-  const inexact = inexactNumber(text);
+  const inexact = scanned.inexact;
   if (inexact !== undefined) {
     throw new WardenError(
       'invalid_request',
@@ -223,41 +207,45 @@ export function classifyBody(text: string, options: ClassifyOptions = {}): Class
 const MAYBE_INEXACT = /\d{16}|[eE]\+?\d{3}/;
 
 /**
- * The first number of a JSON text (outside strings) that would not reach the server as sent: an
- * integer literal a double cannot hold exactly, or a number beyond a double's range. The text is
+ * One linear pass over a JSON text, strings skipped: whether it nests arrays and objects deeper
+ * than `maxDepth`, and the first number that would not reach the server as sent (when `numbers`):
+ * an integer literal a double cannot hold exactly, or a number beyond a double's range. The text is
  * parsed, checked and passed on as what `JSON.parse` made of it (the gateway sends `JSON.stringify`
  * of that): `12345678901234567890` became `12345678901234567000`, an id 2^53 + 1 came back as 2^53,
  * and `1e400` became `null`.
  */
-export function inexactNumber(text: string): string | undefined {
-  if (!MAYBE_INEXACT.test(text)) return undefined;
+function scanJsonText(text: string, maxDepth: number, numbers: boolean): { tooDeep: boolean; inexact?: string } {
+  let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
       if (c === 0x5c) i++;
       else if (c === 0x22) inString = false;
-      continue;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > maxDepth) return { tooDeep: true };
+    } else if (c === 0x7d || c === 0x5d) depth--;
+    else if (numbers && (c === 0x2d || (c >= 0x30 && c <= 0x39))) {
+      // A number: its whole token (digits, sign, fraction, exponent).
+      let end = i + 1;
+      for (; end < text.length; end++) {
+        const d = text.charCodeAt(end);
+        if (!((d >= 0x30 && d <= 0x39) || d === 0x2e || d === 0x65 || d === 0x45 || d === 0x2b || d === 0x2d)) break;
+      }
+      const token = text.slice(i, end);
+      const value = Number(token);
+      // Exactly: 2^53 itself and many larger integers (powers of two) are held as written.
+      if (!Number.isFinite(value) || (end - i >= 16 && !/[.eE]/.test(token) && BigInt(token) !== BigInt(value))) return { tooDeep: false, inexact: token };
+      i = end - 1;
     }
-    if (c === 0x22) {
-      inString = true;
-      continue;
-    }
-    if (c !== 0x2d && (c < 0x30 || c > 0x39)) continue;
-    // A number: its whole token (digits, sign, fraction, exponent).
-    let end = i + 1;
-    for (; end < text.length; end++) {
-      const d = text.charCodeAt(end);
-      if (!((d >= 0x30 && d <= 0x39) || d === 0x2e || d === 0x65 || d === 0x45 || d === 0x2b || d === 0x2d)) break;
-    }
-    const token = text.slice(i, end);
-    const value = Number(token);
-    if (!Number.isFinite(value)) return token;
-    // Exactly: 2^53 itself and many larger integers (powers of two) are held as written.
-    if (end - i >= 16 && !/[.eE]/.test(token) && BigInt(token) !== BigInt(value)) return token;
-    i = end - 1;
   }
-  return undefined;
+  return { tooDeep: false };
+}
+
+/** The first number of a JSON text that would not reach the server as sent (see {@link scanJsonText}). */
+export function inexactNumber(text: string): string | undefined {
+  return scanJsonText(text, Number.POSITIVE_INFINITY, MAYBE_INEXACT.test(text)).inexact;
 }
 
 /**
