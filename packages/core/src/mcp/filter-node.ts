@@ -120,6 +120,20 @@ function toBytes(chunk: unknown, encoding?: unknown): string {
   return '';
 }
 
+/** A write to a response the filter has ended or refused: dropped, its callback still called. */
+function droppedWrite(this: ServerResponse, _chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
+  const cb = (typeof encoding === 'function' ? encoding : callback) as WriteCallback | undefined;
+  if (cb !== undefined) process.nextTick(cb);
+  return true;
+}
+
+/** An end of a response the filter has ended or refused: its callback is called. */
+function droppedEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
+  const cb = args.find((a) => typeof a === 'function') as (() => void) | undefined;
+  if (cb !== undefined) process.nextTick(cb);
+  return this;
+}
+
 /**
  * Filters list results on a Node `ServerResponse` while the MCP server writes it, whatever writes it
  * (SDK v1 transport, SDK v2 `toNodeHandler`, `@hono/node-server`, the gateway's proxy). A JSON body is
@@ -215,16 +229,8 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
    * as it is: Node's own implicit headers go through it.
    */
   const swallow = (): void => {
-    res.write = function write(this: ServerResponse, _chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
-      const cb = (typeof encoding === 'function' ? encoding : callback) as WriteCallback | undefined;
-      if (cb !== undefined) process.nextTick(cb);
-      return true;
-    } as typeof res.write;
-    res.end = function end(this: ServerResponse, ...args: unknown[]): ServerResponse {
-      const cb = args.find((a) => typeof a === 'function') as (() => void) | undefined;
-      if (cb !== undefined) process.nextTick(cb);
-      return this;
-    } as typeof res.end;
+    res.write = droppedWrite as typeof res.write;
+    res.end = droppedEnd as typeof res.end;
   };
 
   /** Filters SSE text (or bytes) and writes what may go on now. */
@@ -253,10 +259,10 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     const as = written();
     for (let i = 0; i + 1 < out.length; i++) (originalWrite as (...a: unknown[]) => boolean).call(res, out[i], as);
     const last = out[out.length - 1];
+    // A callback only when the app gave one: each is a 'finish' listener.
     const callbacks = ended.splice(0);
-    (originalEnd as (...a: unknown[]) => ServerResponse).call(res, ...(last === undefined ? [] : [last, as]), () => {
-      for (const cb of callbacks) cb();
-    });
+    const done = callbacks.length === 0 ? [] : [() => callbacks.forEach((cb) => cb())];
+    (originalEnd as (...a: unknown[]) => ServerResponse).call(res, ...(last === undefined ? [] : [last, as]), ...done);
     swallow();
   };
 
