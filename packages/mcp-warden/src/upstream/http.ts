@@ -103,7 +103,7 @@ function errorCode(error: unknown): string {
  */
 const TOOLS_CHANGED = Buffer.from('list_changed', 'latin1');
 /**
- * What `#within` looks for first: a part of `TOOLS_CHANGED`, at `ANCHOR_AT` in it, shorter than 8
+ * What the search looks for first: a part of `TOOLS_CHANGED`, at `ANCHOR_AT` in it, shorter than 8
  * bytes and opening with a byte rare in text. Node searches a needle that short by `memchr` of its
  * first byte (src/string_search.h); a longer one by Boyer-Moore-Horspool, which on English and JSON
  * text (most of `list_changed`'s letters are common ones) skips little: on a 300 KB tool list, about
@@ -139,10 +139,10 @@ function announcesToolsChanged(message: unknown): boolean {
 /**
  * Watches the raw chunks of one SSE stream for `notifications/tools/list_changed`. Parsing every
  * event of a relayed stream would cost more than relaying it, so each chunk is searched for the
- * method's last bytes, `list_changed` (native `indexOf` of `ANCHOR`, each hit then compared; a `/` may
- * be written `\/`, so the whole method is not searched for), and the bytes around a chunk boundary are searched in a small window
- * (the stream's last bytes before the chunk, then the chunk's first bytes), so a method cut in two
- * (or more) by the transport is still seen.
+ * method's last bytes, `list_changed` (see {@link indexOfToolsChanged}; a `/` may be written `\/`,
+ * so the whole method is not searched for), and the bytes around a chunk boundary are searched in a
+ * small window (the stream's last bytes before the chunk, then the chunk's first bytes), so a method
+ * cut in two (or more) by the transport is still seen.
  *
  * A match inside a chunk is confirmed by parsing its line when that line lies whole in the chunk:
  * a tool result quoting the method (documentation, an echo) is then no announcement. A match that
