@@ -255,7 +255,7 @@ export function inexactNumber(text: string): string | undefined {
  * the single character it started from is kept, as Go's simple mappings mostly do; U+0130, whose
  * simple lower case is `i`, is mapped so.
  */
-export function foldMemberName(name: string): string {
+function foldMemberName(name: string): string {
   if (!NON_ASCII.test(name)) return name.toUpperCase();
   let out = '';
   for (const char of name) {

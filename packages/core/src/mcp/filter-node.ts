@@ -3,9 +3,14 @@ import { StringDecoder } from 'node:string_decoder';
 import zlib from 'node:zlib';
 import type { Policy } from '../authz/policy.js';
 import type { Principal } from '../types.js';
-import { type PendingLists, SseListFilter, filterJsonChunks } from './filter.js';
+import { type PendingLists, SseListFilter, codingRefusalBody, filterJsonChunks } from './filter.js';
 
 type WriteCallback = (error?: Error | null) => void;
+
+/** Whether a `writeHead` headers array is a list of `[name, value]` pairs (not names and values in turn). */
+function isPairList(headers: readonly unknown[]): headers is unknown[][] {
+  return headers.length > 0 && Array.isArray(headers[0]);
+}
 
 /**
  * The `[name, value]` pairs of a `writeHead` headers argument, in any form Node takes: an object, a
@@ -13,7 +18,7 @@ type WriteCallback = (error?: Error | null) => void;
  */
 function headerPairs(headers: unknown): [string, unknown][] {
   if (Array.isArray(headers)) {
-    if (headers.length > 0 && Array.isArray(headers[0])) return headers.map((pair: unknown[]) => [String(pair[0]), pair[1]]);
+    if (isPairList(headers)) return headers.map((pair) => [String(pair[0]), pair[1]]);
     const out: [string, unknown][] = [];
     for (let i = 0; i + 1 < headers.length; i += 2) out.push([String(headers[i]), headers[i + 1]]);
     return out;
@@ -67,7 +72,7 @@ const REWRITTEN = new Set(['content-length', 'content-encoding']);
 
 function withoutRewritten(headers: unknown): unknown {
   if (Array.isArray(headers)) {
-    if (headers.length > 0 && Array.isArray(headers[0])) return headers.filter((pair: unknown[]) => !REWRITTEN.has(String(pair[0]).toLowerCase()));
+    if (isPairList(headers)) return headers.filter((pair) => !REWRITTEN.has(String(pair[0]).toLowerCase()));
     const out: unknown[] = [];
     for (let i = 0; i + 1 < headers.length; i += 2) {
       if (!REWRITTEN.has(String(headers[i]).toLowerCase())) out.push(headers[i], headers[i + 1]);
@@ -85,11 +90,7 @@ function withoutRewritten(headers: unknown): unknown {
  * pass unfiltered, and the client would decode it and read every list.
  */
 function refuseCoding(res: ServerResponse, coding: string): void {
-  const body = JSON.stringify({
-    jsonrpc: '2.0',
-    id: null,
-    error: { code: -32603, message: `Internal error: the response is encoded (Content-Encoding: ${coding}) in a way mcp-warden cannot read to filter it; compress responses after mcp-warden, not before it` },
-  });
+  const body = codingRefusalBody(coding);
   for (const name of res.getHeaderNames()) res.removeHeader(name);
   res.writeHead(500, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
   res.end(body);
@@ -98,7 +99,7 @@ function refuseCoding(res: ServerResponse, coding: string): void {
 /** The headers argument of `writeHead` with `Content-Length` set to `length` (and no `Content-Encoding`); `undefined` when there was none. */
 function withContentLength(headers: unknown, length: number): unknown {
   const rest = withoutRewritten(headers);
-  if (Array.isArray(rest)) return rest.length > 0 && Array.isArray(rest[0]) ? [...rest, ['content-length', String(length)]] : [...rest, 'content-length', String(length)];
+  if (Array.isArray(rest)) return isPairList(rest) ? [...rest, ['content-length', String(length)]] : [...rest, 'content-length', String(length)];
   if (typeof rest === 'object' && rest !== null) return { ...rest, 'content-length': String(length) };
   return undefined;
 }

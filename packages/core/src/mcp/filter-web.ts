@@ -1,6 +1,6 @@
 import type { Policy } from '../authz/policy.js';
 import type { Principal } from '../types.js';
-import { type PendingLists, SseListFilter, filterJsonBody } from './filter.js';
+import { type PendingLists, SseListFilter, codingRefusalBody, filterJsonBody } from './filter.js';
 
 /**
  * Filters list results on a web `Response` (Hono, fetch handlers, the gateway's proxied responses):
@@ -65,10 +65,5 @@ export async function filterWebResponse(response: Response, lists: PendingLists,
 
 /** The answer sent instead of a body whose content coding cannot be read to filter it. */
 function refusedCoding(coding: string): Response {
-  const body = JSON.stringify({
-    jsonrpc: '2.0',
-    id: null,
-    error: { code: -32603, message: `Internal error: the response is encoded (Content-Encoding: ${coding}) in a way mcp-warden cannot read to filter it; compress responses after mcp-warden, not before it` },
-  });
-  return new Response(body, { status: 500, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } });
+  return new Response(codingRefusalBody(coding), { status: 500, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } });
 }

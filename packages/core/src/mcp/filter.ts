@@ -270,6 +270,18 @@ function mayHoldList(chunks: readonly string[]): boolean {
   return false;
 }
 
+/**
+ * The JSON-RPC error sent instead of an answer whose content coding the filter cannot read (node and
+ * web filters alike): passed on, the client would decode it and see every list.
+ */
+export function codingRefusalBody(coding: string): string {
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    id: null,
+    error: { code: -32603, message: `Internal error: the response is encoded (Content-Encoding: ${coding}) in a way mcp-warden cannot read to filter it; compress responses after mcp-warden, not before it` },
+  });
+}
+
 /** What the filter makes of a text that is not JSON (an SSE event drops it; a body passes on as it came). */
 const NOT_JSON = Symbol('not JSON');
 
