@@ -244,8 +244,14 @@ async function* sseMessages(body: AsyncIterable<Buffer>): AsyncGenerator<unknown
   const decoder = new StringDecoder('utf8');
   let buffer = '';
   let data: string[] = [];
+  let first = true;
   for await (const chunk of body) {
     buffer += decoder.write(chunk);
+    // The event stream format ignores one byte order mark at the start of the stream.
+    if (first && buffer !== '') {
+      first = false;
+      if (buffer.charCodeAt(0) === 0xfeff) buffer = buffer.slice(1);
+    }
     let newline: number;
     while ((newline = buffer.indexOf('\n')) !== -1) {
       const line = buffer.endsWith('\r', newline) ? buffer.slice(0, newline - 1) : buffer.slice(0, newline);
@@ -531,7 +537,9 @@ export class HttpUpstream implements Upstream {
     }
     const text = chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : decodeChunks(chunks);
     try {
-      JSON.parse(text);
+      // RFC 8259 §8.1: a parser may ignore a leading byte order mark, and fetch's `json()` (the
+      // SDKs' clients) does. Checked without it, relayed with it: the bytes pass as sent.
+      JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
     } catch {
       throw new UpstreamProtocolError('answered a body that is not JSON');
     }

@@ -548,6 +548,30 @@ describe('HttpUpstream.listTools: the catalog client', () => {
     }
   });
 
+  it('reads answers opened by a byte order mark, JSON and SSE', async () => {
+    const backend = await listen((req, res) => {
+      void readText(req).then((text) => {
+        const message = text === '' ? undefined : (JSON.parse(text) as { id?: number; method: string });
+        if (message === undefined || message.id === undefined) return void res.writeHead(req.method === 'DELETE' ? 200 : 202).end();
+        if (message.method === 'initialize') {
+          const result = { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'bom', version: '1' } };
+          return void res.writeHead(200, { 'content-type': 'application/json' }).end(`\uFEFF${JSON.stringify({ jsonrpc: '2.0', id: message.id, result })}`);
+        }
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        // The mark in a chunk of its own, so the stream's first decoded text is the mark alone.
+        res.write(Buffer.from([0xef, 0xbb, 0xbf]));
+        setTimeout(() => res.end(`data: ${JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { tools: [{ name: 'marked' }] } })}\n\n`), 20);
+      });
+    });
+    const upstream = new HttpUpstream('bom', config(`${backend.url}/mcp`), signer, logger);
+    try {
+      expect(((await upstream.listTools()) as { name: string }[]).map((t) => t.name)).toEqual(['marked']);
+    } finally {
+      await upstream.close();
+      await stop(backend.server);
+    }
+  });
+
   it('fails with the reason when the upstream refuses initialize or does not answer in time', async () => {
     const backend = await listen((req, res) => {
       if (req.url === '/refuses') res.writeHead(500, { 'content-type': 'application/json' }).end('{}');
@@ -804,6 +828,24 @@ describe('HttpUpstream: faults end in clean JSON-RPC errors and the proxy keeps 
     await expectHealthy();
     type = 'text/html';
     expectJsonRpcError(await raw(`${gateway.url}/garbage`, { body: rpc(2, 'ping') }), 502, 2, /unexpected content type \(text\/html\)/);
+    await expectHealthy();
+  });
+
+  it('relays a JSON answer opened by a byte order mark as sent, as a client reading it with fetch would accept it', async () => {
+    const answer = '\uFEFF{"jsonrpc":"2.0","id":1,"result":{}}';
+    await fault('bom', (req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
+    });
+    const response = await raw(`${gateway.url}/bom`, { body: rpc(1, 'ping') });
+    expect(response.status).toBe(200);
+    expect(response.text).toBe(answer);
+    // A mark anywhere else is no JSON.
+    await fault('latebom', (req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json' }).end(' \uFEFF{"jsonrpc":"2.0","id":1,"result":{}}');
+    });
+    expectJsonRpcError(await raw(`${gateway.url}/latebom`, { body: rpc(1, 'ping') }), 502, 1, /not JSON/);
     await expectHealthy();
   });
 
