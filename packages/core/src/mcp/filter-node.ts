@@ -182,6 +182,8 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
   let decoding: Decoding | undefined;
   /** An SSE body's decoder, as a stream: what it gives is filtered and written as it comes. */
   let inflater: NodeJS.ReadWriteStream | undefined;
+  /** A write of the coded SSE body returned false: the app waits for a 'drain' the filter owes it. */
+  let owedDrain = false;
   /** The response is over as far as the app is concerned (refused, or ended by the filter): what it writes now is dropped. */
   let closed = false;
   /** Callbacks of the app's `end`, called once the filter has really ended the response. */
@@ -272,7 +274,19 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     if (inflater !== undefined) return inflater;
     const stream = (decoding as Decoding).stream();
     inflater = stream;
-    stream.on('data', (chunk: Buffer) => void relaySse(chunk.toString('latin1')));
+    // Back-pressure, both ways: a full response pauses the decoder until it drains, and a decoder
+    // that has taken the app's bytes again tells the app (which waits for the response's 'drain',
+    // as `compression` does) to go on.
+    stream.on('data', (chunk: Buffer) => {
+      if (!relaySse(chunk.toString('latin1'))) stream.pause();
+    });
+    res.on('drain', () => stream.resume());
+    stream.on('drain', () => {
+      // While the response itself is full its own 'drain' is still to come, and tells the app.
+      if (!owedDrain || res.writableNeedDrain) return;
+      owedDrain = false;
+      res.emit('drain');
+    });
     // Its input ended: the response ends. Bytes that do not decode end it too, with what decoded
     // before: the event they cut off is dropped by the flush, and nothing undecoded reaches the
     // client; the app's later writes are dropped.
@@ -321,9 +335,10 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     if (mode === 'sse') {
       const piece = text(chunk, encoding);
       if (decoding === undefined) return relaySse(piece, cb);
-      inflate().write(Buffer.from(piece, 'latin1'));
+      const flowing = inflate().write(Buffer.from(piece, 'latin1')) && !res.writableNeedDrain;
+      if (!flowing) owedDrain = true;
       if (cb !== undefined) process.nextTick(cb);
-      return true;
+      return flowing;
     }
     return (originalWrite as (...a: unknown[]) => boolean).call(this, chunk, encoding, callback);
   } as typeof res.write;

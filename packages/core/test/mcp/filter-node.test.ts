@@ -3,7 +3,8 @@
  * filtered as bytes and written back byte for byte, cut anywhere, inside a character too; a body
  * written as strings (what an SDK writes) as text.
  */
-import { type Server, type ServerResponse, createServer } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { type IncomingMessage, type Server, type ServerResponse, createServer, get } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import zlib from 'node:zlib';
 import { mediaTypeEssence } from '@modelcontextprotocol/sdk/shared/mediaType.js';
@@ -369,6 +370,53 @@ describe('filterNodeResponse: headers given in every way Node takes them', () =>
         expect(await response.text()).toBe(kept);
       },
     );
+  });
+
+  it('passes back-pressure through a gzip SSE stream: the app is told to wait while the client does not read, and nothing is lost', async () => {
+    // ~16 MB of events that compress poorly, more than the sockets' buffers hold.
+    const events: string[] = [];
+    for (let i = 0; i < 8_000; i++) events.push(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: randomBytes(1_500).toString('base64') } })}\n\n`);
+    const stream = events.join('');
+    const coded = zlib.gzipSync(Buffer.from(stream));
+    const slice = 16 * 1024;
+    let written = 0;
+    let waits = 0;
+    await withServer(
+      (res) => {
+        res.setHeader('content-encoding', 'gzip');
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        // As `compression` writes: on while write says so, then after the next 'drain'.
+        const pump = (): void => {
+          while (written < coded.length) {
+            const chunk = coded.subarray(written, written + slice);
+            written += chunk.length;
+            if (!res.write(chunk)) {
+              waits += 1;
+              res.once('drain', pump);
+              return;
+            }
+          }
+          res.end();
+        };
+        pump();
+      },
+      async (url) => {
+        const received: Buffer[] = [];
+        const response = await new Promise<IncomingMessage>((resolve, reject) => get(url, resolve).on('error', reject));
+        // The client reads nothing for a while: the app must stop well before the end.
+        response.pause();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const whilePaused = written;
+        expect(waits).toBeGreaterThan(0);
+        expect(whilePaused).toBeLessThan(coded.length / 2);
+        response.on('data', (chunk: Buffer) => received.push(chunk));
+        // (A stream paused by `pause` stays paused when a 'data' listener comes.)
+        response.resume();
+        await new Promise((resolve) => response.once('end', resolve));
+        expect(Buffer.concat(received).toString('utf8')).toBe(stream);
+      },
+    );
+    expect(written).toBe(coded.length);
   });
 
   it('ends a gzip SSE stream once all of it is decoded, however often the app calls end', async () => {
