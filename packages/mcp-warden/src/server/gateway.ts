@@ -72,6 +72,12 @@ export interface Gateway {
    * the running configuration, for changes that need a restart (store, host, port, session key).
    */
   reload(config: WardenConfig): Promise<void>;
+  /**
+   * Shuts down gracefully: stops accepting connections, answers new MCP requests 503 (and `/readyz`
+   * 503), waits up to `server.shutdownGrace` for the requests in flight to be answered (streams
+   * that only listen, GET and `subscriptions/listen`, are not waited for), then ends what is left
+   * with the upstreams (sessions, processes), and flushes the audit.
+   */
   close(): Promise<void>;
 }
 
@@ -177,6 +183,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let metadataDocs = new Map<string, Record<string, unknown>>();
   let ready = false;
   let started = false;
+  /** Shutting down: MCP requests are refused (503) while those in flight finish. */
+  let draining = false;
+  /**
+   * MCP requests in flight whose answers shutdown waits for: all but the streams that only listen
+   * (GET, `subscriptions/listen`), which never end by themselves and are ended with their upstream.
+   */
+  const awaited = new Set<ServerResponse>();
+  let onSettled: (() => void) | undefined;
+  const settle = (res: ServerResponse): void => {
+    if (awaited.delete(res) && awaited.size === 0) onSettled?.();
+  };
   let authorizationServer: MountedAuthorizationServer | undefined;
 
   const server: Server = createServer((req, res) => {
@@ -188,6 +205,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         res.setHeader('retry-after', '1');
         return json(res, 503, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Service Unavailable: the gateway is starting' } });
       }
+      if (draining) {
+        // Another instance can take it (a load balancer has seen /readyz go 503); this connection ends.
+        return json(res, 503, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Service Unavailable: the gateway is shutting down' } }, { 'retry-after': '1', connection: 'close' });
+      }
+      awaited.add(res);
+      res.once('close', () => settle(res));
       return route(req, res);
     }
     if (path.startsWith('/.well-known/oauth-protected-resource') && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -208,6 +231,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         () =>
           services.limiters.healthy().then((counting) => {
             if (!counting) return json(res, 503, { status: 'rate-limit store unavailable' });
+            if (draining) return json(res, 503, { status: 'shutting down' });
             json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'starting', auditQueue: services.audit.stats() });
           }),
         () => json(res, 503, { status: 'store unavailable' }),
@@ -329,7 +353,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           ...(next.server.allowedHosts === undefined ? {} : { allowedHosts: next.server.allowedHosts }),
           maxBodyBytes: next.server.maxBodyBytes,
         });
-        const handler = withWarden(warden, (req, res, body, principal) => upstream.handle(req, res, body, principal));
+        const handler = withWarden(warden, (req, res, body, principal) => {
+          if (req.method === 'GET' || (typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'subscriptions/listen')) settle(res);
+          return upstream.handle(req, res, body, principal);
+        });
         nextRoutes.set(`/mcp/${name}`, (req, res) => {
           const stop = metrics.request(name);
           res.once('close', () => stop(res.statusCode));
@@ -408,13 +435,31 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     close() {
       closing ??= (async () => {
+        // Drain: no new connections, MCP requests refused, and those in flight get up to
+        // `shutdownGrace` to finish, their answers (and the streams that carry them) included.
+        draining = true;
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        const grace = setTimeout(() => server.closeAllConnections(), config.server.shutdownGrace);
         server.closeIdleConnections();
+        const grace = config.server.shutdownGrace;
+        if (awaited.size > 0 && grace > 0) {
+          logger.info({ inFlight: awaited.size, graceMs: grace }, 'shutting down: waiting for requests in flight');
+          let timer: NodeJS.Timeout | undefined;
+          const drained = await Promise.race([
+            new Promise<boolean>((resolve) => {
+              onSettled = () => resolve(true);
+            }),
+            new Promise<boolean>((resolve) => {
+              timer = setTimeout(() => resolve(false), grace);
+            }),
+          ]);
+          clearTimeout(timer);
+          onSettled = undefined;
+          if (!drained) logger.warn({ inFlight: awaited.size, graceMs: grace }, 'shutdown grace over: ending the requests still in flight');
+        }
+        // What is left (listening streams, requests past the grace) ends with the upstreams.
         await Promise.all([...upstreams.values()].map((u) => u.close()));
         server.closeAllConnections();
         await closed;
-        clearTimeout(grace);
         await authorizationServer?.close();
         await services.close();
       })();

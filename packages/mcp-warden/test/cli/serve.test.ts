@@ -66,6 +66,55 @@ describe('mcp-warden serve (npm start)', () => {
     }
   });
 
+  it('on SIGTERM answers the call in flight and then exits 0; a second signal exits at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-serve-'));
+    try {
+      const demo = readFileSync(`${ROOT}examples/gateway/mcp-warden.yaml`, 'utf8').replace('path: ../../.warden/warden.db', `path: ${join(dir, 'warden.db')}`);
+      const config = join(dir, 'mcp-warden.yaml');
+      writeFileSync(config, demo);
+      const port = await freePort();
+      const endpoint = `http://127.0.0.1:${port}/mcp/everything`;
+      const started = await serve(config, port);
+      const admin = /admin\s+(mcpw_\S+)/.exec(started.output())?.[1] ?? '';
+      expect(admin).toMatch(/^mcpw_/);
+      const headers = { authorization: `Bearer ${admin}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+      /** A long-running call in a session of its own; resolves with the whole answer. */
+      const longCall = async (seconds: number): Promise<{ status: number; text: Promise<string> }> => {
+        const init = await fetch(endpoint, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'test', version: '1' } } }) });
+        await init.text();
+        const session = { ...headers, 'mcp-session-id': init.headers.get('mcp-session-id') ?? '' };
+        await (await fetch(endpoint, { method: 'POST', headers: session, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })).text();
+        const call = await fetch(endpoint, {
+          method: 'POST',
+          headers: session,
+          body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: seconds, steps: 2 }, _meta: { progressToken: 'p' } } }),
+        });
+        return { status: call.status, text: call.text() };
+      };
+
+      const call = await longCall(1.5);
+      expect(call.status).toBe(200);
+      const exited = new Promise<number | null>((resolve) => started.child.once('exit', resolve));
+      started.child.kill('SIGTERM');
+      expect(await call.text).toContain('Long running operation completed');
+      expect(await exited).toBe(0);
+
+      const again = await serve(config, port);
+      const stuck = await longCall(60);
+      expect(stuck.status).toBe(200);
+      void stuck.text.catch(() => {});
+      const forced = new Promise<number | null>((resolve) => again.child.once('exit', resolve));
+      again.child.kill('SIGTERM');
+      // Still draining (the grace is 10 s): then the second signal.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(again.child.exitCode).toBeNull();
+      again.child.kill('SIGTERM');
+      expect(await forced).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a configured upstream header the gateway must control, with exit code 2', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-serve-'));
     try {

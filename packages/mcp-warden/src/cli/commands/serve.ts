@@ -122,9 +122,13 @@ export function registerServe(program: Command): void {
       watcher.on('error', (error) => logger.warn({ file, err: error.message }, 'cannot watch the configuration file; SIGHUP still reloads'));
       let stopping = false;
       const stop = (signal: string): void => {
-        if (stopping) return;
+        if (stopping) {
+          // A second signal: the operator will not wait for the requests in flight (nor the audit flush).
+          logger.warn({ signal }, 'second signal: exiting without waiting for the requests in flight');
+          process.exit(1);
+        }
         stopping = true;
-        logger.info({ signal }, 'shutting down');
+        logger.info({ signal }, 'shutting down (a second signal exits at once)');
         watcher.close();
         void gateway.close().then(() => process.exit(0));
       };
