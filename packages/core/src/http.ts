@@ -13,4 +13,9 @@ export interface RequestView {
   headerCount(name: string): number;
   /** Peer address, for audit events and rate limits. */
   readonly remoteAddress?: string;
+  /**
+   * The id the host already gave this request (the one its logs carry, or its `X-Request-Id`): the
+   * audit events use it. Without it the pipeline makes one (a UUID) when it has audit sinks.
+   */
+  readonly requestId?: string;
 }

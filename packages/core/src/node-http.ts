@@ -10,12 +10,14 @@ import type { RequestView } from './http.js';
 class NodeRequestView implements RequestView {
   readonly method: string;
   readonly url: string;
+  readonly requestId: string | undefined;
   readonly #req: IncomingMessage;
   readonly #headers: IncomingMessage['headers'];
   readonly #remoteAddress: string | undefined;
 
-  constructor(req: IncomingMessage) {
+  constructor(req: IncomingMessage, requestId: string | undefined) {
     this.#req = req;
+    this.requestId = requestId;
     this.#headers = req.headers;
     this.method = req.method ?? 'GET';
     this.url = req.url ?? '/';
@@ -44,9 +46,9 @@ class NodeRequestView implements RequestView {
   }
 }
 
-/** The {@link RequestView} of a Node request. */
-export function nodeRequestView(req: IncomingMessage): RequestView {
-  return new NodeRequestView(req);
+/** The {@link RequestView} of a Node request; `requestId`, when given, names it in the audit events. */
+export function nodeRequestView(req: IncomingMessage, requestId?: string): RequestView {
+  return new NodeRequestView(req, requestId);
 }
 
 /**

@@ -217,7 +217,7 @@ export function createWarden(options: WardenOptions): Warden {
   }
 
   function start(request: RequestView, bodySource: BodySource): PipelineResult | Promise<PipelineResult> {
-    const ctx: RequestContext = sinks.length === 0 ? { request, requestId: '', started: 0 } : { request, requestId: randomUUID(), started: performance.now() };
+    const ctx: RequestContext = sinks.length === 0 ? { request, requestId: '', started: 0 } : { request, requestId: request.requestId ?? randomUUID(), started: performance.now() };
     try {
       guard(request);
     } catch (error) {

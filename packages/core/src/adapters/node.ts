@@ -15,12 +15,23 @@ export type AuthenticatedRequest = IncomingMessage & { auth?: SdkAuthInfo };
 /** What runs after the pipeline allowed a request. `body` is the parsed JSON-RPC body of a POST. */
 export type WardenNodeHandler = (req: AuthenticatedRequest, res: ServerResponse, body: unknown, principal: Principal) => void | Promise<void>;
 
+/** How the adapter runs. */
+export interface WithWardenOptions {
+  /** The id the host gave the request (what its logs carry): its audit events get it too. */
+  readonly requestId?: (req: IncomingMessage) => string | undefined;
+}
+
 /** Wraps a node:http request handler with the pipeline. */
-export function withWarden(options: WardenOptions | Warden, handler: WardenNodeHandler): ((req: IncomingMessage, res: ServerResponse) => void) & { readonly warden: Warden } {
+export function withWarden(
+  options: WardenOptions | Warden,
+  handler: WardenNodeHandler,
+  adapter: WithWardenOptions = {},
+): ((req: IncomingMessage, res: ServerResponse) => void) & { readonly warden: Warden } {
   const pipeline = 'handle' in options ? options : createWarden(options);
+  const requestIdOf = adapter.requestId;
   const listener = function mcpWarden(req: IncomingMessage, res: ServerResponse): void {
     pipeline
-      .handle(nodeRequestView(req), { read: (limit) => readNodeBody(req, limit) })
+      .handle(nodeRequestView(req, requestIdOf?.(req)), { read: (limit) => readNodeBody(req, limit) })
       .then(async (result) => {
         if (result.type === 'respond') {
           res.writeHead(result.response.status, result.response.headers).end(result.response.body);

@@ -13,7 +13,7 @@ import { McpServer as V1McpServer } from '@modelcontextprotocol/sdk/server/mcp.j
 import { StreamableHTTPServerTransport as V1ServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { McpServer, createMcpHandler } from '@modelcontextprotocol/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WardenOptions } from '@mcp-warden/core';
+import type { AuditEvent, WardenOptions } from '@mcp-warden/core';
 import { type AuthenticatedRequest, withWarden } from '@mcp-warden/core/node';
 
 /** One tool per verb; each records that it ran, so a refusal can be shown to stop before the server. */
@@ -306,5 +306,30 @@ describe('Security: oversized bodies through withWarden', () => {
   it('closes the connection after refusing a streamed oversized body', async () => {
     const outcome = await streamOversizedBody(url, 'reader-token');
     expect(outcome).toEqual({ status: 413, connection: 'close', socketClosed: true });
+  });
+});
+
+describe("withWarden: the host's request id", () => {
+  it('names the audit events of a request with the id the host gave it, and makes one otherwise', async () => {
+    const events: AuditEvent[] = [];
+    const options: WardenOptions = { ...wardenOptions(createV2Server([])), audit: (event) => void events.push(event) };
+    const given = withWarden(options, (_req, res) => void res.writeHead(202).end(), { requestId: (req) => req.headers['x-test-id'] as string | undefined });
+    const server = createServer(given).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`;
+      const send = (token: string, id?: string) =>
+        fetch(url, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(id === undefined ? {} : { 'x-test-id': id }) },
+          body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+        });
+      expect((await send('reader-token', 'host-id-1')).status).toBe(202);
+      expect((await send('wrong-token', 'host-id-2')).status).toBe(401);
+      expect((await send('reader-token')).status).toBe(202);
+      expect(events.map((e) => e.requestId.slice(0, 9))).toEqual(['host-id-1', 'host-id-2', expect.stringMatching(/^[0-9a-f]{8}-$/)]);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });

@@ -3,7 +3,7 @@
  * upstream's own on top), operations endpoints, hot reload, graceful shutdown. `mcp-warden serve`
  * runs it.
  */
-import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
@@ -176,6 +176,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const upstreams = new Map<string, Upstream>();
   const metrics = createGatewayMetrics(() => upstreams, services.audit);
   const countDecision = (event: AuditEvent): void => metrics.decision(event);
+  /** The gateway's id of each MCP request, for the pipeline (audit) and the upstreams (logs). */
+  const requestIds = new WeakMap<IncomingMessage, string>();
+  /** A line per MCP request at debug level (LOG_LEVEL=debug); decided once, as it costs on every request. */
+  const accessLog = logger.debug !== undefined && (logger.isLevelEnabled?.('debug') ?? true);
   let authLimiter = services.wardenOptions.authLimiter;
   let requestLimiter = services.wardenOptions.requestLimiter;
   let routes = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
@@ -209,8 +213,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         // Another instance can take it (a load balancer has seen /readyz go 503); this connection ends.
         return json(res, 503, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Service Unavailable: the gateway is shutting down' } }, { 'retry-after': '1', connection: 'close' });
       }
-      awaited.add(res);
-      res.once('close', () => settle(res));
       return route(req, res);
     }
     if (path.startsWith('/.well-known/oauth-protected-resource') && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -353,13 +355,29 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           ...(next.server.allowedHosts === undefined ? {} : { allowedHosts: next.server.allowedHosts }),
           maxBodyBytes: next.server.maxBodyBytes,
         });
-        const handler = withWarden(warden, (req, res, body, principal) => {
-          if (req.method === 'GET' || (typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'subscriptions/listen')) settle(res);
-          return upstream.handle(req, res, body, principal);
-        });
+        const handler = withWarden(
+          warden,
+          (req, res, body, principal) => {
+            if (req.method === 'GET' || (typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'subscriptions/listen')) settle(res);
+            return upstream.handle(req, res, body, principal, requestIds.get(req));
+          },
+          { requestId: (req) => requestIds.get(req) },
+        );
         nextRoutes.set(`/mcp/${name}`, (req, res) => {
+          // One id per request: in its audit events, in the log lines about it, and sent back.
+          const requestId = randomUUID();
+          requestIds.set(req, requestId);
+          res.setHeader('x-request-id', requestId);
           const stop = metrics.request(name);
-          res.once('close', () => stop(res.statusCode));
+          const started = accessLog ? performance.now() : 0;
+          awaited.add(res);
+          res.once('close', () => {
+            settle(res);
+            stop(res.statusCode);
+            if (accessLog) {
+              logger.debug?.({ requestId, upstream: name, method: req.method, status: res.statusCode, ms: Math.round((performance.now() - started) * 10) / 10, completed: res.writableFinished }, 'request');
+            }
+          });
           handler(req, res);
         });
       }

@@ -72,6 +72,8 @@ interface Forwarded {
 class Exchange extends EventEmitter {
   reason: Error | undefined;
   readonly timer: NodeJS.Timeout;
+  /** The gateway's id of the client's request, for log lines (none for the catalog client's own). */
+  requestId: string | undefined;
 
   constructor(timeout: number) {
     super();
@@ -352,7 +354,7 @@ export class HttpUpstream implements Upstream {
     return this.#sessions.size;
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void> {
+  async handle(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal, requestId?: string): Promise<void> {
     const id = requestIdOf(body);
     if (this.#closed) return jsonRpcError(res, 503, id, -32000, `Service Unavailable: upstream ${this.name} is shutting down`);
     const method = req.method;
@@ -383,6 +385,7 @@ export class HttpUpstream implements Upstream {
     }
 
     const exchange = this.#start();
+    exchange.requestId = requestId;
     const onClose = (): void => {
       if (!res.writableFinished) exchange.abort(CLIENT_GONE);
     };
@@ -393,7 +396,7 @@ export class HttpUpstream implements Upstream {
       answered = true;
       await this.#relay(response, res, exchange, forwarded, principal, id, method);
     } catch (error) {
-      this.#fail(res, id, error, exchange.reason, method, answered);
+      this.#fail(res, id, error, exchange, method, answered);
     } finally {
       this.#finish(exchange);
       res.off('close', onClose);
@@ -590,7 +593,7 @@ export class HttpUpstream implements Upstream {
       body.once('error', (error: unknown) => {
         // The proxy's own aborts (client gone, closing) are not the upstream's fault.
         if (exchange.reason === undefined) {
-          this.#log.warn({ upstream: this.name, id, err: errorCode(error) }, 'upstream stream broke off');
+          this.#log.warn({ upstream: this.name, requestId: exchange.requestId, id, err: errorCode(error) }, 'upstream stream broke off');
         }
         finish();
       });
@@ -598,7 +601,8 @@ export class HttpUpstream implements Upstream {
   }
 
   /** Maps a failed exchange to its answer: 504 for slowness, 503 while closing, 502 otherwise. */
-  #fail(res: ServerResponse, id: JsonRpcId, error: unknown, reason: unknown, method: string, answered: boolean): void {
+  #fail(res: ServerResponse, id: JsonRpcId, error: unknown, exchange: Exchange, method: string, answered: boolean): void {
+    const { reason, requestId } = exchange;
     if (reason === CLIENT_GONE) {
       if (!res.destroyed) res.destroy();
       return;
@@ -606,14 +610,14 @@ export class HttpUpstream implements Upstream {
     if (reason === CLOSING) return jsonRpcError(res, 503, id, -32000, `Service Unavailable: upstream ${this.name} is shutting down`);
     const code = errorCode(error);
     if (reason === TIMED_OUT || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-      this.#log.warn({ upstream: this.name, method, id, timeout: this.#config.timeout }, 'upstream timed out');
+      this.#log.warn({ upstream: this.name, requestId, method, id, timeout: this.#config.timeout }, 'upstream timed out');
       return jsonRpcError(res, 504, id, -32603, `Gateway Timeout: upstream ${this.name} did not answer within ${this.#config.timeout} ms`);
     }
     if (error instanceof UpstreamProtocolError) {
-      this.#log.warn({ upstream: this.name, method, id, err: error.message }, 'upstream answered badly');
+      this.#log.warn({ upstream: this.name, requestId, method, id, err: error.message }, 'upstream answered badly');
       return jsonRpcError(res, 502, id, -32603, `Bad Gateway: upstream ${this.name} ${error.message}`);
     }
-    this.#log.warn({ upstream: this.name, method, id, err: code }, answered ? 'upstream broke off its answer' : 'upstream unreachable');
+    this.#log.warn({ upstream: this.name, requestId, method, id, err: code }, answered ? 'upstream broke off its answer' : 'upstream unreachable');
     jsonRpcError(res, 502, id, -32603, `Bad Gateway: upstream ${this.name} ${answered ? 'broke off its answer' : 'is unreachable'} (${code})`);
   }
 

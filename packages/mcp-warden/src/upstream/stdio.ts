@@ -64,7 +64,7 @@ export class StdioUpstream implements Upstream {
     return this.#sessions.size;
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void> {
+  async handle(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal, requestId?: string): Promise<void> {
     const header = req.headers['mcp-session-id'];
     const version = req.headers['mcp-protocol-version'];
     if (header === undefined && req.method === 'POST' && isModernMessage(body, typeof version === 'string' ? version : undefined)) {
@@ -99,7 +99,7 @@ export class StdioUpstream implements Upstream {
       jsonRpcError(res, 503, requestIdOf(body), -32000, `Service Unavailable: upstream ${this.name} has reached its limit of ${this.#config.maxSessions} sessions`);
       return;
     }
-    await this.#openSession(req, res, body, principal);
+    await this.#openSession(req, res, body, principal, requestId);
   }
 
   #spawn(): StdioChild {
@@ -113,7 +113,7 @@ export class StdioUpstream implements Upstream {
     return child;
   }
 
-  async #openSession(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void> {
+  async #openSession(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal, requestId: string | undefined): Promise<void> {
     const inFlight = new Map<RequestId, string | number | undefined>();
     let session: Session | undefined;
     let child = this.#spawn();
@@ -128,7 +128,7 @@ export class StdioUpstream implements Upstream {
       onSessionInitialized: (id) => {
         session = { id, principalId: principal.id, transport, child, lastSeen: Date.now(), inFlight };
         this.#sessions.set(id, session);
-        this.#log.info({ upstream: this.name, session: id.slice(0, 8), principal: principal.id, pid: child.pid }, 'session opened');
+        this.#log.info({ upstream: this.name, requestId, session: id.slice(0, 8), principal: principal.id, pid: child.pid }, 'session opened');
       },
     });
     const forward = (message: JSONRPCMessage): void => {
@@ -240,7 +240,7 @@ export class StdioUpstream implements Upstream {
     try {
       await child.start();
     } catch (error) {
-      this.#log.error({ upstream: this.name, err: (error as Error).message }, 'cannot start the upstream process');
+      this.#log.error({ upstream: this.name, requestId, err: (error as Error).message }, 'cannot start the upstream process');
       jsonRpcError(res, 502, requestIdOf(body), -32603, `Bad Gateway: upstream ${this.name} could not be started`);
       return;
     }
