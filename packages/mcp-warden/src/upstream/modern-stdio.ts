@@ -471,6 +471,19 @@ export interface ModernStdioFaceOptions {
    * @default 300000 (5 minutes)
    */
   readonly inputTimeoutMs?: number;
+  /**
+   * The most processes the upstream may run at once; the face's children count with
+   * `otherProcesses()` (the upstream's session processes). A principal without a child is answered
+   * 503 when they are all taken. @default Infinity
+   */
+  readonly maxProcesses?: number;
+  readonly otherProcesses?: () => number;
+  /**
+   * After a principal's child exits by itself, its next child is started no sooner than this
+   * (milliseconds), doubled for each exit in a row of a child that never answered `initialize`
+   * (at most an hour); requests meanwhile get 503 with `Retry-After`. @default 1000
+   */
+  readonly restartBackoffMs?: number;
 }
 
 function principalIdOf(ctx: ServerContext): string {
@@ -493,6 +506,11 @@ export class ModernStdioFace {
    * the principal and the method (spec: basic/patterns/mrtr, server requirements 4-5).
    */
   readonly #states: RequestStateCodec<FlowState>;
+  readonly #maxProcesses: number;
+  readonly #otherProcesses: () => number;
+  readonly #backoffMs: number;
+  /** Principals whose child exited by itself: how many in a row, and when the next may start (ms). */
+  readonly #exits = new Map<string, { count: number; readonly until: number }>();
 
   constructor(name: string, spawn: () => StdioChild, log: UpstreamLogger, idleTimeoutMs: number, options: ModernStdioFaceOptions = {}) {
     const inputTimeoutMs = options.inputTimeoutMs ?? 300_000;
@@ -501,6 +519,9 @@ export class ModernStdioFace {
     this.#spawn = spawn;
     this.#log = log;
     this.#inputTimeoutMs = inputTimeoutMs;
+    this.#maxProcesses = options.maxProcesses ?? Number.POSITIVE_INFINITY;
+    this.#otherProcesses = options.otherProcesses ?? (() => 0);
+    this.#backoffMs = options.restartBackoffMs ?? 1000;
     this.#states = createRequestStateCodec<FlowState>({
       key: randomBytes(32),
       ttlSeconds: Math.ceil(inputTimeoutMs / 1000),
@@ -517,6 +538,7 @@ export class ModernStdioFace {
       }
       // Handlers of principals whose requests never reached a child (refused by the SDK first).
       for (const [id, entry] of this.#handlers) if (!this.#pool.has(id) && entry.lastUsed < cutoff) this.#closeHandler(id);
+      for (const [id, exit] of this.#exits) if (exit.until < cutoff) this.#exits.delete(id);
     }, Math.max(1000, Math.min(idleTimeoutMs / 4, 60_000)));
     this.#sweeper.unref();
   }
@@ -528,7 +550,37 @@ export class ModernStdioFace {
     return count;
   }
 
+  /** The children running now (one per principal that has one). */
+  get childCount(): number {
+    let count = 0;
+    for (const pooled of this.#pool.values()) if (!pooled.dead) count += 1;
+    return count;
+  }
+
+  /**
+   * Why no child may be started for this principal now (its last one exited too recently, or the
+   * upstream runs all the processes it may), with the seconds to wait; `undefined` when one may,
+   * or the principal has one.
+   */
+  #refusal(principalId: string): { message: string; retryAfter: number } | undefined {
+    const pooled = this.#pool.get(principalId);
+    if (pooled !== undefined && !pooled.dead) return undefined;
+    const wait = (this.#exits.get(principalId)?.until ?? 0) - Date.now();
+    if (wait > 0) return { message: `Service Unavailable: the process of upstream ${this.#name} exited; it is started again in ${Math.ceil(wait / 1000)} s`, retryAfter: Math.ceil(wait / 1000) };
+    if (this.childCount + this.#otherProcesses() >= this.#maxProcesses) {
+      return { message: `Service Unavailable: upstream ${this.#name} has reached its limit of ${this.#maxProcesses} processes`, retryAfter: 5 };
+    }
+    return undefined;
+  }
+
   async handle(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void> {
+    const refusal = this.#refusal(principal.id);
+    if (refusal !== undefined) {
+      res.setHeader('retry-after', String(refusal.retryAfter));
+      return jsonRpcError(res, 503, requestIdOf(body), -32000, refusal.message);
+    }
+    // Started now, not when the SDK's handler asks for it: the count the next request checks includes it.
+    this.#child(principal.id);
     const listened = followedResources(body);
     if (listened !== undefined) {
       // Every open listen keeps the child from the idle sweep; the resources it follows are
@@ -593,10 +645,22 @@ export class ModernStdioFace {
   #child(principalId: string): PooledChild {
     let pooled = this.#pool.get(principalId);
     if (pooled === undefined || pooled.dead) {
+      let initialized = false;
       const created: PooledChild = new PooledChild(this.#spawn(), () => {
+        // A child the face ended (idle, closing) is out of the pool already: this one exited by itself.
         if (this.#pool.get(principalId) !== created) return;
         this.#pool.delete(principalId);
+        // Exits in a row of children that never answered initialize double the wait (at most an
+        // hour, far below a timer's 24.8-day limit); one that did starts the count again.
+        const count = initialized ? 1 : (this.#exits.get(principalId)?.count ?? 0) + 1;
+        const delay = Math.min(this.#backoffMs * 2 ** (count - 1), 3_600_000);
+        this.#exits.set(principalId, { count, until: Date.now() + delay });
+        this.#log.warn({ upstream: this.#name, principal: principalId, exitsInARow: count, delayMs: delay }, 'the 2026-07-28 child exited; its next start waits');
       });
+      created.ready.then(
+        () => void (initialized = true),
+        () => {},
+      );
       created.onNotification = (method, params) => {
         const event = changeEventOf(method, params);
         if (event !== undefined && this.#pool.get(principalId) === created) this.#handlers.get(principalId)?.handler.bus.publish(event);

@@ -57,7 +57,13 @@ export class StdioUpstream implements Upstream {
     this.#log = log;
     this.#sweeper = setInterval(() => this.#sweep(), Math.max(1000, Math.min(config.idleTimeout / 4, 60_000)));
     this.#sweeper.unref();
-    this.#modern = new ModernStdioFace(name, () => this.#spawn(), log, config.idleTimeout, { inputTimeoutMs: config.inputTimeout });
+    this.#modern = new ModernStdioFace(name, () => this.#spawn(), log, config.idleTimeout, {
+      inputTimeoutMs: config.inputTimeout,
+      // One budget of processes for both kinds of client.
+      maxProcesses: config.maxSessions,
+      otherProcesses: () => this.#sessions.size,
+      restartBackoffMs: config.restart.backoff,
+    });
   }
 
   get sessionCount(): number {
@@ -94,7 +100,7 @@ export class StdioUpstream implements Upstream {
       jsonRpcError(res, 503, requestIdOf(body), -32000, 'Service Unavailable: the gateway is shutting down');
       return;
     }
-    if (this.#sessions.size >= this.#config.maxSessions) {
+    if (this.#sessions.size + this.#modern.childCount >= this.#config.maxSessions) {
       res.setHeader('retry-after', '5');
       jsonRpcError(res, 503, requestIdOf(body), -32000, `Service Unavailable: upstream ${this.name} has reached its limit of ${this.#config.maxSessions} sessions`);
       return;

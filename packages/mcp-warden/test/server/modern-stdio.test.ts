@@ -90,3 +90,87 @@ describe('2026-07-28 clients in front of stdio upstreams', () => {
     expect(adminPid).not.toBe(readerPid);
   });
 });
+
+describe('2026-07-28 clients in front of stdio upstreams: the limits hold for their processes too', () => {
+  let gateway: Gateway;
+  const keys: Record<string, string> = {};
+  const envelope = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
+
+  /** A 2026-07-28 tools/call, raw: the status, the Retry-After and the JSON-RPC answer. */
+  async function call(upstream: string, key: string, name: string): Promise<{ status: number; retryAfter: string | null; message: Record<string, unknown> }> {
+    const response = await fetch(`${gateway.url}/mcp/${upstream}`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${key}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': name,
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: {}, _meta: envelope } }),
+    });
+    const text = await response.text();
+    const data = text.startsWith('{') ? text : (/^data: (.*)$/m.exec(text)?.[1] ?? '{}');
+    return { status: response.status, retryAfter: response.headers.get('retry-after'), message: JSON.parse(data) as Record<string, unknown> };
+  }
+
+  beforeAll(async () => {
+    const config = parseConfig(
+      JSON.stringify({
+        store: { type: 'memory' },
+        roles: { admin: ['read', 'write', 'delete'] },
+        upstreams: {
+          one: { type: 'stdio', command: process.execPath, args: [crashy], maxSessions: 1 },
+          crashy: { type: 'stdio', command: process.execPath, args: [crashy], restart: { maxRestarts: 3, backoff: '800ms' } },
+        },
+      }),
+      'limits.yaml',
+      {},
+    );
+    gateway = await startGateway({ config, logger: quiet, port: 0 });
+    await gateway.ready;
+    for (const name of ['first', 'second']) keys[name] = (await gateway.services.keys.create({ name, roles: ['admin'] })).plaintext;
+  }, 60_000);
+  afterAll(async () => {
+    await gateway?.close();
+  });
+
+  it("counts a principal's child against maxSessions, for new principals and for 2025 sessions alike", async () => {
+    const first = await call('one', keys['first'] as string, 'pid');
+    expect(first.status).toBe(200);
+    expect(first.message).toMatchObject({ result: { content: [{ type: 'text' }] } });
+    // The same principal goes on with its child.
+    expect((await call('one', keys['first'] as string, 'pid')).message).toEqual(first.message);
+    const other = await call('one', keys['second'] as string, 'pid');
+    expect(other.status).toBe(503);
+    expect(other.retryAfter).toBe('5');
+    expect(other.message).toMatchObject({ id: 1, error: { code: -32000, message: 'Service Unavailable: upstream one has reached its limit of 1 processes' } });
+    const session = await fetch(`${gateway.url}/mcp/one`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${keys['second']}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'old', version: '1' } } }),
+    });
+    expect(session.status).toBe(503);
+    expect(await session.json()).toMatchObject({ id: 2, error: { message: /limit of 1 sessions/ } });
+  });
+
+  it("starts a principal's child that exited again only after the backoff, answering 503 with Retry-After meanwhile", async () => {
+    const key = keys['first'] as string;
+    const before = await call('crashy', key, 'pid');
+    expect(before.status).toBe(200);
+    const pid = JSON.stringify(before.message);
+    // The child exits without answering: the call fails.
+    expect((await call('crashy', key, 'crash')).message).toMatchObject({ error: { code: -32603 } });
+    const waiting = await call('crashy', key, 'pid');
+    expect(waiting.status).toBe(503);
+    expect(waiting.retryAfter).toBe('1');
+    expect(waiting.message).toMatchObject({ id: 1, error: { code: -32000, message: /^Service Unavailable: the process of upstream crashy exited; it is started again in 1 s$/ } });
+    // Another principal is not held back by it.
+    expect((await call('crashy', keys['second'] as string, 'pid')).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 900));
+    const after = await call('crashy', key, 'pid');
+    expect(after.status).toBe(200);
+    expect(JSON.stringify(after.message)).not.toBe(pid);
+  });
+});
