@@ -3,7 +3,7 @@
  * and file change), and /metrics.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,7 +101,7 @@ describe('mcp-warden serve reloads on SIGHUP and on file change', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('applies a valid change, and keeps the running configuration when the new one is invalid', async () => {
+  it('applies a valid change (written in place or renamed over the file, or on SIGHUP), and keeps the running configuration when the new one is invalid', async () => {
     dir = mkdtempSync(join(tmpdir(), 'mcp-warden-reload-'));
     const file = join(dir, 'mcp-warden.yaml');
     const port = await freePort();
@@ -136,10 +136,25 @@ describe('mcp-warden serve reloads on SIGHUP and on file change', () => {
       await expect(client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })).rejects.toMatchObject({ code: -32003 });
       expect((await client.callTool({ name: 'echo', arguments: { message: 'still served' } })).content).toBeDefined();
 
-      write({});
-      child.kill('SIGHUP');
+      // Saved as many editors save (and as a ConfigMap changes): a new file renamed over the old
+      // one, a new inode each time. A watch on the file itself saw the first at most.
+      const replace = (extra: Record<string, unknown>) => {
+        const text = JSON.stringify({ ...configText(extra), store: { type: 'sqlite', path: 'warden.db' }, server: { port } });
+        writeFileSync(`${file}.tmp`, text);
+        renameSync(`${file}.tmp`, file);
+      };
+      replace({});
       await waitFor(/"msg":"configuration reloaded"/, 2);
       expect((await client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })).content).toBeDefined();
+      replace({ deny: { tools: ['get-sum'] } });
+      await waitFor(/"msg":"configuration reloaded"/, 3);
+      await expect(client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })).rejects.toMatchObject({ code: -32003 });
+
+      // SIGHUP reloads by itself, the file unchanged.
+      child.kill('SIGHUP');
+      await waitFor(/"msg":"configuration reloaded"/, 4);
+      expect(output).toMatch(/"why":"SIGHUP"[^\n]*"msg":"configuration reloaded"/);
+      expect((output.match(/"why":"file changed"[^\n]*"msg":"configuration reloaded"/g) ?? []).length).toBe(3);
     } finally {
       await client.close();
     }

@@ -1,5 +1,6 @@
 /** `mcp-warden serve`: run the gateway in front of the configured upstreams. */
-import { watch } from 'node:fs';
+import { readFileSync, watch } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../../config/load.js';
 import { pino } from 'pino';
@@ -114,12 +115,31 @@ export function registerServe(program: Command): void {
         });
       };
       process.on('SIGHUP', () => reload('SIGHUP'));
+      // The directory is watched, not the file: an editor saving by renaming a new file over the
+      // old one, or a Kubernetes ConfigMap (a symlink swapped), replaces the file, and a watch on
+      // the file follows the old one no more. On any event there the file is read again, and
+      // reloaded when its text changed.
+      const path = resolve(file);
+      const textOf = (): string | undefined => {
+        try {
+          return readFileSync(path, 'utf8');
+        } catch {
+          // Gone for the moment (being replaced): the next event tells.
+          return undefined;
+        }
+      };
+      let seen = textOf();
       let debounce: NodeJS.Timeout | undefined;
-      const watcher = watch(file, () => {
+      const watcher = watch(dirname(path), () => {
         clearTimeout(debounce);
-        debounce = setTimeout(() => reload('file changed'), 200);
+        debounce = setTimeout(() => {
+          const text = textOf();
+          if (text === undefined || text === seen) return;
+          seen = text;
+          reload('file changed');
+        }, 200);
       });
-      watcher.on('error', (error) => logger.warn({ file, err: error.message }, 'cannot watch the configuration file; SIGHUP still reloads'));
+      watcher.on('error', (error) => logger.warn({ file, err: error.message }, `cannot watch the directory of ${basename(path)}; SIGHUP still reloads`));
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) {
