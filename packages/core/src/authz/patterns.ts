@@ -33,7 +33,8 @@ function globToRegExp(glob: string): RegExp {
 /** Compiles a glob; throws a TypeError naming `where` for an empty or control-character pattern. */
 export function compilePattern(glob: string, where: string): CompiledPattern {
   if (typeof glob !== 'string' || glob === '' || hasUnsafeCharacters(glob)) {
-    throw new TypeError(`${where}: "${String(glob)}" is not a valid pattern (empty, or contains control characters)`);
+    // JSON-quoted: a control character shows as an escape, not as itself in a terminal or a log.
+    throw new TypeError(`${where}: ${JSON.stringify(String(glob))} is not a valid pattern (empty, or contains control characters)`);
   }
   return { source: glob, exact: globToRegExp(glob), folded: globToRegExp(foldForComparison(glob)) };
 }

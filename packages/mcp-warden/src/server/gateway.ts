@@ -81,17 +81,27 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** The roles an upstream sees: the global ones, with the upstream's definitions replacing same-named ones. */
-function upstreamPolicy(config: WardenConfig, upstream: UpstreamConfig): Policy {
+/**
+ * The roles an upstream sees: the global ones, with the upstream's definitions replacing same-named
+ * ones. (`config check` builds it too.)
+ * @throws TypeError naming the upstream and the key of what is not valid.
+ */
+export function upstreamPolicy(config: WardenConfig, name: string, upstream: UpstreamConfig): Policy {
   const own = upstream.policy;
   const roles: Record<string, RoleDefinition | readonly Verb[]> = { ...config.roles, ...(own?.roles ?? {}) };
   const deny = (family: 'tools' | 'resources' | 'prompts' | 'methods') => [...(config.deny?.[family] ?? []), ...(own?.deny?.[family] ?? [])];
-  return new Policy({
-    roles,
-    deny: { tools: deny('tools'), resources: deny('resources'), prompts: deny('prompts'), methods: deny('methods') },
-    toolAnnotations: { ...(config.toolAnnotations ?? {}), ...(own?.toolAnnotations ?? {}) },
-    scopes: config.auth.oauth.scopes,
-  });
+  try {
+    return new Policy({
+      roles,
+      deny: { tools: deny('tools'), resources: deny('resources'), prompts: deny('prompts'), methods: deny('methods') },
+      toolAnnotations: { ...(config.toolAnnotations ?? {}), ...(own?.toolAnnotations ?? {}) },
+      scopes: config.auth.oauth.scopes,
+    });
+  } catch (error) {
+    // The policy's keys are those of the merged definition (a deny index counts the global ones first).
+    if (error instanceof TypeError && own !== undefined) throw new TypeError(`upstreams.${name}.policy, merged with the global roles and deny lists: ${error.message}`);
+    throw error;
+  }
 }
 
 /**
@@ -327,7 +337,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         const upstream = same ? previous : createUpstream(name, upstreamConfig, signer, logger, identity);
         if (!same) created.push(upstream);
         built.set(name, upstream);
-        const policy = upstreamPolicy(next, upstreamConfig);
+        const policy = upstreamPolicy(next, name, upstreamConfig);
         policies.set(name, policy);
         // A changed tool list is read again (debounced), so annotations follow the upstream.
         let relearn: NodeJS.Timeout | undefined;

@@ -271,6 +271,26 @@ async function* sseMessages(body: AsyncIterable<Buffer>): AsyncGenerator<unknown
 }
 
 /**
+ * The configured headers of an HTTP upstream as sent (lower-case names).
+ * @throws TypeError naming the key when one is a header the proxy must control (hop-by-hop,
+ * `Proxy-*`, `Content-Length`, `Content-Type`, `Expect`, `Mcp-Session-Id`) or a value holds a
+ * control character. (`config check` runs it too.)
+ */
+export function injectedHeaders(name: string, headers: Readonly<Record<string, string>>): Record<string, string> {
+  const injected: Record<string, string> = {};
+  for (const [key, value] of Object.entries(headers)) {
+    const lower = key.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || MANAGED_BY_PROXY.has(lower)) {
+      throw new TypeError(`upstreams.${name}.headers.${key}: this header is set by the gateway and cannot be configured`);
+    }
+    // A CR or LF would split the request; undici would refuse it on every call, so refuse it once here.
+    if (/[\0\r\n]/.test(value)) throw new TypeError(`upstreams.${name}.headers.${key}: the value contains a control character`);
+    injected[lower] = value;
+  }
+  return injected;
+}
+
+/**
  * Serves one upstream MCP server reached over Streamable HTTP. Constructed once per configured
  * upstream by the gateway; `handle` is called only for requests the pipeline allowed.
  * @throws TypeError when `config.headers` names a header the proxy must control (hop-by-hop,
@@ -313,17 +333,7 @@ export class HttpUpstream implements Upstream {
     this.#config = config;
     this.#signer = signer;
     this.#log = log;
-    const injected: Record<string, string> = {};
-    for (const [key, value] of Object.entries(config.headers)) {
-      const lower = key.toLowerCase();
-      if (HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || MANAGED_BY_PROXY.has(lower)) {
-        throw new TypeError(`upstreams.${name}.headers.${key}: this header is set by the gateway and cannot be configured`);
-      }
-      // A CR or LF would split the request; undici would refuse it on every call, so refuse it once here.
-      if (/[\0\r\n]/.test(value)) throw new TypeError(`upstreams.${name}.headers.${key}: the value contains a control character`);
-      injected[lower] = value;
-    }
-    this.#injected = injected;
+    this.#injected = injectedHeaders(name, config.headers);
     const url = new URL(config.url);
     this.#path = `${url.pathname}${url.search}`;
     // Keep-alive stays at undici's default (4 s, or less when the server says so): shorter than

@@ -1,10 +1,10 @@
-/** `mcp-warden config check` on the `auth.oauth` section: every mistake named with its key path. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+/** `mcp-warden config check`: the `auth.oauth` section, what serve builds per upstream, and the shipped examples; every mistake named with its key path. */
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
-import { cli } from '../cli/run-cli.js';
+import { ROOT, cli } from '../cli/run-cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-oauth-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -91,5 +91,47 @@ auth: { oauth: { issuers: [{ name: i, issuer: "http://idp.example.com", introspe
   it('refuses HS256 and a scope token with a space at parse time, with the key path', () => {
     expect(() => parseConfig(`${base}\nauth: { oauth: { issuers: [{ name: x, issuer: "https://a.example", algorithms: [HS256] }] } }`, 'c.yaml')).toThrow(/auth\.oauth\.issuers\[0\]\.algorithms\[0\]/);
     expect(() => parseConfig(`${base}\nauth: { oauth: { scopes: { "mcp read": [reader] } } }`, 'c.yaml')).toThrow(/auth\.oauth\.scopes/);
+  });
+});
+
+describe('config check: what serve builds per upstream', () => {
+  it("refuses an HTTP upstream's header the gateway controls or with a control character, and a policy that does not compile, naming the upstream", async () => {
+    const r = await check(`${base}
+upstreams:
+  remote: { type: http, url: "http://127.0.0.1:9/mcp", headers: { Connection: close } }
+  other:
+    type: http
+    url: "http://127.0.0.1:9/mcp"
+    headers: { X-Ok: "line\\nbreak" }
+    policy:
+      deny: { tools: ["a\\u0001"] }
+`);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('upstreams.remote.headers.Connection: this header is set by the gateway and cannot be configured');
+    expect(r.stderr).toContain('upstreams.other.headers.X-Ok: the value contains a control character');
+    expect(r.stderr).toContain('upstreams.other.policy, merged with the global roles and deny lists: policy.deny.tools[0]: "a\\u0001" is not a valid pattern');
+  });
+
+  it('accepts the examples the project ships, whose secrets all come from ${ENV}', async () => {
+    const examples = ['examples/gateway/mcp-warden.yaml', ...readdirSync(`${ROOT}examples/oauth`).map((f) => `examples/oauth/${f}`)];
+    expect(examples.length).toBeGreaterThan(5);
+    let secrets = 0;
+    for (const example of examples) {
+      const text = readFileSync(`${ROOT}${example}`, 'utf8');
+      const lines = text.split('\n').filter((line) => !line.trimStart().startsWith('#'));
+      // Every secret-looking value is a reference, never written out.
+      for (const line of lines) {
+        const secret = /\b(clientSecret|initialAccessToken|sessionSecret|metricsToken|password|Authorization|X-Api-Key|token)\b\s*:\s*(.+)$/i.exec(line);
+        if (secret === null) continue;
+        secrets += 1;
+        expect(secret[2], `${example}: ${line.trim()}`).toMatch(/\$\{[A-Z0-9_]+\}/);
+      }
+      const env = Object.fromEntries([...lines.join('\n').matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((m) => [m[1] as string, 'example-value-0123456789abcdef0123']));
+      const r = await cli(ROOT, ['--config', `${ROOT}${example}`, 'config', 'check'], env);
+      expect(r.stderr, example).toBe('');
+      expect(r.code, example).toBe(0);
+    }
+    // The check above looked at something: the examples hold upstream credentials and client secrets.
+    expect(secrets).toBeGreaterThanOrEqual(8);
   });
 });

@@ -3,7 +3,9 @@ import type { Command } from 'commander';
 import { Policy, compilePattern, staticTokens } from '@mcp-warden/core';
 import { ConfigError } from '../../config/load.js';
 import { canonicalResourceUri } from '@mcp-warden/core';
+import { upstreamPolicy } from '../../server/gateway.js';
 import { authorizationServerProblems, oauthIssuersOf } from '../../services.js';
+import { injectedHeaders } from '../../upstream/http.js';
 import { openStore } from '../../store/open.js';
 import { type GlobalOptions, configPath, readConfig } from '../context.js';
 import { ExitCode, colour, out } from '../output.js';
@@ -26,6 +28,12 @@ export function registerConfig(program: Command): void {
         }
       };
       attempt(() => new Policy({ roles: parsed.roles, ...(parsed.deny === undefined ? {} : { deny: parsed.deny }), scopes: parsed.auth.oauth.scopes }));
+      // What serve builds per upstream: its policy (the global roles with its own on top) and, for
+      // HTTP, the headers it sends.
+      for (const [name, upstream] of Object.entries(parsed.upstreams)) {
+        if (upstream.policy !== undefined) attempt(() => upstreamPolicy(parsed, name, upstream));
+        if (upstream.type === 'http') attempt(() => injectedHeaders(name, upstream.headers));
+      }
       const oauth = parsed.auth.oauth;
       attempt(() => oauthIssuersOf(parsed, oauth.authorizationServer.enabled ? { issuer: 'http://127.0.0.1', jwks: () => ({ keys: [] }) } : undefined));
       const defined = (role: string, where: string) => {
