@@ -341,6 +341,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         policies.set(name, policy);
         // A changed tool list is read again (debounced), so annotations follow the upstream.
         let relearn: NodeJS.Timeout | undefined;
+        upstream.onError = (kind) => metrics.upstreamError(name, kind);
         upstream.onToolsChanged = () => {
           clearTimeout(relearn);
           relearn = setTimeout(() => void learn(new Map([[name, policy]]), new Map([[name, upstream]])), 500);

@@ -5,13 +5,15 @@
 import type { AuditEvent } from '@mcp-warden/core';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AuditQueue } from '../audit/writer.js';
-import type { Upstream } from '../upstream/types.js';
+import type { Upstream, UpstreamErrorKind } from '../upstream/types.js';
 
 export interface GatewayMetrics {
   readonly contentType: string;
   /** Starts timing a request; call the result with the status when it ends. */
   request(upstream: string): (status: number) => void;
   decision(event: AuditEvent): void;
+  /** An upstream failed (see {@link UpstreamErrorKind}). */
+  upstreamError(upstream: string, kind: UpstreamErrorKind): void;
   render(): Promise<string>;
 }
 
@@ -26,7 +28,14 @@ export function createGatewayMetrics(upstreams: () => ReadonlyMap<string, Upstre
     registers: [registry],
   });
   const decisions = new Counter({ name: 'mcp_warden_decisions_total', help: 'Policy and authentication decisions', labelNames: ['upstream', 'decision', 'rule'], registers: [registry] });
-  const upstreamErrors = new Counter({ name: 'mcp_warden_upstream_errors_total', help: 'Responses with a 5xx status', labelNames: ['upstream'], registers: [registry] });
+  // Not the 5xx answers (mcp_warden_requests_total has them, the gateway's own 503s included): the
+  // upstream's failures, a stream it broke off after a 200 too.
+  const upstreamErrors = new Counter({
+    name: 'mcp_warden_upstream_errors_total',
+    help: 'Failures of an upstream by kind: unreachable, timeout, bad_answer (not MCP), broken (an answer or stream cut off), exited (a process ended by itself), start_failed',
+    labelNames: ['upstream', 'kind'],
+    registers: [registry],
+  });
   new Gauge({
     name: 'mcp_warden_sessions',
     // An HTTP upstream owns its sessions, so the gateway can only count what it saw of them
@@ -79,7 +88,7 @@ export function createGatewayMetrics(upstreams: () => ReadonlyMap<string, Upstre
     };
   };
   const latencyOf = children((upstream) => latency.labels({ upstream }));
-  const errorsOf = children((upstream) => upstreamErrors.labels({ upstream }));
+  const errorsOf = children((upstream, kind) => upstreamErrors.labels({ upstream, kind }));
   const requestsOf = children((upstream, status) => requests.labels({ upstream, status }));
   const allowedOf = children((upstream, rule) => decisions.labels({ upstream, decision: 'allow', rule }));
   const deniedOf = children((upstream, rule) => decisions.labels({ upstream, decision: 'deny', rule }));
@@ -91,12 +100,14 @@ export function createGatewayMetrics(upstreams: () => ReadonlyMap<string, Upstre
       return (status) => {
         end();
         requestsOf(upstream, String(status)).inc();
-        if (status >= 500) errorsOf(upstream, '').inc();
       };
     },
     decision(event) {
       // Rules name roles and configured patterns, a bounded set; targets are not labels.
       (event.decision === 'allow' ? allowedOf : deniedOf)(event.upstream ?? '', event.rule).inc();
+    },
+    upstreamError(upstream, kind) {
+      errorsOf(upstream, kind).inc();
     },
     render: () => registry.metrics(),
   };

@@ -25,7 +25,7 @@ import { type Dispatcher, Pool } from 'undici';
 import type { HttpUpstreamConfig } from '../config/schema.js';
 import type { SessionSigner } from '../server/sessions.js';
 import { type JsonRpcId, jsonRpcError, requestIdOf } from './json-rpc.js';
-import type { Upstream, UpstreamLogger } from './types.js';
+import type { Upstream, UpstreamErrorKind, UpstreamLogger } from './types.js';
 
 /** The protocol revision the gateway's own catalog client asks for. */
 const CATALOG_PROTOCOL_VERSION = '2025-11-25';
@@ -299,6 +299,7 @@ export function injectedHeaders(name: string, headers: Readonly<Record<string, s
 export class HttpUpstream implements Upstream {
   readonly name: string;
   onToolsChanged?: () => void;
+  onError?: (kind: UpstreamErrorKind) => void;
   readonly #config: HttpUpstreamConfig;
   readonly #signer: SessionSigner;
   readonly #log: UpstreamLogger;
@@ -604,6 +605,7 @@ export class HttpUpstream implements Upstream {
         // The proxy's own aborts (client gone, closing) are not the upstream's fault.
         if (exchange.reason === undefined) {
           this.#log.warn({ upstream: this.name, requestId: exchange.requestId, id, err: errorCode(error) }, 'upstream stream broke off');
+          this.onError?.('broken');
         }
         finish();
       });
@@ -621,13 +623,16 @@ export class HttpUpstream implements Upstream {
     const code = errorCode(error);
     if (reason === TIMED_OUT || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
       this.#log.warn({ upstream: this.name, requestId, method, id, timeout: this.#config.timeout }, 'upstream timed out');
+      this.onError?.('timeout');
       return jsonRpcError(res, 504, id, -32603, `Gateway Timeout: upstream ${this.name} did not answer within ${this.#config.timeout} ms`);
     }
     if (error instanceof UpstreamProtocolError) {
       this.#log.warn({ upstream: this.name, requestId, method, id, err: error.message }, 'upstream answered badly');
+      this.onError?.('bad_answer');
       return jsonRpcError(res, 502, id, -32603, `Bad Gateway: upstream ${this.name} ${error.message}`);
     }
     this.#log.warn({ upstream: this.name, requestId, method, id, err: code }, answered ? 'upstream broke off its answer' : 'upstream unreachable');
+    this.onError?.(answered ? 'broken' : 'unreachable');
     jsonRpcError(res, 502, id, -32603, `Bad Gateway: upstream ${this.name} ${answered ? 'broke off its answer' : 'is unreachable'} (${code})`);
   }
 

@@ -484,6 +484,8 @@ export interface ModernStdioFaceOptions {
    * (at most an hour); requests meanwhile get 503 with `Retry-After`. @default 1000
    */
   readonly restartBackoffMs?: number;
+  /** Called when a principal's child exits by itself (for the upstream's error count). */
+  readonly onExit?: () => void;
 }
 
 function principalIdOf(ctx: ServerContext): string {
@@ -509,6 +511,7 @@ export class ModernStdioFace {
   readonly #maxProcesses: number;
   readonly #otherProcesses: () => number;
   readonly #backoffMs: number;
+  readonly #onExit: () => void;
   /** Principals whose child exited by itself: how many in a row, and when the next may start (ms). */
   readonly #exits = new Map<string, { count: number; readonly until: number }>();
 
@@ -522,6 +525,7 @@ export class ModernStdioFace {
     this.#maxProcesses = options.maxProcesses ?? Number.POSITIVE_INFINITY;
     this.#otherProcesses = options.otherProcesses ?? (() => 0);
     this.#backoffMs = options.restartBackoffMs ?? 1000;
+    this.#onExit = options.onExit ?? (() => {});
     this.#states = createRequestStateCodec<FlowState>({
       key: randomBytes(32),
       ttlSeconds: Math.ceil(inputTimeoutMs / 1000),
@@ -656,6 +660,7 @@ export class ModernStdioFace {
         const delay = Math.min(this.#backoffMs * 2 ** (count - 1), 3_600_000);
         this.#exits.set(principalId, { count, until: Date.now() + delay });
         this.#log.warn({ upstream: this.#name, principal: principalId, exitsInARow: count, delayMs: delay }, 'the 2026-07-28 child exited; its next start waits');
+        this.#onExit();
       });
       created.ready.then(
         () => void (initialized = true),

@@ -18,7 +18,7 @@ import { isRequest, isResponse, jsonRpcError, requestIdOf } from './json-rpc.js'
 import { ModernStdioFace, isModernMessage } from './modern-stdio.js';
 import { SessionTransport } from './session-transport.js';
 import { StdioChild } from './stdio-child.js';
-import type { Upstream, UpstreamLogger } from './types.js';
+import type { Upstream, UpstreamErrorKind, UpstreamLogger } from './types.js';
 
 interface Session {
   readonly id: string;
@@ -40,6 +40,7 @@ function progressTokenOf(message: { params?: Record<string, unknown> }): string 
 export class StdioUpstream implements Upstream {
   readonly name: string;
   onToolsChanged?: () => void;
+  onError?: (kind: UpstreamErrorKind) => void;
   readonly #config: StdioUpstreamConfig;
   readonly #signer: SessionSigner;
   readonly #log: UpstreamLogger;
@@ -63,6 +64,7 @@ export class StdioUpstream implements Upstream {
       maxProcesses: config.maxSessions,
       otherProcesses: () => this.#sessions.size,
       restartBackoffMs: config.restart.backoff,
+      onExit: () => this.onError?.('exited'),
     });
   }
 
@@ -162,6 +164,7 @@ export class StdioUpstream implements Upstream {
         settle(id);
         forward({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'mcp-warden: upstream timeout' } } as JSONRPCMessage);
         transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream ${this.name} did not answer within ${this.#config.timeout} ms` } });
+        this.onError?.('timeout');
         transport.retire(id, this.#config.timeout);
       }, this.#config.timeout);
       timer.unref();
@@ -214,6 +217,7 @@ export class StdioUpstream implements Upstream {
       current.onclose = (code, signal) => {
         if (ended || current !== child) return;
         this.#log.warn({ upstream: this.name, pid: current.pid, code, signal }, 'upstream process exited');
+        this.onError?.('exited');
         for (const id of [...inFlight.keys()]) {
           settle(id);
           transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream ${this.name} exited before answering` } });
@@ -236,6 +240,7 @@ export class StdioUpstream implements Upstream {
             () => next.send({ ...(initialize as object), id: replay } as JSONRPCMessage),
             (error: unknown) => {
               this.#log.error({ upstream: this.name, err: (error as Error).message }, 'cannot restart the upstream process');
+              this.onError?.('start_failed');
               end();
             },
           );
@@ -247,6 +252,7 @@ export class StdioUpstream implements Upstream {
       await child.start();
     } catch (error) {
       this.#log.error({ upstream: this.name, requestId, err: (error as Error).message }, 'cannot start the upstream process');
+      this.onError?.('start_failed');
       jsonRpcError(res, 502, requestIdOf(body), -32603, `Bad Gateway: upstream ${this.name} could not be started`);
       return;
     }

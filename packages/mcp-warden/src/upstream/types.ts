@@ -13,6 +13,14 @@ export interface UpstreamLogger {
   error(object: object, message?: string): void;
 }
 
+/**
+ * How an upstream failed, for `mcp_warden_upstream_errors_total`: not reached (`unreachable`), no
+ * answer in time (`timeout`), an answer that is not MCP (`bad_answer`), an answer or stream cut off
+ * after it began (`broken`), a process that ended by itself (`exited`) or could not start
+ * (`start_failed`).
+ */
+export type UpstreamErrorKind = 'unreachable' | 'timeout' | 'bad_answer' | 'broken' | 'exited' | 'start_failed';
+
 export interface Upstream {
   readonly name: string;
   /**
@@ -27,6 +35,8 @@ export interface Upstream {
   close(): Promise<void>;
   /** Set by the gateway: called when the upstream announces `notifications/tools/list_changed`. */
   onToolsChanged?: () => void;
+  /** Set by the gateway: called for each failure of the upstream (not for the gateway's own refusals, nor a client leaving). */
+  onError?: (kind: UpstreamErrorKind) => void;
   /** Client sessions open now, as each transport defines them (see its own doc); absent when not followed. */
   readonly sessionCount?: number;
 }

@@ -717,11 +717,14 @@ describe('HttpUpstream: faults end in clean JSON-RPC errors and the proxy keeps 
   const servers: Server[] = [];
   let gateway: { server: Server; url: string };
   const upstreamClosed: string[] = [];
+  /** What the fault upstreams reported to `onError` (for the metric), as `name:kind`. */
+  const reported: string[] = [];
 
   async function fault(name: string, handler: (req: IncomingMessage, res: ServerResponse) => void, extra: Partial<HttpUpstreamConfig> = {}): Promise<{ server: Server; upstream: HttpUpstream }> {
     const backend = await listen(handler);
     servers.push(backend.server);
     const upstream = new HttpUpstream(name, config(`${backend.url}/mcp`, extra), signer, logger);
+    upstream.onError = (kind) => reported.push(`${name}:${kind}`);
     faults.set(name, upstream);
     return { server: backend.server, upstream };
   }
@@ -780,6 +783,8 @@ describe('HttpUpstream: faults end in clean JSON-RPC errors and the proxy keeps 
     const next = await raw(`${gateway.url}/dies`, { body: rpc(2, 'tools/call', { name: 'slow' }) });
     expectJsonRpcError(next, 502, 2, /^Bad Gateway: upstream dies is unreachable \(ECONNREFUSED\)$/);
     await expectHealthy();
+    // Both are the upstream's failures: the stream cut off after its 200, then no connection.
+    expect(reported.filter((r) => r.startsWith('dies:'))).toEqual(['dies:broken', 'dies:unreachable']);
   });
 
   it('answers 504 when no response headers come within the timeout, and serves again once they do', async () => {
@@ -796,6 +801,7 @@ describe('HttpUpstream: faults end in clean JSON-RPC errors and the proxy keeps 
     const response = await raw(`${gateway.url}/silent`, { body: rpc(1, 'tools/call', { name: 'slow' }) });
     const elapsed = Date.now() - started;
     expectJsonRpcError(response, 504, 1, /^Gateway Timeout: upstream silent did not answer within 300 ms$/);
+    expect(reported.filter((r) => r.startsWith('silent:'))).toEqual(['silent:timeout']);
     expect(elapsed).toBeGreaterThanOrEqual(280);
     expect(elapsed).toBeLessThan(3_000);
     // The abandoned request is aborted, not left hanging on the upstream.
@@ -828,6 +834,7 @@ describe('HttpUpstream: faults end in clean JSON-RPC errors and the proxy keeps 
     await expectHealthy();
     type = 'text/html';
     expectJsonRpcError(await raw(`${gateway.url}/garbage`, { body: rpc(2, 'ping') }), 502, 2, /unexpected content type \(text\/html\)/);
+    expect(reported.filter((r) => r.startsWith('garbage:'))).toEqual(['garbage:bad_answer', 'garbage:bad_answer']);
     await expectHealthy();
   });
 
