@@ -289,11 +289,13 @@ export class StdioUpstream implements Upstream {
 
   /** Asks the upstream for its tools once, outside any client session, to learn their annotations. */
   async listTools(timeoutMs = 15_000): Promise<unknown[]> {
-    const child = new StdioChild({
+    const child: StdioChild = new StdioChild({
       command: this.#config.command,
       args: this.#config.args,
       env: this.#config.env,
       ...(this.#config.cwd === undefined ? {} : { cwd: this.#config.cwd }),
+      // Heard too: when the tools cannot be listed, the child's stderr usually says why.
+      onStderr: (line) => this.#log.info({ upstream: this.name, pid: child.pid, catalog: true, stderr: line }, 'upstream stderr'),
     });
     const pending = new Map<string, (message: JSONRPCMessage) => void>();
     child.onmessage = (message) => {

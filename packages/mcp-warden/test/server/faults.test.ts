@@ -1,8 +1,12 @@
 /**
- * Faults of stdio upstreams: a child that crashes mid-session is restarted with backoff and the
- * session goes on (the handshake replayed), until the restart budget is spent; a child that exits at
- * start fails its own initialize cleanly; neither takes the gateway down for other sessions.
+ * Faults of stdio upstreams: a child that crashes mid-session is restarted with backoff (doubled per
+ * attempt) and the session goes on (the handshake replayed), until the restart budget is spent; a
+ * child that exits at start fails its own initialize cleanly; a call the child never answers is
+ * answered with an error after `timeout`; none takes the gateway down for other sessions. Also what
+ * a child gets and gives: its `cwd`, and its stderr in the gateway's log.
  */
+import { realpathSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +14,13 @@ import { parseConfig } from '../../src/config/load.js';
 import { type Gateway, startGateway } from '../../src/server/gateway.js';
 
 const crashy = new URL('../fixtures/crashy-server.mjs', import.meta.url).pathname;
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+interface Line {
+  readonly message: string | undefined;
+  readonly fields: Record<string, unknown>;
+}
+const lines: Line[] = [];
+const record = (fields: object, message?: string): void => void lines.push({ message, fields: fields as Record<string, unknown> });
+const logger = { info: record, warn: record, error: record };
 
 function textOf(result: Awaited<ReturnType<Client['callTool']>>): string {
   return (result.content as { text?: string }[]).map((c) => c.text ?? '').join('');
@@ -34,14 +44,16 @@ describe('Security: stdio upstream faults', () => {
         store: { type: 'memory' },
         roles: { reader: ['read'] },
         upstreams: {
-          crashy: { type: 'stdio', command: process.execPath, args: [crashy], restart: { maxRestarts: 2, backoff: '50ms' } },
+          crashy: { type: 'stdio', command: process.execPath, args: [crashy], restart: { maxRestarts: 2, backoff: '150ms' } },
           dead: { type: 'stdio', command: process.execPath, args: ['-e', 'process.exit(3)'] },
+          slow: { type: 'stdio', command: process.execPath, args: [crashy], timeout: '300ms' },
+          rooted: { type: 'stdio', command: process.execPath, args: [crashy], cwd: tmpdir() },
         },
       }),
       'faults.yaml',
       {},
     );
-    gateway = await startGateway({ config, logger: quiet, port: 0 });
+    gateway = await startGateway({ config, logger, port: 0 });
     await gateway.ready;
     key = (await gateway.services.keys.create({ name: 'reader', roles: ['reader'] })).plaintext;
   }, 60_000);
@@ -54,11 +66,21 @@ describe('Security: stdio upstream faults', () => {
     const client = await connect('crashy');
     const first = textOf(await client.callTool({ name: 'pid', arguments: {} }));
     await expect(client.callTool({ name: 'crash', arguments: {} })).rejects.toThrow(/exited before answering/);
+    // The next call waits for the restarted child: not before the backoff (150 ms)…
+    let since = performance.now();
     const second = textOf(await client.callTool({ name: 'pid', arguments: {} }));
+    expect(performance.now() - since).toBeGreaterThanOrEqual(140);
     expect(second).not.toBe(first);
     await expect(client.callTool({ name: 'crash', arguments: {} })).rejects.toThrow(/exited before answering/);
+    // …and the second restart not before twice that.
+    since = performance.now();
     const third = textOf(await client.callTool({ name: 'pid', arguments: {} }));
+    expect(performance.now() - since).toBeGreaterThanOrEqual(290);
     expect(new Set([first, second, third]).size).toBe(3);
+    expect(lines.filter((l) => l.message === 'restarting the upstream process').map((l) => [l.fields['attempt'], l.fields['delayMs']])).toEqual([
+      [1, 150],
+      [2, 300],
+    ]);
     // The budget (2 restarts) is spent: the third crash ends the session.
     await expect(client.callTool({ name: 'crash', arguments: {} })).rejects.toThrow();
     await expect(client.callTool({ name: 'pid', arguments: {} })).rejects.toThrow(/404|Session not found/);
@@ -66,6 +88,24 @@ describe('Security: stdio upstream faults', () => {
     const other = await connect('crashy');
     expect(Number(textOf(await other.callTool({ name: 'pid', arguments: {} })))).toBeGreaterThan(0);
   }, 30_000);
+
+  it('answers a call the child never answers with an error after the timeout, and the session goes on', async () => {
+    const client = await connect('slow');
+    const since = performance.now();
+    await expect(client.callTool({ name: 'hang', arguments: {} })).rejects.toThrow(/upstream slow did not answer within 300 ms/);
+    expect(performance.now() - since).toBeGreaterThanOrEqual(290);
+    expect(Number(textOf(await client.callTool({ name: 'pid', arguments: {} })))).toBeGreaterThan(0);
+  });
+
+  it("starts the child in its configured cwd, and logs each line of the child's stderr with its pid", async () => {
+    const client = await connect('rooted');
+    expect(realpathSync(textOf(await client.callTool({ name: 'cwd', arguments: {} })))).toBe(realpathSync(tmpdir()));
+    const pid = Number(textOf(await client.callTool({ name: 'pid', arguments: {} })));
+    const stderr = lines.filter((l) => l.message === 'upstream stderr' && l.fields['upstream'] === 'rooted');
+    expect(stderr.map((l) => l.fields)).toContainEqual({ upstream: 'rooted', pid, stderr: `crashy: started as ${pid}` });
+    // The child the gateway asks for the tools at start (outside any session) is heard too.
+    expect(stderr.some((l) => l.fields['catalog'] === true && String(l.fields['stderr']).startsWith('crashy: started as '))).toBe(true);
+  });
 
   it('fails the initialize of a child that exits at start, and keeps serving', async () => {
     await expect(connect('dead')).rejects.toThrow();
