@@ -590,6 +590,8 @@ export class HttpUpstream implements Upstream {
         corked = false;
         res.uncork();
       };
+      /** The stream's events carry ids: a client can resume it (GET with `Last-Event-ID`). */
+      let resumable = false;
       body.on('data', (chunk: Buffer) => {
         if (!corked) {
           corked = true;
@@ -598,14 +600,24 @@ export class HttpUpstream implements Upstream {
         }
         if (!res.write(chunk)) body.pause();
         if (watch.seen(chunk)) this.onToolsChanged?.();
+        // An `id` field starts a line (a line split across chunks is missed: then the error below is sent).
+        if (!resumable) resumable = chunk.indexOf('\nid:') !== -1 || chunk.indexOf('\rid:') !== -1 || (chunk[0] === 0x69 && chunk[1] === 0x64 && chunk[2] === 0x3a);
       });
       res.on('drain', resume);
       body.once('end', finish);
       body.once('error', (error: unknown) => {
         // The proxy's own aborts (client gone, closing) are not the upstream's fault.
         if (exchange.reason === undefined) {
-          this.#log.warn({ upstream: this.name, requestId: exchange.requestId, id, err: errorCode(error) }, 'upstream stream broke off');
+          const code = errorCode(error);
+          this.#log.warn({ upstream: this.name, requestId: exchange.requestId, id, err: code }, 'upstream stream broke off');
           this.onError?.('broken');
+          // A POST's stream that cannot be resumed will not bring the answer: the client gets an
+          // error for its request instead of waiting for it. (Blank lines first end an event cut
+          // off midway; should the answer have gone already, a client ignores a second one.)
+          if (!resumable && id !== null && !res.writableEnded && !res.destroyed) {
+            const message = { jsonrpc: '2.0', id, error: { code: -32603, message: `Bad Gateway: upstream ${this.name} broke off its answer (${code})` } };
+            res.write(`\n\nevent: message\ndata: ${JSON.stringify(message)}\n\n`);
+          }
         }
         finish();
       });

@@ -777,6 +777,8 @@ describe('HttpUpstream: faults end in clean JSON-RPC errors and the proxy keeps 
     expect(response.status).toBe(200);
     expect(response.headers['content-type']).toBe('text/event-stream');
     expect(response.text).toContain('"method":"notifications/progress"');
+    // The stream could not be resumed (no event ids): the call gets an error rather than no answer.
+    expect(response.text).toMatch(/\n\nevent: message\ndata: \{"jsonrpc":"2\.0","id":1,"error":\{"code":-32603,"message":"Bad Gateway: upstream dies broke off its answer \([A-Z_]+\)"\}\}\n\n$/);
     expect(response.complete).toBe(true);
     await expectHealthy();
 
@@ -785,6 +787,20 @@ describe('HttpUpstream: faults end in clean JSON-RPC errors and the proxy keeps 
     await expectHealthy();
     // Both are the upstream's failures: the stream cut off after its 200, then no connection.
     expect(reported.filter((r) => r.startsWith('dies:'))).toEqual(['dies:broken', 'dies:unreachable']);
+  });
+
+  it('adds no error to a stream that breaks off when its events have ids (the client resumes it)', async () => {
+    await fault('resumable', (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('id: e1\nevent: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}\n\n', () => {
+        setTimeout(() => req.socket.destroy(), 50);
+      });
+    });
+    const response = await raw(`${gateway.url}/resumable`, { body: rpc(1, 'tools/call', { name: 'slow' }) });
+    expect(response.status).toBe(200);
+    expect(response.text).toBe('id: e1\nevent: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}\n\n');
+    expect(reported).toContain('resumable:broken');
+    await expectHealthy();
   });
 
   it('answers 504 when no response headers come within the timeout, and serves again once they do', async () => {
