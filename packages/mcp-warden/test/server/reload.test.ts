@@ -25,6 +25,16 @@ function configText(extra: Record<string, unknown> = {}): Record<string, unknown
     upstreams: {
       everything: { type: 'stdio', command: process.execPath, args: [everything, 'stdio'] },
       locked: { type: 'stdio', command: process.execPath, args: [everything, 'stdio'], policy: { deny: { tools: ['echo'] } } },
+      // Its own reader (one more tool allowed) and its own annotations (a read-only tool made destructive).
+      tuned: {
+        type: 'stdio',
+        command: process.execPath,
+        args: [everything, 'stdio'],
+        policy: {
+          roles: { reader: { verbs: ['read'], tools: { allow: ['toggle-simulated-logging'] } } },
+          toolAnnotations: { 'get-sum': { readOnlyHint: false, destructiveHint: true } },
+        },
+      },
     },
     ...extra,
   };
@@ -58,6 +68,17 @@ describe('several upstreams, reload and metrics (in process)', () => {
     expect((await open.listTools()).tools.map((t) => t.name)).toContain('echo');
     expect((await locked.listTools()).tools.map((t) => t.name)).not.toContain('echo');
     await expect(locked.callTool({ name: 'echo', arguments: { message: 'x' } })).rejects.toMatchObject({ code: -32003 });
+
+    // An upstream's own role definition replaces the global one there, and its annotations override the server's.
+    const tuned = await connect(`${gateway.url}/mcp/tuned`, reader);
+    clients.push(tuned);
+    await expect(open.callTool({ name: 'toggle-simulated-logging', arguments: {} })).rejects.toMatchObject({ code: -32003 });
+    await expect(tuned.callTool({ name: 'toggle-simulated-logging', arguments: {} })).resolves.toMatchObject({ content: [{ type: 'text' }] });
+    await expect(open.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })).resolves.toMatchObject({ content: [{ type: 'text' }] });
+    await expect(tuned.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })).rejects.toMatchObject({ code: -32003, message: expect.stringContaining('missing permission: delete') });
+    const tunedNames = (await tuned.listTools()).tools.map((t) => t.name);
+    expect(tunedNames).toContain('toggle-simulated-logging');
+    expect(tunedNames).not.toContain('get-sum');
   });
 
   it('swaps a valid configuration without dropping a stream in progress, and refuses one that needs a restart', async () => {
