@@ -48,11 +48,12 @@ export class IdentitySigner {
 
   /**
    * A token for `principal` with `audience` (the upstream's URL), valid `ttlMs`. Reused from a cache
-   * while more than half its lifetime remains, so signing stays off most requests.
+   * while more than half its lifetime remains, so signing stays off most requests; only for the same
+   * claims: a principal whose roles or subject changed gets a new token at once.
    */
   async token(principal: Principal, audience: string, ttlMs: number): Promise<IdentityToken> {
     const now = Math.floor(Date.now() / 1000);
-    const cacheKey = `${this.issuer}\n${audience}\n${principal.kind}\n${principal.id}`;
+    const cacheKey = `${this.issuer}\n${audience}\n${principal.kind}\n${principal.id}\n${principal.subject}\n${principal.roles.join('\n')}`;
     const cached = this.#cache.get(cacheKey);
     const ttl = Math.max(1, Math.floor(ttlMs / 1000));
     if (cached !== undefined && cached.expiresAt - now > ttl / 2) return cached;

@@ -31,6 +31,16 @@ describe('IdentitySigner', () => {
   });
 
   describe('Security', () => {
+    it('never reuses a token whose roles are no longer the principal\'s (a key given fewer roles)', async () => {
+      const signer = await IdentitySigner.open(createMemoryStore().secrets, 'iss');
+      const admin = { ...principal, roles: ['admin', 'reader'] };
+      const before = await signer.token(admin, 'aud', 60_000);
+      const after = await signer.token({ ...admin, roles: ['reader'] }, 'aud', 60_000);
+      expect(after.token).not.toBe(before.token);
+      const { payload } = await jwtVerify(after.token, createLocalJWKSet(signer.jwks()), { audience: 'aud' });
+      expect(payload['roles']).toEqual(['reader']);
+    });
+
     it('binds the audience: a token for one upstream does not verify for another', async () => {
       const signer = await IdentitySigner.open(createMemoryStore().secrets, 'iss');
       const { token } = await signer.token(principal, 'http://a/mcp', 60_000);
