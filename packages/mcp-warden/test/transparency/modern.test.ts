@@ -383,6 +383,26 @@ describe('an SDK v2 upstream over HTTP through the gateway, for clients of every
     });
   });
 
+  describe.each(CLIENT_KINDS.filter((k) => k.era === 'legacy'))('$name against a stdio upstream', (kind) => {
+    it('negotiates its revision with the child through the gateway, sees only the read-only tools as a reader, and calls echo', async () => {
+      const client = await kind.connect(new URL(`${gateway.url}/mcp/everything`), readerKey);
+      open.push(client);
+      try {
+        // The child answered the client's own initialize (the bridge relays it): the same revision.
+        expect(client.protocolVersion).toBe(kind.protocolVersion);
+        const names = await client.listToolNames();
+        expect(names).toContain('echo');
+        expect(names).not.toContain('toggle-simulated-logging');
+        expect(await client.callText('echo', { message: `stdio ${kind.tag}` })).toBe(`Echo: stdio ${kind.tag}`);
+        const after = client.wire.filter((w) => w.httpMethod === 'POST' && w.rpcMethod !== 'initialize');
+        for (const request of after) expect(request.protocolVersion).toBe(kind.protocolVersion);
+      } finally {
+        open.splice(open.indexOf(client), 1);
+        await client.close();
+      }
+    });
+  });
+
   describe('the pinned 2026-07-28 client against a stdio upstream', () => {
     // Expected not to work when this suite was written (the stdio bridge was the SDK v1 Streamable
     // HTTP server transport, which answers the session-less `server/discover` with 400, so the
