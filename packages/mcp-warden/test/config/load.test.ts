@@ -19,6 +19,7 @@ describe('parseConfig', () => {
     expect(config.auth.rateLimit.perAddress).toEqual({ attempts: 20, window: 60_000, block: 300_000 });
     expect(config.audit.queue).toEqual({ capacity: 10_000, batchSize: 500, flushInterval: 50, onFull: 'reject' });
     expect(config.audit.sinks).toEqual(['database']);
+    expect(config.server).toMatchObject({ host: '127.0.0.1', port: 8080, shutdownGrace: 10_000, maxBodyBytes: 1024 * 1024 });
   });
 
   it('parses durations and expands ${ENV} references', () => {

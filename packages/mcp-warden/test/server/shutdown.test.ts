@@ -1,8 +1,9 @@
 /**
- * Graceful shutdown (`gateway.close()`, what SIGINT and SIGTERM run): the requests in flight are
- * answered, within `server.shutdownGrace`, before the upstreams and their processes are ended;
- * streams that only listen do not hold it up; what is still in flight when the grace is over is
- * ended with a clean error.
+ * The gateway's lifecycle at its ends. Start: until the upstreams' tool annotations are known, MCP
+ * requests get 503 (a read-only tool would look destructive). Graceful shutdown (`gateway.close()`,
+ * what SIGINT and SIGTERM run): the requests in flight are answered, within `server.shutdownGrace`,
+ * before the upstreams and their processes are ended; streams that only listen do not hold it up;
+ * what is still in flight when the grace is over is ended with a clean error.
  */
 import { once } from 'node:events';
 import { type IncomingMessage, type Server, type ServerResponse, createServer, request } from 'node:http';
@@ -307,5 +308,50 @@ describe('graceful shutdown', () => {
     await gateway.close();
     // The stream ended (whatever it carried): the client knows to listen again elsewhere.
     await expect(body).resolves.toEqual(expect.any(String));
+  });
+
+  it('answers 503 with Retry-After, and /readyz 503, until the tool annotations are known', async () => {
+    // An upstream that holds its tools/list answer until released.
+    let release: (() => void) | undefined;
+    const holding = createServer((req, res) => {
+      let text = '';
+      req.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+      req.on('end', () => {
+        const message = JSON.parse(text || '{}') as { id?: number; method?: string };
+        if (message.id === undefined) return void res.writeHead(req.method === 'DELETE' ? 200 : 202).end();
+        const answer = (result: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: message.id, result }));
+        if (message.method === 'initialize') return answer({ protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'h', version: '1' } });
+        if (message.method === 'tools/list') {
+          release = () => answer({ tools: [{ name: 'look', inputSchema: { type: 'object' }, annotations: { readOnlyHint: true } }] });
+          return;
+        }
+        answer({});
+      });
+    });
+    holding.listen(0, '127.0.0.1');
+    await once(holding, 'listening');
+    cleanup.push(async () => {
+      holding.closeAllConnections();
+      await new Promise((resolve) => holding.close(resolve));
+    });
+    const config = parseConfig(
+      JSON.stringify({ store: { type: 'memory' }, roles: { admin: ['read', 'write', 'delete'] }, upstreams: { held: { type: 'http', url: `http://127.0.0.1:${(holding.address() as AddressInfo).port}/mcp` } } }),
+      'starting.yaml',
+      {},
+    );
+    const gateway = await startGateway({ config, logger: quiet, port: 0 });
+    cleanup.push(() => gateway.close());
+    const key = (await gateway.services.keys.create({ name: 'admin', roles: ['admin'] })).plaintext;
+    await waitFor(() => release !== undefined);
+    const early = await send(`${gateway.url}/mcp/held`, key, { body: { jsonrpc: '2.0', id: 1, method: 'ping' } });
+    expect(early.status).toBe(503);
+    expect(early.headers['retry-after']).toBe('1');
+    expect(JSON.parse(early.text)).toMatchObject({ error: { code: -32000, message: 'Service Unavailable: the gateway is starting' } });
+    const readyz = await fetch(`${gateway.url}/readyz`);
+    expect(readyz.status).toBe(503);
+    expect(await readyz.json()).toMatchObject({ status: 'starting' });
+    (release as () => void)();
+    await gateway.ready;
+    expect((await fetch(`${gateway.url}/readyz`)).status).toBe(200);
   });
 });
