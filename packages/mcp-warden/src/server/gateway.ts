@@ -8,7 +8,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { JSONWebKeySet } from 'jose';
-import { type AuditEvent, Policy, type RoleDefinition, type Verb, canonicalResourceUri, createWarden, isLoopbackHost, resourceMetadata } from '@mcp-warden/core';
+import { type AuditEvent, Policy, type RoleDefinition, type Verb, canonicalResourceUri, createWarden, isLoopbackHost, normaliseOrigin, resourceMetadata } from '@mcp-warden/core';
 import { withWarden } from '@mcp-warden/core/node';
 import { ConfigError } from '../config/load.js';
 import type { UpstreamConfig, WardenConfig } from '../config/schema.js';
@@ -136,6 +136,52 @@ async function builtinAuthorizationServer(context: AuthorizationServerContext, f
     ...(fetchOverride === undefined ? {} : { fetch: fetchOverride }),
   });
   return { issuer: server.issuer, handle: (req, res) => server.handle(req, res), jwks: () => server.jwks() as JSONWebKeySet, close: () => server.close() };
+}
+
+/**
+ * CORS for browser clients of the allowed origins (MCP's Streamable HTTP has them read
+ * `Mcp-Session-Id`, and send it back with `Mcp-Protocol-Version`, which a browser permits only when
+ * told so): the request headers a preflight may ask for, besides `Mcp-Param-*`, and the response
+ * headers exposed.
+ */
+const CORS_REQUEST_HEADERS = new Set(['authorization', 'x-api-key', 'content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id', 'mcp-method', 'mcp-name']);
+const CORS_EXPOSED_HEADERS = 'mcp-session-id, mcp-protocol-version, www-authenticate, retry-after, x-request-id';
+
+/**
+ * The request's `Origin` when a browser there may call (one `Origin`, listed in
+ * `server.allowedOrigins`, or on a loopback host behind a loopback bind: what the pipeline's guard
+ * admits); `undefined` otherwise, and without an `Origin`.
+ */
+function corsOrigin(req: IncomingMessage, allowed: ReadonlySet<string>, loopbackBind: boolean): string | undefined {
+  const origin = req.headers.origin;
+  if (origin === undefined || req.headersDistinct['origin']?.length !== 1) return undefined;
+  const normalised = normaliseOrigin(origin);
+  if (normalised === undefined) return undefined;
+  return allowed.has(normalised) || (loopbackBind && isLoopbackHost(new URL(normalised).hostname)) ? origin : undefined;
+}
+
+/**
+ * Answers a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) before any credential is
+ * asked for, as browsers send none with it: 204 with what may be sent, or 403 for an origin that may
+ * not call. Any other `OPTIONS` gets 204 with `Allow`.
+ */
+function preflight(req: IncomingMessage, res: ServerResponse, origin: string | undefined): void {
+  const method = req.headers['access-control-request-method'];
+  if (method === undefined) return void res.writeHead(204, { allow: 'GET, POST, DELETE, OPTIONS' }).end();
+  if (origin === undefined) return json(res, 403, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Forbidden: this Origin is not allowed' } }, { vary: 'Origin' });
+  const asked = (req.headers['access-control-request-headers'] ?? '')
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter((h) => h !== '' && (CORS_REQUEST_HEADERS.has(h) || h.startsWith('mcp-param-')));
+  res
+    .writeHead(204, {
+      'access-control-allow-origin': origin,
+      'access-control-allow-methods': 'GET, POST, DELETE',
+      'access-control-allow-headers': [...new Set([...CORS_REQUEST_HEADERS, ...asked])].join(', '),
+      'access-control-max-age': '600',
+      vary: 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers',
+    })
+    .end();
 }
 
 /** An upstream's definition without its policy: what decides whether its processes or connections must be replaced. */
@@ -329,6 +375,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const created: Upstream[] = [];
     const nextRoutes = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
     const nextDocs = new Map<string, Record<string, unknown>>();
+    // Browser origins allowed to call (CORS), as the guard admits them.
+    const corsOrigins = new Set(next.server.allowedOrigins.map((o) => normaliseOrigin(o)).filter((o): o is string => o !== undefined));
+    const loopbackBind = isLoopbackHost(next.server.host);
     const policies = new Map<string, Policy>();
     try {
       for (const [name, upstreamConfig] of Object.entries(next.upstreams)) {
@@ -375,6 +424,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           { requestId: (req) => requestIds.get(req) },
         );
         nextRoutes.set(`/mcp/${name}`, (req, res) => {
+          const origin = req.headers.origin === undefined ? undefined : corsOrigin(req, corsOrigins, loopbackBind);
+          if (req.method === 'OPTIONS') return preflight(req, res, origin);
+          if (origin !== undefined) {
+            res.setHeader('access-control-allow-origin', origin);
+            res.setHeader('access-control-expose-headers', CORS_EXPOSED_HEADERS);
+            res.setHeader('vary', 'Origin');
+          }
           // One id per request: in its audit events, in the log lines about it, and sent back.
           const requestId = randomUUID();
           requestIds.set(req, requestId);
