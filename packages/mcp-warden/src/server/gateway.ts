@@ -14,6 +14,7 @@ import { ConfigError } from '../config/load.js';
 import type { UpstreamConfig, WardenConfig } from '../config/schema.js';
 import { type OAuthIssuers, type Services, authorizationServerProblems, buildPipelineOptions, credentialOptions, oauthIssuersOf, openServices } from '../services.js';
 import { HttpUpstream } from '../upstream/http.js';
+import { type JsonRpcId, requestIdOf } from '../upstream/json-rpc.js';
 import { StdioUpstream } from '../upstream/stdio.js';
 import type { Upstream, UpstreamLogger } from '../upstream/types.js';
 import { createGatewayMetrics } from './metrics.js';
@@ -184,6 +185,28 @@ function preflight(req: IncomingMessage, res: ServerResponse, origin: string | u
     .end();
 }
 
+/**
+ * Whether a request lets work already in flight finish, and so is served while the gateway drains: a
+ * client's answers to the server's requests (sampling, elicitation, roots), its notifications
+ * (cancellation), a 2026-07-28 retry of a call that asked for input (`requestState`), the end of a
+ * session. New requests and new streams are not.
+ */
+function finishesWork(method: string | undefined, body: unknown): boolean {
+  if (method === 'DELETE') return true;
+  if (method !== 'POST') return false;
+  const messages = Array.isArray(body) ? body : [body];
+  return messages.every((m) => {
+    if (typeof m !== 'object' || m === null) return true;
+    const message = m as { method?: unknown; id?: unknown; params?: { requestState?: unknown } };
+    return typeof message.method !== 'string' || message.id === undefined || message.params?.requestState !== undefined;
+  });
+}
+
+/** The answer to what may not start while the gateway drains; this connection ends with it. */
+function refuseWhileDraining(res: ServerResponse, id: JsonRpcId): void {
+  json(res, 503, { jsonrpc: '2.0', id, error: { code: -32000, message: 'Service Unavailable: the gateway is shutting down' } }, { 'retry-after': '1', connection: 'close' });
+}
+
 /** An upstream's definition without its policy: what decides whether its processes or connections must be replaced. */
 function transportOf(config: UpstreamConfig): unknown {
   const { policy: _policy, ...transport } = config;
@@ -238,7 +261,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const accessLog = logger.debug !== undefined && (logger.isLevelEnabled?.('debug') ?? true);
   let authLimiter = services.wardenOptions.authLimiter;
   let requestLimiter = services.wardenOptions.requestLimiter;
-  let routes = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
+  let routes = new Map<string, (req: IncomingMessage, res: ServerResponse, requestId: string) => void>();
+  /** Browser origins allowed to call (CORS), as the guard admits them; swapped with the routes. */
+  let cors: { readonly origins: ReadonlySet<string>; readonly loopbackBind: boolean } = { origins: new Set(), loopbackBind: false };
   /** Protected resource metadata documents (RFC 9728) by path; empty when OAuth is off. */
   let metadataDocs = new Map<string, Record<string, unknown>>();
   let ready = false;
@@ -260,16 +285,25 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const route = routes.get(path.endsWith('/') && path.length > 1 ? path.slice(0, -1) : path);
     if (route !== undefined) {
+      // CORS first: a browser's preflight carries no credential, and a browser reads a refusal
+      // (503 included) only with these headers.
+      const origin = req.headers.origin === undefined ? undefined : corsOrigin(req, cors.origins, cors.loopbackBind);
+      if (req.method === 'OPTIONS') return preflight(req, res, origin);
+      if (origin !== undefined) {
+        res.setHeader('access-control-allow-origin', origin);
+        res.setHeader('access-control-expose-headers', CORS_EXPOSED_HEADERS);
+        res.setHeader('vary', 'Origin');
+      }
+      // One id per request: in its audit events, in the log lines about it, and sent back.
+      const requestId = randomUUID();
+      requestIds.set(req, requestId);
+      res.setHeader('x-request-id', requestId);
       // Until the upstreams' annotations are known, a read-only tool would look destructive: wait.
       if (!ready) {
         res.setHeader('retry-after', '1');
         return json(res, 503, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Service Unavailable: the gateway is starting' } });
       }
-      if (draining) {
-        // Another instance can take it (a load balancer has seen /readyz go 503); this connection ends.
-        return json(res, 503, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Service Unavailable: the gateway is shutting down' } }, { 'retry-after': '1', connection: 'close' });
-      }
-      return route(req, res);
+      return route(req, res, requestId);
     }
     if (path.startsWith('/.well-known/oauth-protected-resource') && (req.method === 'GET' || req.method === 'HEAD')) {
       const doc = metadataDocs.get(path.endsWith('/') ? path.slice(0, -1) : path);
@@ -373,11 +407,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const built = new Map<string, Upstream>();
     // Upstreams made for this configuration, closed again if building it fails.
     const created: Upstream[] = [];
-    const nextRoutes = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
+    const nextRoutes = new Map<string, (req: IncomingMessage, res: ServerResponse, requestId: string) => void>();
     const nextDocs = new Map<string, Record<string, unknown>>();
-    // Browser origins allowed to call (CORS), as the guard admits them.
-    const corsOrigins = new Set(next.server.allowedOrigins.map((o) => normaliseOrigin(o)).filter((o): o is string => o !== undefined));
-    const loopbackBind = isLoopbackHost(next.server.host);
+    const nextCors = {
+      origins: new Set(next.server.allowedOrigins.map((o) => normaliseOrigin(o)).filter((o): o is string => o !== undefined)),
+      loopbackBind: isLoopbackHost(next.server.host),
+    };
     const policies = new Map<string, Policy>();
     try {
       for (const [name, upstreamConfig] of Object.entries(next.upstreams)) {
@@ -418,23 +453,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         const handler = withWarden(
           warden,
           (req, res, body, principal) => {
+            // Draining: what lets the work in flight finish is served; new work goes to another instance.
+            if (draining && !finishesWork(req.method, body)) return refuseWhileDraining(res, requestIdOf(body));
             if (req.method === 'GET' || (typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'subscriptions/listen')) settle(res);
             return upstream.handle(req, res, body, principal, requestIds.get(req));
           },
           { requestId: (req) => requestIds.get(req) },
         );
-        nextRoutes.set(`/mcp/${name}`, (req, res) => {
-          const origin = req.headers.origin === undefined ? undefined : corsOrigin(req, corsOrigins, loopbackBind);
-          if (req.method === 'OPTIONS') return preflight(req, res, origin);
-          if (origin !== undefined) {
-            res.setHeader('access-control-allow-origin', origin);
-            res.setHeader('access-control-expose-headers', CORS_EXPOSED_HEADERS);
-            res.setHeader('vary', 'Origin');
-          }
-          // One id per request: in its audit events, in the log lines about it, and sent back.
-          const requestId = randomUUID();
-          requestIds.set(req, requestId);
-          res.setHeader('x-request-id', requestId);
+        nextRoutes.set(`/mcp/${name}`, (req, res, requestId) => {
           const stop = metrics.request(name);
           const started = accessLog ? performance.now() : 0;
           awaited.add(res);
@@ -454,7 +480,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     authLimiter = base.authLimiter;
     requestLimiter = base.requestLimiter;
-    return { built, nextRoutes, nextDocs, policies };
+    return { built, nextRoutes, nextDocs, nextCors, policies };
   }
 
   /** Learns each upstream's tool annotations into its policy (asked outside any client session). */
@@ -482,6 +508,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   for (const [name, upstream] of initial.built) upstreams.set(name, upstream);
   routes = initial.nextRoutes;
   metadataDocs = initial.nextDocs;
+  cors = initial.nextCors;
   started = true;
   const readyPromise = learn(initial.policies, upstreams).then(() => {
     ready = true;
@@ -495,6 +522,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     upstreams,
     ready: readyPromise,
     async reload(next) {
+      if (closing !== undefined) throw new Error('the gateway is shutting down');
       const restart = (['store'] as const).filter((k) => !isDeepStrictEqual(next[k], config[k]));
       for (const key of ['host', 'port', 'sessionSecret', 'publicUrl'] as const) {
         if (!isDeepStrictEqual(next.server[key], config.server[key])) restart.push(`server.${key}` as never);
@@ -506,12 +534,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // The authorization server offers the scopes it was started with.
       if (config.auth.oauth.authorizationServer.enabled && !isDeepStrictEqual(next.auth.oauth.scopes, config.auth.oauth.scopes)) restart.push('auth.oauth.scopes' as never);
       if (restart.length > 0) throw new ConfigError([`changes to ${restart.join(', ')} need a restart; the running configuration is kept`]);
-      const { built, nextRoutes, nextDocs, policies } = build(next, upstreams);
+      const { built, nextRoutes, nextDocs, nextCors, policies } = build(next, upstreams);
       // The new policies learn the tools before they serve, so no call is decided without annotations.
       await learn(policies, built);
+      if (closing !== undefined) {
+        // Shutdown began meanwhile and closed the running upstreams: the new ones are not swapped in.
+        for (const [name, upstream] of built) if (upstreams.get(name) !== upstream) void upstream.close();
+        throw new Error('the gateway is shutting down');
+      }
       const retired = [...upstreams].filter(([name, upstream]) => built.get(name) !== upstream).map(([, upstream]) => upstream);
       // The swap: new requests see the new pipelines from here on; requests in flight finish on the old ones.
       routes = nextRoutes;
+      cors = nextCors;
       metadataDocs = nextDocs;
       upstreams.clear();
       for (const [name, upstream] of built) upstreams.set(name, upstream);

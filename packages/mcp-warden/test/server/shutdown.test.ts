@@ -104,7 +104,7 @@ describe('graceful shutdown', () => {
     for (const step of cleanup.splice(0).reverse()) await step();
   });
 
-  async function gatewayFor(url: string, grace: string): Promise<{ gateway: Gateway; key: string; endpoint: string }> {
+  async function gatewayFor(url: string, grace: string): Promise<{ gateway: Gateway; key: string; endpoint: string; config: ReturnType<typeof parseConfig> }> {
     const config = parseConfig(
       JSON.stringify({ store: { type: 'memory' }, server: { shutdownGrace: grace }, roles: { admin: ['read', 'write', 'delete'] }, upstreams: { slow: { type: 'http', url } } }),
       'shutdown.yaml',
@@ -114,7 +114,7 @@ describe('graceful shutdown', () => {
     cleanup.push(() => gateway.close());
     await gateway.ready;
     const key = (await gateway.services.keys.create({ name: 'admin', roles: ['admin'] })).plaintext;
-    return { gateway, key, endpoint: `${gateway.url}/mcp/slow` };
+    return { gateway, key, endpoint: `${gateway.url}/mcp/slow`, config };
   }
 
   it('answers a call in flight before it closes, without waiting for a stream that only listens', async () => {
@@ -125,7 +125,7 @@ describe('graceful shutdown', () => {
     });
     // A grace far longer than the test's timeout: a shutdown that waited for the GET stream would
     // fail the test by timing out.
-    const { gateway, key, endpoint } = await gatewayFor(upstream.url, '60s');
+    const { gateway, key, endpoint, config } = await gatewayFor(upstream.url, '60s');
     const init = await send(endpoint, key, { body: { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } } });
     expect(init.status).toBe(200);
     const session = init.headers['mcp-session-id'] as string;
@@ -137,8 +137,9 @@ describe('graceful shutdown', () => {
 
     let closed = false;
     const closing = gateway.close().then(() => (closed = true));
-    // New connections are refused at once.
+    // New connections are refused at once, and a reload would start upstreams nobody closes: refused.
     await expect(send(endpoint, key, { body: call(3), session })).rejects.toThrow(/ECONNREFUSED/);
+    await expect(gateway.reload(config)).rejects.toThrow('the gateway is shutting down');
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(closed).toBe(false);
     (upstream.calls[0] as () => void)();
@@ -150,7 +151,7 @@ describe('graceful shutdown', () => {
     expect((await stream).status).toBe(200);
   });
 
-  it('answers 503 (and closes the connection) to a request that arrives on a connection open during the drain', async () => {
+  it('serves what finishes the work in flight during the drain (a notification), and answers a new request 503, closing the connection', async () => {
     const upstream = await slowUpstream();
     cleanup.push(async () => {
       upstream.server.closeAllConnections();
@@ -172,19 +173,21 @@ describe('graceful shutdown', () => {
     socket.write(head(JSON.stringify({ jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: 'slow', arguments: {} } })));
     await waitFor(() => upstream.calls.length === 1);
     const closing = gateway.close();
-    socket.write(head(ping));
+    // A client's notification (a cancellation, an answer to the server) lets work finish: served.
+    socket.write(head(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 't', progress: 1 } })) + head(ping));
     await new Promise((resolve) => setTimeout(resolve, 100));
     (upstream.calls[0] as () => void)();
     await ended;
     await closing;
     const answers = received.split(/(?=HTTP\/1\.1 )/);
-    expect(answers).toHaveLength(2);
+    expect(answers).toHaveLength(3);
     expect(answers[0]).toMatch(/^HTTP\/1\.1 200 /);
     expect(answers[0]).toContain('"text":"done"');
-    expect(answers[1]).toMatch(/^HTTP\/1\.1 503 /);
-    expect(answers[1]).toMatch(/\r\nconnection: close\r\n/i);
-    expect(answers[1]).toMatch(/\r\nretry-after: 1\r\n/i);
-    expect(answers[1]).toContain('Service Unavailable: the gateway is shutting down');
+    expect(answers[1]).toMatch(/^HTTP\/1\.1 202 /);
+    expect(answers[2]).toMatch(/^HTTP\/1\.1 503 /);
+    expect(answers[2]).toMatch(/\r\nconnection: close\r\n/i);
+    expect(answers[2]).toMatch(/\r\nretry-after: 1\r\n/i);
+    expect(answers[2]).toContain('{"jsonrpc":"2.0","id":7,"error":{"code":-32000,"message":"Service Unavailable: the gateway is shutting down"}}');
   });
 
   it('ends the stream of a call still in flight when the grace is over', async () => {
@@ -346,6 +349,7 @@ describe('graceful shutdown', () => {
     const early = await send(`${gateway.url}/mcp/held`, key, { body: { jsonrpc: '2.0', id: 1, method: 'ping' } });
     expect(early.status).toBe(503);
     expect(early.headers['retry-after']).toBe('1');
+    expect(early.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(JSON.parse(early.text)).toMatchObject({ error: { code: -32000, message: 'Service Unavailable: the gateway is starting' } });
     const readyz = await fetch(`${gateway.url}/readyz`);
     expect(readyz.status).toBe(503);
