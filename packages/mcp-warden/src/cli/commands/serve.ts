@@ -79,6 +79,17 @@ export function registerServe(program: Command): void {
     .option('--port <port>', 'listen on this port (also $PORT; default: server.port)')
     .action(async (options: { port?: string }) => {
       const { file, config } = readConfig(program.opts<GlobalOptions>());
+      const path = resolve(file);
+      const textOf = (): string | undefined => {
+        try {
+          return readFileSync(path, 'utf8');
+        } catch {
+          // Gone for the moment (being replaced): the next event tells.
+          return undefined;
+        }
+      };
+      // The text running now: an edit made while the gateway starts is a change.
+      let seen = textOf();
       const rawPort = options.port ?? process.env['PORT'];
       let port: number | undefined;
       if (rawPort !== undefined) {
@@ -114,23 +125,19 @@ export function registerServe(program: Command): void {
           }
         });
       };
-      process.on('SIGHUP', () => reload('SIGHUP'));
+      let stopping = false;
+      process.on('SIGHUP', () => {
+        if (!stopping) reload('SIGHUP');
+      });
       // The directory is watched, not the file: an editor saving by renaming a new file over the
       // old one, or a Kubernetes ConfigMap (a symlink swapped), replaces the file, and a watch on
-      // the file follows the old one no more. On any event there the file is read again, and
-      // reloaded when its text changed.
-      const path = resolve(file);
-      const textOf = (): string | undefined => {
-        try {
-          return readFileSync(path, 'utf8');
-        } catch {
-          // Gone for the moment (being replaced): the next event tells.
-          return undefined;
-        }
-      };
-      let seen = textOf();
+      // the file follows the old one no more. On an event for the file (or for the ConfigMap's
+      // `..data` link; or one naming no file) it is read again, and reloaded when its text changed.
+      // Other files there (a SQLite store, a JSONL audit log) are not its business.
+      const name = basename(path);
       let debounce: NodeJS.Timeout | undefined;
-      const watcher = watch(dirname(path), () => {
+      const watcher = watch(dirname(path), (_event, changed) => {
+        if (changed !== null && changed !== name && changed !== '..data') return;
         clearTimeout(debounce);
         debounce = setTimeout(() => {
           const text = textOf();
@@ -139,8 +146,7 @@ export function registerServe(program: Command): void {
           reload('file changed');
         }, 200);
       });
-      watcher.on('error', (error) => logger.warn({ file, err: error.message }, `cannot watch the directory of ${basename(path)}; SIGHUP still reloads`));
-      let stopping = false;
+      watcher.on('error', (error) => logger.warn({ file, err: error.message }, `cannot watch the directory of ${name}; SIGHUP still reloads`));
       const stop = (signal: string): void => {
         if (stopping) {
           // A second signal: the operator will not wait for the requests in flight (nor the audit flush).
@@ -150,6 +156,7 @@ export function registerServe(program: Command): void {
         stopping = true;
         logger.info({ signal }, 'shutting down (a second signal exits at once)');
         watcher.close();
+        clearTimeout(debounce);
         void gateway.close().then(() => process.exit(0));
       };
       process.on('SIGINT', () => stop('SIGINT'));
