@@ -21,6 +21,16 @@ export interface WithWardenOptions {
   readonly requestId?: (req: IncomingMessage) => string | undefined;
 }
 
+/** The host's id of a request; a host callback that throws leaves the pipeline to make one. */
+function hostRequestId(requestIdOf: WithWardenOptions['requestId'], req: IncomingMessage): string | undefined {
+  if (requestIdOf === undefined) return undefined;
+  try {
+    return requestIdOf(req);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Wraps a node:http request handler with the pipeline. */
 export function withWarden(
   options: WardenOptions | Warden,
@@ -31,7 +41,7 @@ export function withWarden(
   const requestIdOf = adapter.requestId;
   const listener = function mcpWarden(req: IncomingMessage, res: ServerResponse): void {
     pipeline
-      .handle(nodeRequestView(req, requestIdOf?.(req)), { read: (limit) => readNodeBody(req, limit) })
+      .handle(nodeRequestView(req, hostRequestId(requestIdOf, req)), { read: (limit) => readNodeBody(req, limit) })
       .then(async (result) => {
         if (result.type === 'respond') {
           res.writeHead(result.response.status, result.response.headers).end(result.response.body);

@@ -53,7 +53,7 @@ export class IdentitySigner {
    */
   async token(principal: Principal, audience: string, ttlMs: number): Promise<IdentityToken> {
     const now = Math.floor(Date.now() / 1000);
-    const cacheKey = `${this.issuer}\n${audience}\n${principal.kind}\n${principal.id}\n${principal.subject}\n${principal.roles.join('\n')}`;
+    const cacheKey = JSON.stringify([this.issuer, audience, principal.kind, principal.id, principal.subject, principal.roles]);
     const cached = this.#cache.get(cacheKey);
     const ttl = Math.max(1, Math.floor(ttlMs / 1000));
     if (cached !== undefined && cached.expiresAt - now > ttl / 2) return cached;

@@ -270,6 +270,18 @@ async function* sseMessages(body: AsyncIterable<Buffer>): AsyncGenerator<unknown
   }
 }
 
+/** An SSE `id` field at the start of a line (the line before ended with LF or CR). */
+const LF_ID_FIELD = Buffer.from('\nid:');
+const CR_ID_FIELD = Buffer.from('\rid:');
+
+/** Whether `bytes` (a stream's last chunk) hold the answer to the request `id` (a result or an error). */
+function answersIn(bytes: Buffer | undefined, id: string | number): boolean {
+  if (bytes === undefined) return false;
+  const text = bytes.toString('utf8');
+  const idPattern = JSON.stringify(id).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`"id"\\s*:\\s*${idPattern}\\s*[,}]`).test(text) && /"(?:result|error)"\s*:/.test(text);
+}
+
 /**
  * The configured headers of an HTTP upstream as sent (lower-case names).
  * @throws TypeError naming the key when one is a header the proxy must control (hop-by-hop,
@@ -590,8 +602,13 @@ export class HttpUpstream implements Upstream {
         corked = false;
         res.uncork();
       };
-      /** The stream's events carry ids: a client can resume it (GET with `Last-Event-ID`). */
-      let resumable = false;
+      /**
+       * The stream's events carry ids, so a client can resume it (GET with `Last-Event-ID`): decided
+       * on its first bytes, as servers with an event store give every event an id, the first too.
+       */
+      let resumable: boolean | undefined;
+      /** The stream's latest bytes: where its answer is, if it came before a break. */
+      let last: Buffer | undefined;
       body.on('data', (chunk: Buffer) => {
         if (!corked) {
           corked = true;
@@ -600,8 +617,8 @@ export class HttpUpstream implements Upstream {
         }
         if (!res.write(chunk)) body.pause();
         if (watch.seen(chunk)) this.onToolsChanged?.();
-        // An `id` field starts a line (a line split across chunks is missed: then the error below is sent).
-        if (!resumable) resumable = chunk.indexOf('\nid:') !== -1 || chunk.indexOf('\rid:') !== -1 || (chunk[0] === 0x69 && chunk[1] === 0x64 && chunk[2] === 0x3a);
+        resumable ??= (chunk[0] === 0x69 && chunk[1] === 0x64 && chunk[2] === 0x3a) || chunk.indexOf(LF_ID_FIELD) !== -1 || chunk.indexOf(CR_ID_FIELD) !== -1;
+        last = chunk;
       });
       res.on('drain', resume);
       body.once('end', finish);
@@ -612,9 +629,9 @@ export class HttpUpstream implements Upstream {
           this.#log.warn({ upstream: this.name, requestId: exchange.requestId, id, err: code }, 'upstream stream broke off');
           this.onError?.('broken');
           // A POST's stream that cannot be resumed will not bring the answer: the client gets an
-          // error for its request instead of waiting for it. (Blank lines first end an event cut
-          // off midway; should the answer have gone already, a client ignores a second one.)
-          if (!resumable && id !== null && !res.writableEnded && !res.destroyed) {
+          // error for its request instead of waiting for it (blank lines first end an event cut off
+          // midway), unless the answer went by just before the break.
+          if (resumable !== true && id !== null && !res.writableEnded && !res.destroyed && !answersIn(last, id)) {
             const message = { jsonrpc: '2.0', id, error: { code: -32603, message: `Bad Gateway: upstream ${this.name} broke off its answer (${code})` } };
             res.write(`\n\nevent: message\ndata: ${JSON.stringify(message)}\n\n`);
           }

@@ -480,8 +480,9 @@ export interface ModernStdioFaceOptions {
   readonly otherProcesses?: () => number;
   /**
    * After a principal's child exits by itself, its next child is started no sooner than this
-   * (milliseconds), doubled for each exit in a row of a child that never answered `initialize`
-   * (at most an hour); requests meanwhile get 503 with `Retry-After`. @default 1000
+   * (milliseconds, at least 250: with no wait a crashing command would be started once per
+   * request), doubled for each exit in a row of a child that never answered `initialize` (at most
+   * an hour); requests meanwhile get 503 with `Retry-After`. @default 1000
    */
   readonly restartBackoffMs?: number;
   /** Called when a principal's child exits by itself (for the upstream's error count). */
@@ -524,7 +525,7 @@ export class ModernStdioFace {
     this.#inputTimeoutMs = inputTimeoutMs;
     this.#maxProcesses = options.maxProcesses ?? Number.POSITIVE_INFINITY;
     this.#otherProcesses = options.otherProcesses ?? (() => 0);
-    this.#backoffMs = options.restartBackoffMs ?? 1000;
+    this.#backoffMs = Math.max(250, options.restartBackoffMs ?? 1000);
     this.#onExit = options.onExit ?? (() => {});
     this.#states = createRequestStateCodec<FlowState>({
       key: randomBytes(32),

@@ -215,7 +215,8 @@ export class StdioUpstream implements Upstream {
       };
       current.onerror = (error) => this.#log.warn({ upstream: this.name, pid: current.pid, err: error.message }, 'upstream error');
       current.onclose = (code, signal) => {
-        if (ended || current !== child) return;
+        // A process that never ran (spawn failed) is `start()`'s to report, not an exit.
+        if (ended || current !== child || current.pid === undefined) return;
         this.#log.warn({ upstream: this.name, pid: current.pid, code, signal }, 'upstream process exited');
         this.onError?.('exited');
         for (const id of [...inFlight.keys()]) {

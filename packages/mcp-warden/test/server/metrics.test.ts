@@ -30,7 +30,11 @@ describe('/metrics', () => {
       JSON.stringify({
         store: { type: 'memory' },
         roles: { admin: ['read', 'write', 'delete'] },
-        upstreams: { gone: { type: 'http', url }, crashy: { type: 'stdio', command: process.execPath, args: [crashy], maxSessions: 1 } },
+        upstreams: {
+          gone: { type: 'http', url },
+          crashy: { type: 'stdio', command: process.execPath, args: [crashy], maxSessions: 1 },
+          missing: { type: 'stdio', command: '/nonexistent/mcp-server' },
+        },
       }),
       'metrics.yaml',
       {},
@@ -76,5 +80,12 @@ describe('/metrics', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('counts a process that cannot start once, as start_failed, not as an exit', async () => {
+    const answer = await post('missing', admin, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
+    expect(answer.status).toBe(502);
+    expect(await metric(/mcp_warden_upstream_errors_total\{upstream="missing",kind="start_failed"\}/)).toBe(1);
+    expect(await metric(/mcp_warden_upstream_errors_total\{upstream="missing",kind="exited"\}/)).toBeUndefined();
   });
 });

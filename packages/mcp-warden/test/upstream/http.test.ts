@@ -789,6 +789,19 @@ describe('HttpUpstream: faults end in clean JSON-RPC errors and the proxy keeps 
     expect(reported.filter((r) => r.startsWith('dies:'))).toEqual(['dies:broken', 'dies:unreachable']);
   });
 
+  it('adds no error to a stream that breaks off after its answer went by', async () => {
+    const answer = 'event: message\ndata: {"jsonrpc": "2.0", "id": 1, "result": {"content": []}}\n\n';
+    await fault('answered', (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      // The answer, then the connection is cut before the stream's end.
+      res.write(answer, () => setTimeout(() => req.socket.destroy(), 50));
+    });
+    const response = await raw(`${gateway.url}/answered`, { body: rpc(1, 'tools/call', { name: 'slow' }) });
+    expect(response.status).toBe(200);
+    expect(response.text).toBe(answer);
+    await expectHealthy();
+  });
+
   it('adds no error to a stream that breaks off when its events have ids (the client resumes it)', async () => {
     await fault('resumable', (req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
