@@ -1,6 +1,6 @@
 /** `mcp-warden serve`: run the gateway in front of the configured upstreams. */
-import { readFileSync, watch } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { type FSWatcher, readFileSync, watch } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../../config/load.js';
 import { pino } from 'pino';
@@ -129,24 +129,45 @@ export function registerServe(program: Command): void {
       process.on('SIGHUP', () => {
         if (!stopping) reload('SIGHUP');
       });
-      // The directory is watched, not the file: an editor saving by renaming a new file over the
-      // old one, or a Kubernetes ConfigMap (a symlink swapped), replaces the file, and a watch on
-      // the file follows the old one no more. On an event for the file (or for the ConfigMap's
-      // `..data` link; or one naming no file) it is read again, and reloaded when its text changed.
-      // Other files there (a SQLite store, a JSONL audit log) are not its business.
-      const name = basename(path);
+      // The file is watched, and watched again after each event: an editor saving by renaming a new
+      // file over the old one, or a Kubernetes ConfigMap (a symlink swapped), replaces the file, and
+      // a watch follows the replaced one no more. (Not its directory: a SQLite store or an audit
+      // file beside it would wake the gateway on every write.) After an event it is read again, and
+      // reloaded when its text changed.
       let debounce: NodeJS.Timeout | undefined;
-      const watcher = watch(dirname(path), (_event, changed) => {
-        if (changed !== null && changed !== name && changed !== '..data') return;
-        clearTimeout(debounce);
-        debounce = setTimeout(() => {
-          const text = textOf();
-          if (text === undefined || text === seen) return;
-          seen = text;
-          reload('file changed');
-        }, 200);
-      });
-      watcher.on('error', (error) => logger.warn({ file, err: error.message }, `cannot watch the directory of ${name}; SIGHUP still reloads`));
+      let watcher: FSWatcher | undefined;
+      let warned = false;
+      const arm = (): void => {
+        watcher?.close();
+        watcher = undefined;
+        if (stopping) return;
+        try {
+          watcher = watch(path, () => {
+            clearTimeout(debounce);
+            debounce = setTimeout(changed, 200);
+          });
+          watcher.on('error', () => {
+            // Gone (replaced): watch what is there now.
+            clearTimeout(debounce);
+            debounce = setTimeout(changed, 200);
+          });
+          warned = false;
+        } catch (error) {
+          // Not there for the moment (being replaced): look again soon.
+          if (!warned) logger.warn({ file, err: (error as Error).message }, 'cannot watch the configuration file for now; SIGHUP still reloads');
+          warned = true;
+          clearTimeout(debounce);
+          debounce = setTimeout(changed, 1000);
+        }
+      };
+      const changed = (): void => {
+        arm();
+        const text = textOf();
+        if (text === undefined || text === seen) return;
+        seen = text;
+        reload('file changed');
+      };
+      arm();
       const stop = (signal: string): void => {
         if (stopping) {
           // A second signal: the operator will not wait for the requests in flight (nor the audit flush).
@@ -155,8 +176,8 @@ export function registerServe(program: Command): void {
         }
         stopping = true;
         logger.info({ signal }, 'shutting down (a second signal exits at once)');
-        watcher.close();
         clearTimeout(debounce);
+        watcher?.close();
         void gateway.close().then(() => process.exit(0));
       };
       process.on('SIGINT', () => stop('SIGINT'));
