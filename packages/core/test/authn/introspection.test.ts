@@ -84,11 +84,13 @@ describe('introspectionVerifier (RFC 7662)', () => {
   });
 
   it('never reuses an answer past the token expiry', async () => {
-    as.tokens.set('short-lived', { sub: 'carol', aud: RESOURCE, exp: now() + 1 });
+    // `exp` is in whole seconds: `now() + 1` left anywhere between 0 and 1 s, and the first
+    // verification failed when the test began late in a second. `+ 2` leaves at least 1 s.
+    as.tokens.set('short-lived', { sub: 'carol', aud: RESOURCE, exp: now() + 2 });
     const verifier = introspectionVerifier({ issuers: [{ ...issuerOptions, cacheTtlMs: 3_600_000 }], audience: RESOURCE });
     expect((await verifier.verify(bearer('short-lived')))?.ok).toBe(true);
     as.tokens.delete('short-lived');
-    await new Promise((r) => setTimeout(r, 1100));
+    await new Promise((r) => setTimeout(r, 2100));
     expect(await verifier.verify(bearer('short-lived'))).toBeUndefined();
   });
 

@@ -35,13 +35,19 @@ async function serve(config: string, port: number): Promise<{ child: ChildProces
   return { child, output: () => output };
 }
 
+/** The demo config (`npm start`'s) copied into `dir`, its store there too; returns its path. */
+function demoConfig(dir: string): string {
+  const demo = readFileSync(`${ROOT}examples/gateway/mcp-warden.yaml`, 'utf8').replace('path: ../../.warden/warden.db', `path: ${join(dir, 'warden.db')}`);
+  const config = join(dir, 'mcp-warden.yaml');
+  writeFileSync(config, demo);
+  return config;
+}
+
 describe('mcp-warden serve (npm start)', () => {
   it('creates and prints keys on the first run, serves the demo upstream, and reuses the keys later', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-serve-'));
     try {
-      const demo = readFileSync(`${ROOT}examples/gateway/mcp-warden.yaml`, 'utf8').replace('path: ../../.warden/warden.db', `path: ${join(dir, 'warden.db')}`);
-      const config = join(dir, 'mcp-warden.yaml');
-      writeFileSync(config, demo);
+      const config = demoConfig(dir);
       const port = await freePort();
       const first = await serve(config, port);
       expect(first.output()).toContain(`mcp-warden gateway listening on http://127.0.0.1:${port}`);
@@ -69,9 +75,7 @@ describe('mcp-warden serve (npm start)', () => {
   it('on SIGTERM answers the call in flight and then exits 0; a second signal exits at once', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-serve-'));
     try {
-      const demo = readFileSync(`${ROOT}examples/gateway/mcp-warden.yaml`, 'utf8').replace('path: ../../.warden/warden.db', `path: ${join(dir, 'warden.db')}`);
-      const config = join(dir, 'mcp-warden.yaml');
-      writeFileSync(config, demo);
+      const config = demoConfig(dir);
       const port = await freePort();
       const endpoint = `http://127.0.0.1:${port}/mcp/everything`;
       const started = await serve(config, port);

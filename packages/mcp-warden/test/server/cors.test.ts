@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { type Gateway, startGateway } from '../../src/server/gateway.js';
 import { type SdkHttpServer, startSdkHttpServer } from '../fixtures/sdk-http-server.js';
-import { CHROMIUM_PATH, requireChromium } from '../support/chromium.js';
+import { CHROMIUM_ARGS, CHROMIUM_PATH, requireChromium } from '../support/chromium.js';
 
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 
@@ -56,16 +56,8 @@ describe('CORS: browser clients of the allowed origins', () => {
     key = (await gateway.services.keys.create({ name: 'browser', roles: ['reader'] })).plaintext;
     browser = await chromium.launch({
       executablePath: CHROMIUM_PATH,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        // Two origins that are not loopback names, both served from here.
-        '--host-resolver-rules=MAP app.test 127.0.0.1, MAP other.test 127.0.0.1',
-      ],
+      // Two origins that are not loopback names, both served from here.
+      args: [...CHROMIUM_ARGS, '--host-resolver-rules=MAP app.test 127.0.0.1, MAP other.test 127.0.0.1'],
     });
   }, 60_000);
 

@@ -117,6 +117,24 @@ describe('graceful shutdown', () => {
     return { gateway, key, endpoint: `${gateway.url}/mcp/slow`, config };
   }
 
+  /** A gateway in front of server-everything over stdio, with a 60 s grace, and an admin key. */
+  async function everythingGateway(): Promise<{ gateway: Gateway; key: string }> {
+    const config = parseConfig(
+      JSON.stringify({
+        store: { type: 'memory' },
+        server: { shutdownGrace: '60s' },
+        roles: { admin: ['read', 'write', 'delete'] },
+        upstreams: { everything: { type: 'stdio', command: process.execPath, args: [everything, 'stdio'] } },
+      }),
+      'shutdown.yaml',
+      {},
+    );
+    const gateway = await startGateway({ config, logger: quiet, port: 0 });
+    cleanup.push(() => gateway.close());
+    await gateway.ready;
+    return { gateway, key: (await gateway.services.keys.create({ name: 'admin', roles: ['admin'] })).plaintext };
+  }
+
   it('answers a call in flight before it closes, without waiting for a stream that only listens', async () => {
     const upstream = await slowUpstream();
     cleanup.push(async () => {
@@ -244,20 +262,7 @@ describe('graceful shutdown', () => {
   });
 
   it('keeps a stdio child running until its call in flight is answered, progress included', async () => {
-    const config = parseConfig(
-      JSON.stringify({
-        store: { type: 'memory' },
-        server: { shutdownGrace: '60s' },
-        roles: { admin: ['read', 'write', 'delete'] },
-        upstreams: { everything: { type: 'stdio', command: process.execPath, args: [everything, 'stdio'] } },
-      }),
-      'shutdown.yaml',
-      {},
-    );
-    const gateway = await startGateway({ config, logger: quiet, port: 0 });
-    cleanup.push(() => gateway.close());
-    await gateway.ready;
-    const key = (await gateway.services.keys.create({ name: 'admin', roles: ['admin'] })).plaintext;
+    const { gateway, key } = await everythingGateway();
     const client = new Client({ name: 'shutdown-test', version: '1.0.0' });
     await client.connect(new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp/everything`), { requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
     cleanup.push(() => client.close());
@@ -278,21 +283,8 @@ describe('graceful shutdown', () => {
   });
 
   it("does not wait for a 2026-07-28 client's subscriptions/listen, and ends it", async () => {
-    const config = parseConfig(
-      JSON.stringify({
-        store: { type: 'memory' },
-        // Longer than the test's timeout: a shutdown waiting for the listen would fail the test.
-        server: { shutdownGrace: '60s' },
-        roles: { admin: ['read', 'write', 'delete'] },
-        upstreams: { everything: { type: 'stdio', command: process.execPath, args: [everything, 'stdio'] } },
-      }),
-      'shutdown.yaml',
-      {},
-    );
-    const gateway = await startGateway({ config, logger: quiet, port: 0 });
-    cleanup.push(() => gateway.close());
-    await gateway.ready;
-    const key = (await gateway.services.keys.create({ name: 'admin', roles: ['admin'] })).plaintext;
+    // The grace is longer than the test's timeout: a shutdown waiting for the listen would fail the test.
+    const { gateway, key } = await everythingGateway();
     const envelope = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
     const response = await fetch(`${gateway.url}/mcp/everything`, {
       method: 'POST',

@@ -22,7 +22,8 @@ export const CHROMIUM_PATH = process.env['MCP_WARDEN_CHROMIUM'] ?? '/usr/bin/chr
 /** `artifacts/screenshots/` at the repository root (git-ignored; the test run's evidence). */
 export const SCREENSHOT_DIR = fileURLToPath(new URL('../../../../artifacts/screenshots/', import.meta.url));
 
-const ARGS = [
+/** The flags every test browser runs with (headless, no sandbox, nothing fetched from outside). */
+export const CHROMIUM_ARGS: readonly string[] = [
   '--headless',
   '--no-sandbox',
   '--disable-gpu',
@@ -111,7 +112,7 @@ export async function launchChromium(): Promise<ChromiumDriver> {
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM_PATH,
       headless: true,
-      args: ARGS,
+      args: [...CHROMIUM_ARGS],
       timeout: 60_000,
       viewport: { width: 1024, height: 768 },
       locale: 'en-US',
