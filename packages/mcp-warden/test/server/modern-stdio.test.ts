@@ -8,6 +8,7 @@ import { Client, ProtocolError, StreamableHTTPClientTransport } from '@modelcont
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { type Gateway, startGateway } from '../../src/server/gateway.js';
+import { postModern } from '../support/modern-request.js';
 
 const everything = createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/dist/index.js');
 const crashy = new URL('../fixtures/crashy-server.mjs', import.meta.url).pathname;
@@ -94,22 +95,10 @@ describe('2026-07-28 clients in front of stdio upstreams', () => {
 describe('2026-07-28 clients in front of stdio upstreams: the limits hold for their processes too', () => {
   let gateway: Gateway;
   const keys: Record<string, string> = {};
-  const envelope = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
 
   /** A 2026-07-28 tools/call, raw: the status, the Retry-After and the JSON-RPC answer. */
   async function call(upstream: string, key: string, name: string): Promise<{ status: number; retryAfter: string | null; message: Record<string, unknown> }> {
-    const response = await fetch(`${gateway.url}/mcp/${upstream}`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${key}`,
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': '2026-07-28',
-        'mcp-method': 'tools/call',
-        'mcp-name': name,
-      },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: {}, _meta: envelope } }),
-    });
+    const response = await postModern(`${gateway.url}/mcp/${upstream}`, key, 'tools/call', { name, arguments: {} }, name);
     const text = await response.text();
     const data = text.startsWith('{') ? text : (/^data: (.*)$/m.exec(text)?.[1] ?? '{}');
     return { status: response.status, retryAfter: response.headers.get('retry-after'), message: JSON.parse(data) as Record<string, unknown> };

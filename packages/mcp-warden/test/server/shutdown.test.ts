@@ -14,6 +14,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { type Gateway, startGateway } from '../../src/server/gateway.js';
+import { postModern } from '../support/modern-request.js';
 
 const everything = createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/dist/index.js');
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
@@ -285,18 +286,7 @@ describe('graceful shutdown', () => {
   it("does not wait for a 2026-07-28 client's subscriptions/listen, and ends it", async () => {
     // The grace is longer than the test's timeout: a shutdown waiting for the listen would fail the test.
     const { gateway, key } = await everythingGateway();
-    const envelope = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
-    const response = await fetch(`${gateway.url}/mcp/everything`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${key}`,
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': '2026-07-28',
-        'mcp-method': 'subscriptions/listen',
-      },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'subscriptions/listen', params: { notifications: { toolsListChanged: true }, _meta: envelope } }),
-    });
+    const response = await postModern(`${gateway.url}/mcp/everything`, key, 'subscriptions/listen', { notifications: { toolsListChanged: true } });
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toContain('text/event-stream');
     const body = response.text();
