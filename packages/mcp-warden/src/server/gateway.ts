@@ -74,10 +74,11 @@ export interface Gateway {
    */
   reload(config: WardenConfig): Promise<void>;
   /**
-   * Shuts down gracefully: stops accepting connections, answers new MCP requests 503 (and `/readyz`
-   * 503), waits up to `server.shutdownGrace` for the requests in flight to be answered (streams
-   * that only listen, GET and `subscriptions/listen`, are not waited for), then ends what is left
-   * with the upstreams (sessions, processes), and flushes the audit.
+   * Shuts down gracefully: stops accepting connections, answers what would start new work 503 (and
+   * `/readyz` 503) while serving what lets work in flight finish (see `finishesWork`), waits up to
+   * `server.shutdownGrace` for the requests in flight to be answered (streams that only listen, GET
+   * and `subscriptions/listen`, are not waited for), then ends what is left with the upstreams
+   * (sessions, processes), and flushes the audit. A reload is refused from then on.
    */
   close(): Promise<void>;
 }
@@ -268,7 +269,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let metadataDocs = new Map<string, Record<string, unknown>>();
   let ready = false;
   let started = false;
-  /** Shutting down: MCP requests are refused (503) while those in flight finish. */
+  /** Shutting down: new work is refused (503) while the requests in flight finish. */
   let draining = false;
   /**
    * MCP requests in flight whose answers shutdown waits for: all but the streams that only listen
