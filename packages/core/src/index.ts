@@ -26,7 +26,7 @@ export {
   jsonRpcErrorBody,
   toErrorResponse,
 } from './errors.js';
-export { createGuard, DEFAULT_MAX_BODY_BYTES, DEFAULT_PROTOCOL_VERSIONS, type GuardOptions, isLoopbackHost, normaliseOrigin } from './guard/guard.js';
+export { createGuard, DEFAULT_MAX_BODY_BYTES, DEFAULT_PROTOCOL_VERSIONS, type GuardOptions, createOriginCheck, isLoopbackHost } from './guard/guard.js';
 export type { RequestView } from './http.js';
 export { checkMcpHeaders, type ClassifiedBody, classifyBody, classifyMessage, classifyParsed, decodeMcpHeaderValue } from './mcp/classify.js';
 export { filterJsonBody, filterListResult, type PendingLists, pendingListsOf, SseListFilter } from './mcp/filter.js';

@@ -106,13 +106,44 @@ function unsupportedMediaType(): WardenError {
   return new WardenError('unsupported_media_type', 'Unsupported Media Type: the body must be application/json');
 }
 
+/** Whether the server binds a loopback address (then loopback `Host`s and `Origin`s are accepted). */
+function isLocalBind(options: Pick<GuardOptions, 'host'>): boolean {
+  const bindHost = options.host ?? '127.0.0.1';
+  return isLoopbackHost(bindHost) || bindHost === '::1';
+}
+
+/**
+ * The guard's `Origin` rule, for whoever else must apply it (the gateway's CORS): whether a browser
+ * at `origin` may call, that is, the origin is listed in `allowedOrigins` or is on a loopback host
+ * behind a loopback bind. Each distinct value is decided once (up to a bound).
+ * @throws TypeError naming an `allowedOrigins` entry that is not `scheme://host[:port]`.
+ */
+export function createOriginCheck(options: Pick<GuardOptions, 'host' | 'allowedOrigins'>): (origin: string) => boolean {
+  const localBind = isLocalBind(options);
+  const allowedOrigins = new Set<string>();
+  for (const origin of options.allowedOrigins ?? []) {
+    const normalised = normaliseOrigin(origin);
+    if (normalised === undefined) {
+      throw new TypeError(`guard.allowedOrigins: "${origin}" is not an origin of the form scheme://host[:port]`);
+    }
+    allowedOrigins.add(normalised);
+  }
+  const accepted = new Set<string>();
+  return (origin) => {
+    if (accepted.has(origin)) return true;
+    const normalised = normaliseOrigin(origin);
+    const ok = normalised !== undefined && (allowedOrigins.has(normalised) || (localBind && isLoopbackHost(new URL(normalised).hostname)));
+    if (ok) remember(accepted, origin);
+    return ok;
+  };
+}
+
 /**
  * Creates the guard: Host allow-list, Origin validation, `MCP-Protocol-Version`, content type and
  * declared body size. It reads headers only. Throws a {@link WardenError} to refuse.
  */
 export function createGuard(options: GuardOptions = {}): (request: RequestView) => void {
-  const bindHost = options.host ?? '127.0.0.1';
-  const localBind = isLoopbackHost(bindHost) || bindHost === '::1';
+  const localBind = isLocalBind(options);
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) {
     throw new TypeError(`guard.maxBodyBytes must be a positive integer (bytes), got ${String(options.maxBodyBytes)}`);
@@ -123,20 +154,12 @@ export function createGuard(options: GuardOptions = {}): (request: RequestView) 
       : localBind
         ? LOOPBACK_HOSTS
         : undefined;
-  const allowedOrigins = new Set<string>();
-  for (const origin of options.allowedOrigins ?? []) {
-    const normalised = normaliseOrigin(origin);
-    if (normalised === undefined) {
-      throw new TypeError(`guard.allowedOrigins: "${origin}" is not an origin of the form scheme://host[:port]`);
-    }
-    allowedOrigins.add(normalised);
-  }
+  const originAllowed = createOriginCheck(options);
   const versions = new Set(options.supportedProtocolVersions ?? DEFAULT_PROTOCOL_VERSIONS);
   // Header values already found acceptable. These checks depend on the value and this guard's options
   // only, and clients send the same few values on every request, so each distinct value is parsed
   // once (at most MEMO_LIMIT of them; past that, values are checked every time).
   const acceptedHosts = new Set<string>();
-  const acceptedOrigins = new Set<string>();
   const acceptedContentTypes = new Set<string>();
 
   return function guard(request: RequestView): void {
@@ -152,15 +175,7 @@ export function createGuard(options: GuardOptions = {}): (request: RequestView) 
 
     const origin = request.header('origin');
     if (origin !== undefined) {
-      if (request.headerCount('origin') > 1) throw originNotAllowed();
-      if (!acceptedOrigins.has(origin)) {
-        const normalised = normaliseOrigin(origin);
-        const ok =
-          normalised !== undefined &&
-          (allowedOrigins.has(normalised) || (localBind && isLoopbackHost(new URL(normalised).hostname)));
-        if (!ok) throw originNotAllowed();
-        remember(acceptedOrigins, origin);
-      }
+      if (request.headerCount('origin') > 1 || !originAllowed(origin)) throw originNotAllowed();
     }
 
     const version = request.header('mcp-protocol-version');

@@ -8,7 +8,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { JSONWebKeySet } from 'jose';
-import { type AuditEvent, Policy, type RoleDefinition, type Verb, canonicalResourceUri, createWarden, isLoopbackHost, normaliseOrigin, resourceMetadata } from '@mcp-warden/core';
+import { type AuditEvent, Policy, type RoleDefinition, type Verb, canonicalResourceUri, createOriginCheck, createWarden, isLoopbackHost, resourceMetadata } from '@mcp-warden/core';
 import { withWarden } from '@mcp-warden/core/node';
 import { ConfigError } from '../config/load.js';
 import type { UpstreamConfig, WardenConfig } from '../config/schema.js';
@@ -154,12 +154,10 @@ const CORS_EXPOSED_HEADERS = 'mcp-session-id, mcp-protocol-version, www-authenti
  * `server.allowedOrigins`, or on a loopback host behind a loopback bind: what the pipeline's guard
  * admits); `undefined` otherwise, and without an `Origin`.
  */
-function corsOrigin(req: IncomingMessage, allowed: ReadonlySet<string>, loopbackBind: boolean): string | undefined {
+function corsOrigin(req: IncomingMessage, allowed: (origin: string) => boolean): string | undefined {
   const origin = req.headers.origin;
   if (origin === undefined || req.headersDistinct['origin']?.length !== 1) return undefined;
-  const normalised = normaliseOrigin(origin);
-  if (normalised === undefined) return undefined;
-  return allowed.has(normalised) || (loopbackBind && isLoopbackHost(new URL(normalised).hostname)) ? origin : undefined;
+  return allowed(origin) ? origin : undefined;
 }
 
 /**
@@ -263,8 +261,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let authLimiter = services.wardenOptions.authLimiter;
   let requestLimiter = services.wardenOptions.requestLimiter;
   let routes = new Map<string, (req: IncomingMessage, res: ServerResponse, requestId: string) => void>();
-  /** Browser origins allowed to call (CORS), as the guard admits them; swapped with the routes. */
-  let cors: { readonly origins: ReadonlySet<string>; readonly loopbackBind: boolean } = { origins: new Set(), loopbackBind: false };
+  /** Whether a browser origin may call (CORS): the guard's own rule; swapped with the routes. */
+  let corsAllowed: (origin: string) => boolean = () => false;
   /** Protected resource metadata documents (RFC 9728) by path; empty when OAuth is off. */
   let metadataDocs = new Map<string, Record<string, unknown>>();
   let ready = false;
@@ -288,7 +286,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (route !== undefined) {
       // CORS first: a browser's preflight carries no credential, and a browser reads a refusal
       // (503 included) only with these headers.
-      const origin = req.headers.origin === undefined ? undefined : corsOrigin(req, cors.origins, cors.loopbackBind);
+      const origin = req.headers.origin === undefined ? undefined : corsOrigin(req, corsAllowed);
       if (req.method === 'OPTIONS') return preflight(req, res, origin);
       if (origin !== undefined) {
         res.setHeader('access-control-allow-origin', origin);
@@ -410,12 +408,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const created: Upstream[] = [];
     const nextRoutes = new Map<string, (req: IncomingMessage, res: ServerResponse, requestId: string) => void>();
     const nextDocs = new Map<string, Record<string, unknown>>();
-    const nextCors = {
-      origins: new Set(next.server.allowedOrigins.map((o) => normaliseOrigin(o)).filter((o): o is string => o !== undefined)),
-      loopbackBind: isLoopbackHost(next.server.host),
-    };
     const policies = new Map<string, Policy>();
+    let nextCors: (origin: string) => boolean;
     try {
+      // The guard's rule, so CORS admits exactly the origins the pipeline does.
+      nextCors = createOriginCheck({ host: next.server.host, allowedOrigins: next.server.allowedOrigins });
       for (const [name, upstreamConfig] of Object.entries(next.upstreams)) {
         const previous = current.get(name);
         const same = previous !== undefined && isDeepStrictEqual(transportOf(upstreamConfig), transportOf(config.upstreams[name] as UpstreamConfig));
@@ -509,7 +506,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   for (const [name, upstream] of initial.built) upstreams.set(name, upstream);
   routes = initial.nextRoutes;
   metadataDocs = initial.nextDocs;
-  cors = initial.nextCors;
+  corsAllowed = initial.nextCors;
   started = true;
   const readyPromise = learn(initial.policies, upstreams).then(() => {
     ready = true;
@@ -546,7 +543,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const retired = [...upstreams].filter(([name, upstream]) => built.get(name) !== upstream).map(([, upstream]) => upstream);
       // The swap: new requests see the new pipelines from here on; requests in flight finish on the old ones.
       routes = nextRoutes;
-      cors = nextCors;
+      corsAllowed = nextCors;
       metadataDocs = nextDocs;
       upstreams.clear();
       for (const [name, upstream] of built) upstreams.set(name, upstream);
