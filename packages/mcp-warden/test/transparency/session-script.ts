@@ -332,6 +332,9 @@ export async function runSessionScript(client: Client): Promise<SessionRecord> {
     levelsValid: logs.every((l) => LEVELS.has(l.level)),
   };
 
+  // server-everything asks for roots 350 ms after initialisation, on the GET stream: waited for,
+  // not assumed to have arrived (through the gateway on a busy machine it sometimes had not).
+  await waitFor(() => rootsRequests > 0, 3000);
   const requestsBeforeTool = rootsRequests;
   const rootsTool = await call('get-roots-list');
   const roots = { requestsBeforeTool, tool: rootsTool, requestsAfterTool: rootsRequests };
