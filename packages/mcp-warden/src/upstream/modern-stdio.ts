@@ -206,7 +206,7 @@ class PooledChild {
   /** The child's notifications other than progress (list changes, resource updates, logging…). */
   onNotification?: (method: string, params: Record<string, unknown>) => void;
 
-  constructor(child: StdioChild, onDead: () => void) {
+  constructor(child: StdioChild, onDead: (started: boolean) => void) {
     this.#child = child;
     child.onmessage = (message) => this.#receive(message as unknown as Record<string, unknown>);
     child.onclose = () => {
@@ -216,7 +216,7 @@ class PooledChild {
       // Without a graceful `complete` result: a client treats the drop as a reason to listen again
       // (spec: basic/patterns/subscriptions, Graceful Closure).
       for (const res of this.#listens) res.destroy();
-      onDead();
+      onDead(child.pid !== undefined);
     };
     this.ready = child.start().then(async () => {
       const result = await this.call('initialize', {
@@ -485,8 +485,11 @@ export interface ModernStdioFaceOptions {
    * an hour); requests meanwhile get 503 with `Retry-After`. @default 1000
    */
   readonly restartBackoffMs?: number;
-  /** Called when a principal's child exits by itself (for the upstream's error count). */
-  readonly onExit?: () => void;
+  /**
+   * Called when a principal's child exits by itself (for the upstream's error count):
+   * `start_failed` when its process never ran (the command could not be spawned), `exited` otherwise.
+   */
+  readonly onExit?: (kind: 'exited' | 'start_failed') => void;
 }
 
 function principalIdOf(ctx: ServerContext): string {
@@ -512,7 +515,7 @@ export class ModernStdioFace {
   readonly #maxProcesses: number;
   readonly #otherProcesses: () => number;
   readonly #backoffMs: number;
-  readonly #onExit: () => void;
+  readonly #onExit: (kind: 'exited' | 'start_failed') => void;
   /** Principals whose child exited by itself: how many in a row, and when the next may start (ms). */
   readonly #exits = new Map<string, { count: number; readonly until: number }>();
 
@@ -651,7 +654,7 @@ export class ModernStdioFace {
     let pooled = this.#pool.get(principalId);
     if (pooled === undefined || pooled.dead) {
       let initialized = false;
-      const created: PooledChild = new PooledChild(this.#spawn(), () => {
+      const created: PooledChild = new PooledChild(this.#spawn(), (started) => {
         // A child the face ended (idle, closing) is out of the pool already: this one exited by itself.
         if (this.#pool.get(principalId) !== created) return;
         this.#pool.delete(principalId);
@@ -661,7 +664,7 @@ export class ModernStdioFace {
         const delay = Math.min(this.#backoffMs * 2 ** (count - 1), 3_600_000);
         this.#exits.set(principalId, { count, until: Date.now() + delay });
         this.#log.warn({ upstream: this.#name, principal: principalId, exitsInARow: count, delayMs: delay }, 'the 2026-07-28 child exited; its next start waits');
-        this.#onExit();
+        this.#onExit(started ? 'exited' : 'start_failed');
       });
       created.ready.then(
         () => void (initialized = true),

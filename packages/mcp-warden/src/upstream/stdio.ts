@@ -50,6 +50,12 @@ export class StdioUpstream implements Upstream {
   /** 2026-07-28 (session-less) clients: served by the SDK v2 entry, answered through a child per principal. */
   readonly #modern: ModernStdioFace;
   #closing = false;
+  /**
+   * Sessions being opened: their child is spawned but the session is not in `#sessions` yet (the
+   * spawn is awaited). They count against `maxSessions`, or concurrent initializes would all pass
+   * the check before any of them is counted.
+   */
+  #opening = 0;
 
   constructor(name: string, config: StdioUpstreamConfig, signer: SessionSigner, log: UpstreamLogger) {
     this.name = name;
@@ -62,9 +68,9 @@ export class StdioUpstream implements Upstream {
       inputTimeoutMs: config.inputTimeout,
       // One budget of processes for both kinds of client.
       maxProcesses: config.maxSessions,
-      otherProcesses: () => this.#sessions.size,
+      otherProcesses: () => this.#sessions.size + this.#opening,
       restartBackoffMs: config.restart.backoff,
-      onExit: () => this.onError?.('exited'),
+      onExit: (kind) => this.onError?.(kind),
     });
   }
 
@@ -102,7 +108,7 @@ export class StdioUpstream implements Upstream {
       jsonRpcError(res, 503, requestIdOf(body), -32000, 'Service Unavailable: the gateway is shutting down');
       return;
     }
-    if (this.#sessions.size + this.#modern.childCount >= this.#config.maxSessions) {
+    if (this.#sessions.size + this.#opening + this.#modern.childCount >= this.#config.maxSessions) {
       res.setHeader('retry-after', '5');
       jsonRpcError(res, 503, requestIdOf(body), -32000, `Service Unavailable: upstream ${this.name} has reached its limit of ${this.#config.maxSessions} sessions`);
       return;
@@ -131,9 +137,18 @@ export class StdioUpstream implements Upstream {
     /** While a crashed child is being replaced: messages from the client wait here. */
     let waiting: JSONRPCMessage[] | undefined;
     let ended = false;
+    this.#opening += 1;
+    let opening = true;
+    /** The attempt is counted as a session from now on, or ended: its reservation is given back. */
+    const opened = (): void => {
+      if (!opening) return;
+      opening = false;
+      this.#opening -= 1;
+    };
     const transport = new SessionTransport({
       sessionId: () => this.#signer.mint(this.name, principal.id),
       onSessionInitialized: (id) => {
+        opened();
         session = { id, principalId: principal.id, transport, child, lastSeen: Date.now(), inFlight };
         this.#sessions.set(id, session);
         this.#log.info({ upstream: this.name, requestId, session: id.slice(0, 8), principal: principal.id, pid: child.pid }, 'session opened');
@@ -254,12 +269,14 @@ export class StdioUpstream implements Upstream {
     } catch (error) {
       this.#log.error({ upstream: this.name, requestId, err: (error as Error).message }, 'cannot start the upstream process');
       this.onError?.('start_failed');
+      opened();
       jsonRpcError(res, 502, requestIdOf(body), -32603, `Bad Gateway: upstream ${this.name} could not be started`);
       return;
     }
     try {
       transport.handle(req, res, body);
     } finally {
+      opened();
       // Refused (or failed) before a session existed: nobody else will end this child.
       if (session === undefined) end();
     }

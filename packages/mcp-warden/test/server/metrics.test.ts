@@ -10,6 +10,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { type Gateway, startGateway } from '../../src/server/gateway.js';
+import { postModern } from '../support/modern-request.js';
 
 const crashy = new URL('../fixtures/crashy-server.mjs', import.meta.url).pathname;
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
@@ -86,6 +87,11 @@ describe('/metrics', () => {
     const answer = await post('missing', admin, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
     expect(answer.status).toBe(502);
     expect(await metric(/mcp_warden_upstream_errors_total\{upstream="missing",kind="start_failed"\}/)).toBe(1);
+    expect(await metric(/mcp_warden_upstream_errors_total\{upstream="missing",kind="exited"\}/)).toBeUndefined();
+    // A 2026-07-28 client's child (one per principal) that cannot start counts the same way.
+    const modern = await postModern(`${gateway.url}/mcp/missing`, admin, 'tools/list', {});
+    expect(await modern.text()).toMatch(/-32603/);
+    expect(await metric(/mcp_warden_upstream_errors_total\{upstream="missing",kind="start_failed"\}/)).toBe(2);
     expect(await metric(/mcp_warden_upstream_errors_total\{upstream="missing",kind="exited"\}/)).toBeUndefined();
   });
 });

@@ -1,0 +1,143 @@
+/**
+ * `maxSessions` of a stdio upstream against requests that reach it together. In the gateway several
+ * requests reach the upstream in one turn of the event loop when their pipelines resume together
+ * (answers of a shared store read, say); a session's process is spawned asynchronously, so a limit
+ * that counted it only once it ran would let all of them through. Here the requests are handed to
+ * the upstream in one synchronous loop, which is that case made certain.
+ */
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Principal } from '@mcp-warden/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import type { StdioUpstreamConfig } from '../../src/config/schema.js';
+import { SessionSigner } from '../../src/server/sessions.js';
+import { StdioUpstream } from '../../src/upstream/stdio.js';
+import { MODERN_ENVELOPE } from '../support/modern-request.js';
+
+const crashy = new URL('../fixtures/crashy-server.mjs', import.meta.url).pathname;
+const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+
+function principalNamed(id: string): Principal {
+  return { id, kind: 'test', subject: id, roles: ['admin'], scopes: [], claims: {} };
+}
+
+describe('stdio upstream: maxSessions holds for requests that reach it in one turn', () => {
+  /** The upstream the held requests are handed to. */
+  let upstream: StdioUpstream;
+  let first: StdioUpstream;
+  let server: Server;
+  let url: string;
+  /** Requests held until `batch` have arrived, then handed to the upstream together. */
+  let held: { req: IncomingMessage; res: ServerResponse; body: unknown; principal: Principal }[] = [];
+  let batch = 0;
+
+  beforeAll(async () => {
+    const config = parseConfig(
+      JSON.stringify({ store: { type: 'memory' }, upstreams: { two: { type: 'stdio', command: process.execPath, args: [crashy], maxSessions: 2 } } }),
+      'limits.yaml',
+      {},
+    );
+    first = upstream = new StdioUpstream('two', config.upstreams['two'] as StdioUpstreamConfig, new SessionSigner(randomBytes(32)), quiet);
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const principal = principalNamed(String(req.headers['x-principal']));
+        // What the gateway's pipeline leaves for the SDK entry of the modern face.
+        (req as IncomingMessage & { auth?: unknown }).auth = { token: 'unused', clientId: principal.id, scopes: [], extra: { principal } };
+        held.push({ req, res, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown, principal });
+        if (held.length < batch) return;
+        const now = held;
+        held = [];
+        for (const { req: r, res: s, body, principal: p } of now) void upstream.handle(r, s, body, p);
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`;
+  });
+  afterAll(async () => {
+    await first?.close();
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve));
+  });
+
+  const initialize = (principal: string) =>
+    fetch(url, {
+      method: 'POST',
+      headers: { 'x-principal': principal, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'old', version: '1' } } }),
+    });
+  const modernCall = (principal: string) =>
+    fetch(url, {
+      method: 'POST',
+      headers: {
+        'x-principal': principal,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'pid',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'pid', arguments: {}, _meta: MODERN_ENVELOPE } }),
+    });
+
+  it('counts 2025 sessions whose process is still being spawned, for both kinds of client', async () => {
+    batch = 5;
+    const responses = await Promise.all([initialize('p1'), modernCall('p2'), initialize('p3'), modernCall('p4'), initialize('p5')]);
+    const answers = await Promise.all(responses.map(async (response) => ({ status: response.status, text: await response.text() })));
+    expect(answers.filter((answer) => answer.status === 200)).toHaveLength(2);
+    const refused = answers.filter((answer) => answer.status === 503);
+    expect(refused).toHaveLength(3);
+    for (const answer of refused) expect(answer.text).toMatch(/has reached its limit of 2 (sessions|processes)/);
+    // The two admitted are counted: sessions opened, and 2026-07-28 children (requests 2 and 4).
+    expect(upstream.sessionCount + answers.filter((answer, i) => answer.status === 200 && i % 2 === 1).length).toBe(2);
+  });
+
+  it('gives the slot of an attempt back when it ends without a session', async () => {
+    const config = parseConfig(
+      JSON.stringify({
+        store: { type: 'memory' },
+        upstreams: {
+          missing: { type: 'stdio', command: '/nonexistent/mcp-server', maxSessions: 1 },
+          one: { type: 'stdio', command: process.execPath, args: [crashy], maxSessions: 1 },
+        },
+      }),
+      'limits.yaml',
+      {},
+    );
+    const signer = new SessionSigner(randomBytes(32));
+    const missing = new StdioUpstream('missing', config.upstreams['missing'] as StdioUpstreamConfig, signer, quiet);
+    const one = new StdioUpstream('one', config.upstreams['one'] as StdioUpstreamConfig, signer, quiet);
+    batch = 1;
+    try {
+      // A process that cannot start: 502 each time, never 503 for a slot still held by the last attempt.
+      upstream = missing;
+      for (let i = 0; i < 2; i++) {
+        const answer = await initialize('p1');
+        expect(answer.status).toBe(502);
+        expect(await answer.text()).toMatch(/could not be started/);
+      }
+      // An initialize the transport refuses (it does not accept an event stream): the session is
+      // not opened, and its slot is free for the next.
+      upstream = one;
+      const refused = await fetch(url, {
+        method: 'POST',
+        headers: { 'x-principal': 'p1', 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'old', version: '1' } } }),
+      });
+      expect(refused.status).toBe(406);
+      await refused.text();
+      const admitted = await initialize('p2');
+      expect(admitted.status).toBe(200);
+      await admitted.text();
+      expect(one.sessionCount).toBe(1);
+    } finally {
+      await missing.close();
+      await one.close();
+    }
+  });
+});
