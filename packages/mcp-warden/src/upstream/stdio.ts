@@ -203,10 +203,13 @@ export class StdioUpstream implements Upstream {
     };
     transport.onclose = end;
 
-    const wire = (current: StdioChild, replayId?: string): void => {
+    const wire = (current: StdioChild, replay?: string): void => {
+      /** The id of the replayed handshake, until the child answers it (then a client's request may use it). */
+      let replayId = replay;
       current.onmessage = (message, line) => {
         if (isResponse(message)) {
           if (replayId !== undefined && message.id === replayId) {
+            replayId = undefined;
             // The restarted child answered the replayed handshake: the session is whole again.
             void current.send({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage);
             const queued = waiting ?? [];
@@ -250,7 +253,8 @@ export class StdioUpstream implements Upstream {
           const next = this.#spawn();
           child = next;
           if (session !== undefined) session.child = next;
-          const replay = `mcp-warden-replay-${restarts}`;
+          // Random: a client cannot have a request in flight with it (its answer would be taken for the handshake's).
+          const replay = `mcp-warden-replay-${randomUUID()}`;
           wire(next, replay);
           next.start().then(
             () => next.send({ ...(initialize as object), id: replay } as JSONRPCMessage),

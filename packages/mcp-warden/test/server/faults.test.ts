@@ -12,6 +12,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { type Gateway, startGateway } from '../../src/server/gateway.js';
+import { postMcp } from './mcp-session.js';
 
 const crashy = new URL('../fixtures/crashy-server.mjs', import.meta.url).pathname;
 interface Line {
@@ -89,6 +90,25 @@ describe('Security: stdio upstream faults', () => {
     // Another session is unaffected.
     const other = await connect('crashy');
     expect(Number(textOf(await other.callTool({ name: 'pid', arguments: {} })))).toBeGreaterThan(0);
+  }, 30_000);
+
+  it("answers a client's request whatever its id after a restart: the replayed handshake's id is not one a client could be using", async () => {
+    // Before, the restarted child's handshake had the id `mcp-warden-replay-<attempt>`, and the
+    // child's answer to a client request with that id was taken for the handshake's and dropped.
+    const url = `${gateway.url}/mcp/crashy`;
+    const init = await postMcp(url, key, { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+    expect(init.status).toBe(200);
+    await init.text();
+    const headers = { 'mcp-session-id': init.headers.get('mcp-session-id') ?? '', 'mcp-protocol-version': '2025-11-25' };
+    await (await postMcp(url, key, { jsonrpc: '2.0', method: 'notifications/initialized' }, headers)).text();
+    expect(await (await postMcp(url, key, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'crash', arguments: {} } }, headers)).text()).toMatch(/exited before answering/);
+    for (const id of ['mcp-warden-replay-1', 'mcp-warden-replay-1']) {
+      const answer = await postMcp(url, key, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'pid', arguments: {} } }, headers);
+      expect(answer.status).toBe(200);
+      const data = /^data: (.*)$/m.exec(await answer.text())?.[1];
+      expect(JSON.parse(data ?? '{}')).toMatchObject({ id, result: { content: [{ type: 'text', text: expect.stringMatching(/^\d+$/) }] } });
+    }
+    await fetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${key}`, ...headers } });
   }, 30_000);
 
   it('answers a call the child never answers with an error after the timeout, and the session goes on', async () => {
