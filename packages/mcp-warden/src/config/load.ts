@@ -85,6 +85,12 @@ function issueMessage(file: string, raw: unknown, issue: z.core.$ZodIssue): stri
   if (issue.code === 'unrecognized_keys') {
     return `${file}: ${formatPath(issue.path)}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   }
+  if (issue.code === 'invalid_key') {
+    // The path ends with the key: what was found is the key, and the key's own issues say what was expected.
+    const key = issue.path[issue.path.length - 1];
+    const wanted = issue.issues.map((i) => i.message).join('; ');
+    return `${file}: ${formatPath(issue.path.slice(0, -1))}: ${wanted === '' ? 'invalid key' : wanted}, found key ${JSON.stringify(String(key))}`;
+  }
   if (issue.code === 'invalid_type') expected = `expected ${issue.expected}`;
   if (issue.code === 'invalid_value') expected = `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
   return `${file}: ${formatPath(issue.path)}: ${expected}, found ${describe(found)}`;

@@ -50,7 +50,7 @@ const role = z.union([
 
 const store = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1).default('.warden/warden.db') }),
-  z.strictObject({ type: z.literal('postgres'), url: z.string().min(1), schema: z.string().optional(), maxConnections: z.number().int().positive().optional() }),
+  z.strictObject({ type: z.literal('postgres'), url: z.string().min(1), schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lower-case SQL identifier (a-z, 0-9 and _, at most 63)').optional(), maxConnections: z.number().int().positive().optional() }),
   z.strictObject({ type: z.literal('memory') }),
 ]);
 

@@ -28,7 +28,7 @@ async function serve(config: string, port: number): Promise<{ child: ChildProces
   const deadline = Date.now() + 30_000;
   // Until the last line the first run prints (the SDK snippet after the keys and the curl line), or
   // a later run's: the output comes in pipe chunks, and the reader key can arrive before the rest.
-  while (!/StreamableHTTPClientTransport\(.*\n|Using the keys created earlier.*\n/.test(output)) {
+  while (!/StreamableHTTPClientTransport\(.*\n|Using the keys created earlier.*\n|No key created.*\n/.test(output)) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start: ${output}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -114,6 +114,19 @@ describe('mcp-warden serve (npm start)', () => {
       expect(again.child.exitCode).toBeNull();
       again.child.kill('SIGTERM');
       expect(await forced).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('says so when the config has no admin or reader role to create a first key for', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-serve-'));
+    try {
+      const config = join(dir, 'mcp-warden.yaml');
+      writeFileSync(config, `store: { type: sqlite, path: ${JSON.stringify(join(dir, 'warden.db'))} }\nroles: { operator: [read, write] }\nupstreams:\n  crashy: { type: stdio, command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(`${ROOT}packages/mcp-warden/test/fixtures/crashy-server.mjs`)}] }\n`);
+      const run = await serve(config, await freePort());
+      expect(run.output()).toContain('No key created: the config defines neither an admin nor a reader role. Create one with: mcp-warden keys create --name NAME --role ROLE');
+      expect(run.output()).not.toMatch(/mcpw_/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -45,6 +45,27 @@ describe('parseConfig', () => {
     expect(problems('audit:\n  queue:\n    onFul: drop\n')).toEqual(['/etc/mcp-warden.yaml: audit.queue: unknown key "onFul"']);
   });
 
+  it('names a bad key of a map, and what a key must be, rather than describing its value', () => {
+    expect(problems('upstreams:\n  Bad_Name: { type: stdio, command: node }\n')).toEqual([
+      '/etc/mcp-warden.yaml: upstreams: expected a lower-case name (letters, digits, - and _) used in the path /mcp/<name>, found key "Bad_Name"',
+    ]);
+    expect(problems('upstreams:\n  tools: { type: stdio, command: node, env: { 1BAD: x } }\n')).toEqual([
+      '/etc/mcp-warden.yaml: upstreams.tools.env: expected an environment variable name, found key "1BAD"',
+    ]);
+    expect(problems('upstreams:\n  api: { type: http, url: "http://127.0.0.1:1/mcp", headers: { "bad header": x } }\n')).toEqual([
+      '/etc/mcp-warden.yaml: upstreams.api.headers: expected a header name, found key "bad header"',
+    ]);
+  });
+
+  it('checks store.schema as PostgreSQL will need it: a lower-case identifier', () => {
+    expect(parseConfig('store: { type: postgres, url: "postgres://db/x", schema: warden_1 }\n', 'f.yaml', {}).store).toMatchObject({ schema: 'warden_1' });
+    for (const bad of ['Bad-Schema', 'Warden', '1st', 'a;drop', 'x'.repeat(64)]) {
+      expect(problems(`store: { type: postgres, url: "postgres://db/x", schema: "${bad}" }\n`)).toEqual([
+        `/etc/mcp-warden.yaml: store.schema: expected a lower-case SQL identifier (a-z, 0-9 and _, at most 63), found string "${bad}"`,
+      ]);
+    }
+  });
+
   it('refuses inline static tokens and missing environment variables', () => {
     expect(problems('auth:\n  staticTokens:\n    - { id: bot, token: s3cret, roles: [reader] }\n')).toEqual([
       '/etc/mcp-warden.yaml: auth.staticTokens[0]: unknown key "token"',

@@ -57,7 +57,7 @@ export function registerAudit(program: Command): void {
     .command('tail')
     .description('print recent decisions, oldest first; -f keeps following')
     .option('-f, --follow', 'keep printing new events until interrupted')
-    .option('--principal <id>', 'only this principal (key id, token id, subject)')
+    .option('--principal <id>', 'only this principal, as audited: a key id, a static token id, or <issuer name>:<subject> for OAuth tokens')
     .option('--decision <decision>', 'only allow or deny')
     .option('--since <when>', 'only events since a duration ago (1h) or a time')
     .option('-n, --limit <n>', 'how many recent events', '20')

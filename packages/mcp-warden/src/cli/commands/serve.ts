@@ -20,7 +20,10 @@ async function bootstrapKeys(keys: KeyService, roles: readonly string[], url: st
     return;
   }
   const wanted = ['admin', 'reader'].filter((r) => roles.includes(r));
-  if (wanted.length === 0) return;
+  if (wanted.length === 0) {
+    out('No key created: the config defines neither an admin nor a reader role. Create one with: mcp-warden keys create --name NAME --role ROLE');
+    return;
+  }
   out('First run: created these keys. They are shown only once; store them now.');
   const issued: Record<string, string> = {};
   for (const role of wanted) {
