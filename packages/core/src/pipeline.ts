@@ -322,7 +322,7 @@ export function createWarden(options: WardenOptions): Warden {
     const request = ctx.request;
     let classified: ClassifiedBody;
     try {
-      classified = read ? classifyBody(body as string, options) : classifyParsed(body);
+      classified = read ? classifyBody(body as string, options) : classifyParsed(body, options);
       checkMcpHeaders(request, classified);
     } catch (error) {
       return refuse(ctx, 'classify', error, { principal });

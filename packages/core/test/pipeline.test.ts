@@ -287,6 +287,23 @@ describe('createWarden pipeline', () => {
       expect(r.json[0]).toMatchObject({ id: 1, error: { code: -32003, message: expect.stringContaining('another request in the same batch') } });
       expect(r.json[1]).toMatchObject({ id: 2, error: { code: -32003, message: expect.stringContaining('missing permission: delete') } });
     });
+    it('refuses a batch of more than maxBatchSize messages (100) before deciding or auditing any of them', async () => {
+      // One megabyte of notifications would otherwise be ~30,000 decisions and audit events.
+      const notification = { jsonrpc: '2.0', method: 'notifications/initialized' };
+      const { post, events } = setup();
+      const r = respond(await post(Array.from({ length: 101 }, () => notification)));
+      expect(r.status).toBe(400);
+      expect(r.json).toEqual({ jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Invalid Request: a batch of 101 messages; at most 100 are accepted in one request' } });
+      expect(events.length).toBeLessThanOrEqual(1);
+      expect((await post(Array.from({ length: 100 }, () => notification))).type).toBe('forward');
+      expect(events.length).toBeLessThanOrEqual(101);
+      // Configurable, and a body parsed before the pipeline is held to it too.
+      const small = setup({ maxBatchSize: 2 });
+      expect(respond(await small.post([call('echo', 1), call('echo', 2), call('echo', 3)])).json.error.code).toBe(-32600);
+      const parsed = await small.warden.handle(view({ headers: [...base, ['authorization', `Bearer ${SECRET}`]] }), { parsed: [call('echo', 1), call('echo', 2), call('echo', 3)] });
+      expect(respond(parsed).json.error.message).toContain('at most 2');
+      expect((await small.post([call('echo', 1), call('echo', 2)])).type).toBe('forward');
+    });
     it('answers malformed JSON with a JSON-RPC parse error, not a stack trace', async () => {
       const { post } = setup();
       const r = respond(await post('{"jsonrpc": "2.0", "id": 1, "method": '));

@@ -18,6 +18,12 @@ export interface ClassifyOptions {
    * @default 64
    */
   readonly maxJsonDepth?: number;
+  /**
+   * Most messages accepted in one batch. Every message is decided and audited, so without a bound one
+   * request of a megabyte of `{"jsonrpc":"2.0","method":"n"}` is tens of thousands of audit events.
+   * @default 100
+   */
+  readonly maxBatchSize?: number;
 }
 
 const LIST_METHODS: Record<string, ListFamily> = {
@@ -197,7 +203,7 @@ export function classifyBody(text: string, options: ClassifyOptions = {}): Class
       `Invalid Request: the number ${clip(inexact, 40)} is beyond what a double holds exactly, so it would not reach the server as sent; send it as a string`,
     );
   }
-  return classifyParsed(body);
+  return classifyParsed(body, options);
 }
 
 /**
@@ -331,7 +337,11 @@ function foldedDuplicate(body: unknown): { path: string; names: [string, string]
 }
 
 /** Names the messages of an already parsed body (when a body parser ran before the pipeline). */
-export function classifyParsed(body: unknown): ClassifiedBody {
+export function classifyParsed(body: unknown, options: ClassifyOptions = {}): ClassifiedBody {
+  const maxBatch = options.maxBatchSize ?? 100;
+  if (Array.isArray(body) && body.length > maxBatch) {
+    throw new WardenError('invalid_request', `Invalid Request: a batch of ${body.length} messages; at most ${maxBatch} are accepted in one request`);
+  }
   const duplicate = foldedDuplicate(body);
   if (duplicate !== undefined) {
     const [first, second] = duplicate.names.map((name) => JSON.stringify(clip(name, 64)));

@@ -252,6 +252,7 @@ const server = z.strictObject({
   allowedOrigins: z.array(z.string()).default([]),
   allowedHosts: z.array(z.string()).optional(),
   maxBodyBytes: z.number().int().positive().default(1024 * 1024),
+  maxBatchSize: z.number().int().positive().default(100),
   /** Key for signing session ids (at least 32 characters, from ${ENV}); default: a random key kept in the store, shared by instances on one database. */
   sessionSecret: z.string().min(32, 'expected at least 32 characters').optional(),
   /** How long shutdown waits for open streams. */

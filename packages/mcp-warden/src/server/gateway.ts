@@ -447,6 +447,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           allowedOrigins: next.server.allowedOrigins,
           ...(next.server.allowedHosts === undefined ? {} : { allowedHosts: next.server.allowedHosts }),
           maxBodyBytes: next.server.maxBodyBytes,
+          maxBatchSize: next.server.maxBatchSize,
         });
         const handler = withWarden(
           warden,
