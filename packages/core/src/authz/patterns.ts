@@ -89,6 +89,42 @@ export function unsafeUriReason(uri: string): string | undefined {
   return undefined;
 }
 
+/** scheme, `//authority`, path, and what follows (`?query#fragment`) of a URI. */
+const URI_PARTS = /^([A-Za-z][A-Za-z0-9+.-]*:)(\/\/[^/?#]*)?([^?#]*)(.*)$/s;
+
+/**
+ * Another spelling a server may read a URI as, for deny rules to test as well as the URI as sent:
+ * percent-encodings decoded (an encoded unreserved character is the same URI, RFC 3986 §6.2.2.2, and
+ * servers that map URIs to files decode the rest too), scheme and host in lower case (§6.2.2.1),
+ * `file://localhost/` as `file:///` (RFC 8089 §2), and runs of `/` in the path as one (what a file
+ * system makes of `a//b`). `undefined` when there is none. Only ever widens what a deny rule
+ * catches: allow rules still match the URI as sent. (Encoded `.`, `/`, `\` and `%` never get here:
+ * {@link unsafeUriReason} refuses them.)
+ */
+export function uriVariant(uri: string): string | undefined {
+  const parts = URI_PARTS.exec(uri);
+  if (parts === null) return undefined;
+  const [, scheme = '', rawAuthority = '', rawPath = '', rest = ''] = parts;
+  const lowerScheme = scheme.toLowerCase();
+  let authority = rawAuthority.toLowerCase();
+  if (lowerScheme === 'file:' && authority === '//localhost') authority = '//';
+  const path = decodePercent(rawPath).replace(/\/{2,}/g, '/');
+  const variant = `${lowerScheme}${authority}${path}${decodePercent(rest)}`;
+  return variant === uri ? undefined : variant;
+}
+
+/** `text` with its percent-encodings decoded as UTF-8; a run that is not valid UTF-8 stays as it is. */
+function decodePercent(text: string): string {
+  if (!text.includes('%')) return text;
+  return text.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+    try {
+      return decodeURIComponent(run);
+    } catch {
+      return run;
+    }
+  });
+}
+
 /** Why a tool or prompt name is refused before any pattern sees it, or `undefined`. */
 export function unsafeNameReason(name: string): string | undefined {
   if (name === '') return 'the name is empty';

@@ -1,6 +1,6 @@
 import type { Decision, McpAction, Principal, ToolAnnotations, Verb } from '../types.js';
 import { ToolAnnotationRegistry } from './annotations.js';
-import { type CompiledPattern, compilePattern, foldForComparison, unsafeNameReason, unsafeUriReason } from './patterns.js';
+import { type CompiledPattern, compilePattern, foldForComparison, unsafeNameReason, unsafeUriReason, uriVariant } from './patterns.js';
 
 /** Allow and deny globs for one family of targets. */
 export interface PatternRules {
@@ -327,7 +327,14 @@ export class Policy {
   /** The first deny rule (global, then per role) that matches, as a decision. */
   #denied(family: Family, target: string, roles: readonly CompiledRole[]): Decision | undefined {
     let folded: string | undefined;
-    const matches = (p: CompiledPattern): boolean => p.exact.test(target) || p.folded.test((folded ??= foldForComparison(target)));
+    // A URI is also tested as a server may read it (`uriVariant`): `%73ecret`, `file://localhost/`
+    // and `a//secret` must not slip past a rule written for `secret`.
+    const variant = family === 'resources' ? uriVariant(target) : undefined;
+    let foldedVariant: string | undefined;
+    const matches = (p: CompiledPattern): boolean =>
+      p.exact.test(target) ||
+      p.folded.test((folded ??= foldForComparison(target))) ||
+      (variant !== undefined && (p.exact.test(variant) || p.folded.test((foldedVariant ??= foldForComparison(variant)))));
     const noun = FAMILY_NOUN[family];
     const global = this.#globalDeny[family].find(matches);
     if (global !== undefined) {

@@ -45,12 +45,38 @@ function unsafeUri(uri: string): boolean {
   return /%(2e|2f|5c|25)/i.test(uri) || /%(?![0-9a-f]{2})/i.test(uri) || uri.includes('\\');
 }
 
+/**
+ * How a server may read a file URI (the reference for deny rules): `%XX` decoded (ASCII here), the
+ * scheme and host in lower case, `localhost` as no host, runs of '/' as one.
+ */
+function modelVariant(uri: string): string {
+  let out = '';
+  for (let i = 0; i < uri.length; i++) {
+    const hex = uri.slice(i + 1, i + 3);
+    if (uri[i] === '%' && /^[0-9a-fA-F]{2}$/.test(hex)) {
+      out += String.fromCharCode(parseInt(hex, 16));
+      i += 2;
+    } else out += uri[i];
+  }
+  const colon = out.indexOf(':');
+  out = out.slice(0, colon).toLowerCase() + out.slice(colon);
+  if (!out.startsWith('file://')) return out;
+  const rest = out.slice('file://'.length);
+  const slash = rest.indexOf('/');
+  const host = (slash < 0 ? rest : rest.slice(0, slash)).toLowerCase();
+  const path = slash < 0 ? '' : rest.slice(slash);
+  let collapsed = '';
+  for (const ch of path) if (!(ch === '/' && collapsed.endsWith('/'))) collapsed += ch;
+  return `file://${host === 'localhost' ? '' : host}${collapsed}`;
+}
+
 /** The reference decision, for ASCII targets. */
 function modelAllows(model: Model, p: Principal, action: McpAction): boolean {
   const roles = p.roles.filter((r) => Object.hasOwn(model.roles, r)).map((r) => model.roles[r] as RoleDefinition);
   const denies = (family: 'tools' | 'resources' | 'prompts', target: string, global: string[]) => {
     const all = [...global, ...roles.flatMap((r) => r[family]?.deny ?? [])];
-    return all.some((pat) => globMatches(pat, target) || globMatches(pat.toLowerCase(), target.toLowerCase()));
+    const spellings = family === 'resources' ? [target, modelVariant(target)] : [target];
+    return all.some((pat) => spellings.some((t) => globMatches(pat, t) || globMatches(pat.toLowerCase(), t.toLowerCase())));
   };
   if (action.kind === 'list') return true;
   // A listen is allowed when each resource it follows could be subscribed to (a read of it).
@@ -73,9 +99,14 @@ function modelAllows(model: Model, p: Principal, action: McpAction): boolean {
 const nameChar = fc.constantFrom('a', 'b', 'B', '_', '/');
 const name = fc.string({ unit: nameChar, minLength: 1, maxLength: 6 });
 const pattern = fc.string({ unit: fc.constantFrom('a', 'b', 'B', '_', '/', '*', '?', '**'), minLength: 1, maxLength: 5 });
+// Other spellings of the same file too: an encoded unreserved character ('%61' is 'a', '%64ocs'
+// 'docs'), an empty segment (a//b), the scheme in capitals, the host `localhost`.
 const uri = fc
-  .array(fc.constantFrom('docs', 'etc', 'a', '..', '.', '%2e%2e', '%2F', 'b%20c', 'B'), { minLength: 1, maxLength: 4 })
-  .map((segments) => `file:///${segments.join('/')}`);
+  .tuple(
+    fc.constantFrom('file:///', 'file:///', 'FILE:///', 'file://localhost/', 'file://LocalHost/'),
+    fc.array(fc.constantFrom('docs', 'etc', 'a', '..', '.', '%2e%2e', '%2F', 'b%20c', 'B', '%61', '%64ocs', ''), { minLength: 1, maxLength: 4 }),
+  )
+  .map(([prefix, segments]) => `${prefix}${segments.join('/')}`);
 const uriPattern = fc
   .array(fc.constantFrom('docs', 'etc', 'a', '*', '**', 'B'), { minLength: 1, maxLength: 3 })
   .map((segments) => `file:///${segments.join('/')}`);

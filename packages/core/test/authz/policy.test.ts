@@ -284,5 +284,29 @@ describe('Policy', () => {
       }
       expect(p.decide(docs, resource('file:///docs/guide%20one.md')).allow).toBe(true);
     });
+    it('a resource deny rule holds for other spellings of the URI a server reads the same way', () => {
+      // A server that maps URIs to files decodes them (fileURLToPath, decodeURIComponent): these all
+      // name file:///srv/secret/x.txt there. Found by an adversarial probe of the gateway.
+      const p = new Policy({ roles: { reader: { verbs: ['read'], resources: { deny: ['file:///srv/secret/**', 'note://Private/*'] } } } });
+      const reader = principal(['reader']);
+      for (const uri of [
+        'file:///srv/secret/x.txt',
+        'file:///srv/%73ecret/x.txt',
+        'file:///srv/%73%65%63%72%65%74/x.txt',
+        'file://localhost/srv/secret/x.txt',
+        'file://LOCALHOST/srv/secret/x.txt',
+        'FILE:///srv/secret/x.txt',
+        'file:///srv//secret/x.txt',
+        'file:////srv/secret/x.txt',
+        'file:///srv/secret//x.txt',
+        'note://private/%64ay',
+        'NOTE://PRIVATE/day',
+      ]) {
+        expect(p.decide(reader, resource(uri)), uri).toMatchObject({ allow: false, rule: expect.stringMatching(/resources\.deny/) });
+      }
+      for (const uri of ['file:///srv/public/x.txt', 'file:///srv/secret-not/x.txt', 'file://otherhost/srv/secret/x.txt', 'file:///srv/%C3%A9t%C3%A9.txt']) {
+        expect(p.decide(reader, resource(uri)).allow, uri).toBe(true);
+      }
+    });
   });
 });
