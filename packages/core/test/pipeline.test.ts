@@ -304,6 +304,19 @@ describe('createWarden pipeline', () => {
       expect(respond(parsed).json.error.message).toContain('at most 2');
       expect((await small.post([call('echo', 1), call('echo', 2)])).type).toBe('forward');
     });
+    it('decides a request method sent without an id as the request it names, not as a notification', async () => {
+      // JSON-RPC 2.0 has a server process a notification: a generic dispatcher would run this call.
+      const { post, events } = setup();
+      const idless = { jsonrpc: '2.0', method: 'tools/call', params: { name: 'rm', arguments: {} } };
+      const refused = respond(await post(idless));
+      expect(refused.status).toBe(403);
+      expect(refused.json).toMatchObject({ id: null, error: { code: -32003, message: expect.stringContaining('rm') } });
+      expect(events.at(-1)).toMatchObject({ decision: 'deny', kind: 'tool', target: 'rm' });
+      expect(respond(await post([call('echo', 1), idless])).json).toHaveLength(1);
+      // What the policy allows goes on as sent (the server answers nothing), and MCP's notifications stay notifications.
+      expect((await post({ jsonrpc: '2.0', method: 'tools/call', params: { name: 'echo', arguments: {} } })).type).toBe('forward');
+      expect((await post({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 1 } })).type).toBe('forward');
+    });
     it('answers malformed JSON with a JSON-RPC parse error, not a stack trace', async () => {
       const { post } = setup();
       const r = respond(await post('{"jsonrpc": "2.0", "id": 1, "method": '));

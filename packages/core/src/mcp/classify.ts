@@ -90,7 +90,10 @@ export function classifyMessage(message: unknown): McpAction {
     throw new WardenError('invalid_request', 'Invalid Request: params must be an object or an array');
   }
   const params = isRecord(rawParams) ? rawParams : undefined;
-  if (!hasId) return { method, kind: 'notification' };
+  // MCP's notifications are `notifications/…`. Any other method without an id is decided as the
+  // request it names: JSON-RPC 2.0 has a server process a notification, so a generic dispatcher runs
+  // `{"method":"tools/call","params":{"name":"wipe"}}` without an id as a call (answering nothing).
+  if (!hasId && method.startsWith('notifications/')) return { method, kind: 'notification' };
 
   // Built property by property, in one order, rather than spread: this runs for every message.
   const list = Object.hasOwn(LIST_METHODS, method) ? LIST_METHODS[method] : undefined;
@@ -174,7 +177,7 @@ function listenFilterOf(params: Record<string, unknown> | undefined): { subscrip
 type MutableAction = { -readonly [K in keyof McpAction]: McpAction[K] };
 
 function named(method: string, id: JsonRpcId, kind: ActionKind, target: string | undefined, args: Record<string, unknown> | undefined): MutableAction {
-  const action: MutableAction = { method, id, kind };
+  const action: MutableAction = id === undefined ? { method, kind } : { method, id, kind };
   if (target !== undefined) action.target = target;
   if (args !== undefined) action.arguments = args;
   return action;
