@@ -20,7 +20,16 @@ export function defaultConfigPath(env: Readonly<Record<string, string | undefine
   return resolve(env['MCP_WARDEN_CONFIG'] ?? 'mcp-warden.yaml');
 }
 
-function describe(value: unknown): string {
+/**
+ * Keys whose values are secrets (`sessionSecret`, `metricsToken`, `clientSecret`, a password…), and
+ * maps whose values may be (an HTTP upstream's `headers`, a child's `env`): an error shows their type
+ * and length, never their text, since it goes to the terminal, the logs and CI output.
+ */
+const SECRET_KEY = /secret|token|password|passwd|credential|api_?key|private/i;
+const SECRET_HOLDERS = new Set(['headers', 'env']);
+
+function describe(value: unknown, secret = false): string {
+  if (secret && typeof value === 'string') return `a string of ${value.length} characters (not shown: a secret)`;
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
@@ -81,6 +90,8 @@ function issueMessages(file: string, raw: unknown, issue: z.core.$ZodIssue): str
 
 function issueMessage(file: string, raw: unknown, issue: z.core.$ZodIssue): string {
   const found = valueAt(raw, issue.path);
+  const last = issue.path[issue.path.length - 1];
+  const secret = (typeof last === 'string' && SECRET_KEY.test(last)) || issue.path.some((key) => typeof key === 'string' && SECRET_HOLDERS.has(key));
   let expected = issue.message;
   if (issue.code === 'unrecognized_keys') {
     return `${file}: ${formatPath(issue.path)}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
@@ -93,7 +104,7 @@ function issueMessage(file: string, raw: unknown, issue: z.core.$ZodIssue): stri
   }
   if (issue.code === 'invalid_type') expected = `expected ${issue.expected}`;
   if (issue.code === 'invalid_value') expected = `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
-  return `${file}: ${formatPath(issue.path)}: ${expected}, found ${describe(found)}`;
+  return `${file}: ${formatPath(issue.path)}: ${expected}, found ${describe(found, secret)}`;
 }
 
 /** Validates configuration text (YAML); `file` names it in errors. Relative store paths resolve against the file. */

@@ -45,6 +45,18 @@ describe('parseConfig', () => {
     expect(problems('audit:\n  queue:\n    onFul: drop\n')).toEqual(['/etc/mcp-warden.yaml: audit.queue: unknown key "onFul"']);
   });
 
+  it('Security: never prints the value of a secret it refuses, only its length', () => {
+    const env = { SS: 'short-SECRETVALUE', MT: 'tiny-MTSECRET' };
+    const found = problems('server: { sessionSecret: "${SS}", metricsToken: "${MT}" }\n', env);
+    expect(found).toEqual([
+      '/etc/mcp-warden.yaml: server.sessionSecret: expected at least 32 characters, found a string of 17 characters (not shown: a secret)',
+      '/etc/mcp-warden.yaml: server.metricsToken: expected at least 16 characters, found a string of 13 characters (not shown: a secret)',
+    ]);
+    expect(found.join('\n')).not.toMatch(/SECRETVALUE|MTSECRET/);
+    // Non-secret values are still shown as found.
+    expect(problems('server: { host: 5 }\n')).toEqual(['/etc/mcp-warden.yaml: server.host: expected string, found number 5']);
+  });
+
   it('names a bad key of a map, and what a key must be, rather than describing its value', () => {
     expect(problems('upstreams:\n  Bad_Name: { type: stdio, command: node }\n')).toEqual([
       '/etc/mcp-warden.yaml: upstreams: expected a lower-case name (letters, digits, - and _) used in the path /mcp/<name>, found key "Bad_Name"',
