@@ -235,6 +235,8 @@ const stdioUpstream = z.strictObject({
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name'), z.string()).default({}),
   cwd: z.string().optional(),
   maxSessions: z.number().int().positive().default(32),
+  /** Most of them one caller (principal) may hold; default: no limit but `maxSessions`. */
+  maxSessionsPerPrincipal: z.number().int().positive().optional(),
   idleTimeout: duration.default(900_000),
   /** How long a request waits for the child's answer. */
   timeout: timerDuration.default(60_000),

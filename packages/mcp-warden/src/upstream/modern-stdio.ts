@@ -479,6 +479,12 @@ export interface ModernStdioFaceOptions {
   readonly maxProcesses?: number;
   readonly otherProcesses?: () => number;
   /**
+   * The most processes one principal may hold, its child here counting with
+   * `principalProcesses(id)` (its session processes). @default Infinity
+   */
+  readonly maxProcessesPerPrincipal?: number;
+  readonly principalProcesses?: (principalId: string) => number;
+  /**
    * After a principal's child exits by itself, its next child is started no sooner than this
    * (milliseconds, at least 250: with no wait a crashing command would be started once per
    * request), doubled for each exit in a row of a child that never answered `initialize` (at most
@@ -514,6 +520,8 @@ export class ModernStdioFace {
   readonly #states: RequestStateCodec<FlowState>;
   readonly #maxProcesses: number;
   readonly #otherProcesses: () => number;
+  readonly #maxPerPrincipal: number;
+  readonly #principalProcesses: (principalId: string) => number;
   readonly #backoffMs: number;
   readonly #onExit: (kind: 'exited' | 'start_failed') => void;
   /** Principals whose child exited by itself: how many in a row, and when the next may start (ms). */
@@ -528,6 +536,8 @@ export class ModernStdioFace {
     this.#inputTimeoutMs = inputTimeoutMs;
     this.#maxProcesses = options.maxProcesses ?? Number.POSITIVE_INFINITY;
     this.#otherProcesses = options.otherProcesses ?? (() => 0);
+    this.#maxPerPrincipal = options.maxProcessesPerPrincipal ?? Number.POSITIVE_INFINITY;
+    this.#principalProcesses = options.principalProcesses ?? (() => 0);
     this.#backoffMs = Math.max(250, options.restartBackoffMs ?? 1000);
     this.#onExit = options.onExit ?? (() => {});
     this.#states = createRequestStateCodec<FlowState>({
@@ -558,6 +568,12 @@ export class ModernStdioFace {
     return count;
   }
 
+  /** Whether the principal has a child running now. */
+  hasChild(principalId: string): boolean {
+    const pooled = this.#pool.get(principalId);
+    return pooled !== undefined && !pooled.dead;
+  }
+
   /** The children running now (one per principal that has one). */
   get childCount(): number {
     let count = 0;
@@ -577,6 +593,9 @@ export class ModernStdioFace {
     if (wait > 0) return { message: `Service Unavailable: the process of upstream ${this.#name} exited; it is started again in ${Math.ceil(wait / 1000)} s`, retryAfter: Math.ceil(wait / 1000) };
     if (this.childCount + this.#otherProcesses() >= this.#maxProcesses) {
       return { message: `Service Unavailable: upstream ${this.#name} has reached its limit of ${this.#maxProcesses} processes`, retryAfter: 5 };
+    }
+    if (this.#principalProcesses(principalId) >= this.#maxPerPrincipal) {
+      return { message: `Service Unavailable: upstream ${this.#name} has reached its limit of ${this.#maxPerPrincipal} processes for one caller`, retryAfter: 5 };
     }
     return undefined;
   }

@@ -56,6 +56,8 @@ export class StdioUpstream implements Upstream {
    * the check before any of them is counted.
    */
   #opening = 0;
+  /** The principals of the sessions being opened, with how many each. */
+  readonly #openingBy = new Map<string, number>();
 
   constructor(name: string, config: StdioUpstreamConfig, signer: SessionSigner, log: UpstreamLogger) {
     this.name = name;
@@ -69,6 +71,8 @@ export class StdioUpstream implements Upstream {
       // One budget of processes for both kinds of client.
       maxProcesses: config.maxSessions,
       otherProcesses: () => this.#sessions.size + this.#opening,
+      ...(config.maxSessionsPerPrincipal === undefined ? {} : { maxProcessesPerPrincipal: config.maxSessionsPerPrincipal }),
+      principalProcesses: (principalId) => this.#sessionsOf(principalId),
       restartBackoffMs: config.restart.backoff,
       onExit: (kind) => this.onError?.(kind),
     });
@@ -113,7 +117,20 @@ export class StdioUpstream implements Upstream {
       jsonRpcError(res, 503, requestIdOf(body), -32000, `Service Unavailable: upstream ${this.name} has reached its limit of ${this.#config.maxSessions} sessions`);
       return;
     }
+    const perPrincipal = this.#config.maxSessionsPerPrincipal;
+    if (perPrincipal !== undefined && this.#sessionsOf(principal.id) + (this.#modern.hasChild(principal.id) ? 1 : 0) >= perPrincipal) {
+      res.setHeader('retry-after', '5');
+      jsonRpcError(res, 503, requestIdOf(body), -32000, `Service Unavailable: upstream ${this.name} has reached its limit of ${perPrincipal} sessions for one caller`);
+      return;
+    }
     await this.#openSession(req, res, body, principal, requestId);
+  }
+
+  /** The 2025 sessions of a principal: open, and being opened. */
+  #sessionsOf(principalId: string): number {
+    let count = this.#openingBy.get(principalId) ?? 0;
+    for (const session of this.#sessions.values()) if (session.principalId === principalId) count += 1;
+    return count;
   }
 
   #spawn(): StdioChild {
@@ -138,12 +155,16 @@ export class StdioUpstream implements Upstream {
     let waiting: JSONRPCMessage[] | undefined;
     let ended = false;
     this.#opening += 1;
+    this.#openingBy.set(principal.id, (this.#openingBy.get(principal.id) ?? 0) + 1);
     let opening = true;
     /** The attempt is counted as a session from now on, or ended: its reservation is given back. */
     const opened = (): void => {
       if (!opening) return;
       opening = false;
       this.#opening -= 1;
+      const left = (this.#openingBy.get(principal.id) ?? 1) - 1;
+      if (left === 0) this.#openingBy.delete(principal.id);
+      else this.#openingBy.set(principal.id, left);
     };
     const transport = new SessionTransport({
       sessionId: () => this.#signer.mint(this.name, principal.id),

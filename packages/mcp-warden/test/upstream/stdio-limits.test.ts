@@ -140,4 +140,36 @@ describe('stdio upstream: maxSessions holds for requests that reach it in one tu
       await one.close();
     }
   });
+
+  it('holds maxSessionsPerPrincipal: one caller cannot take every process, 2025 sessions and 2026-07-28 child together', async () => {
+    const config = parseConfig(
+      JSON.stringify({ store: { type: 'memory' }, upstreams: { shared: { type: 'stdio', command: process.execPath, args: [crashy], maxSessions: 5, maxSessionsPerPrincipal: 2 } } }),
+      'limits.yaml',
+      {},
+    );
+    const shared = new StdioUpstream('shared', config.upstreams['shared'] as StdioUpstreamConfig, new SessionSigner(randomBytes(32)), quiet);
+    upstream = shared;
+    batch = 1;
+    const status = async (response: Promise<Response>): Promise<[number, string]> => {
+      const answer = await response;
+      return [answer.status, await answer.text()];
+    };
+    try {
+      expect((await status(initialize('a')))[0]).toBe(200);
+      expect((await status(initialize('a')))[0]).toBe(200);
+      const third = await status(initialize('a'));
+      expect(third[0]).toBe(503);
+      expect(third[1]).toContain('has reached its limit of 2 sessions for one caller');
+      const modern = await status(modernCall('a'));
+      expect(modern[0]).toBe(503);
+      expect(modern[1]).toContain('has reached its limit of 2 processes for one caller');
+      // Another caller still gets its share: a child, then one session, then no more.
+      expect((await status(modernCall('b')))[0]).toBe(200);
+      expect((await status(initialize('b')))[0]).toBe(200);
+      expect((await status(initialize('b')))[1]).toContain('for one caller');
+      expect(shared.sessionCount).toBe(3);
+    } finally {
+      await shared.close();
+    }
+  });
 });
