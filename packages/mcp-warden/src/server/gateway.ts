@@ -197,7 +197,8 @@ function finishesWork(method: string | undefined, body: unknown): boolean {
   return messages.every((m) => {
     if (typeof m !== 'object' || m === null) return true;
     const message = m as { method?: unknown; id?: unknown; params?: { requestState?: unknown } };
-    return typeof message.method !== 'string' || message.id === undefined || message.params?.requestState !== undefined;
+    // A notification is `notifications/…`: an id-less request method is new work like any request.
+    return typeof message.method !== 'string' || (message.id === undefined && message.method.startsWith('notifications/')) || message.params?.requestState !== undefined;
   });
 }
 

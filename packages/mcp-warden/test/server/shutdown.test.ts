@@ -170,7 +170,11 @@ describe('graceful shutdown', () => {
     expect((await stream).status).toBe(200);
   });
 
-  it('serves what finishes the work in flight during the drain (a notification), and answers a new request 503, closing the connection', async () => {
+  it.each([
+    ['a new request', JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'ping' }), 7],
+    // Without an id it is no notification: it is new work all the same.
+    ['a request method without an id', JSON.stringify({ jsonrpc: '2.0', method: 'tools/call', params: { name: 'slow', arguments: {} } }), null],
+  ])('serves what finishes the work in flight during the drain (a notification), and answers %s 503, closing the connection', async (_what, ping, pingId) => {
     const upstream = await slowUpstream();
     cleanup.push(async () => {
       upstream.server.closeAllConnections();
@@ -188,7 +192,6 @@ describe('graceful shutdown', () => {
     const ended = once(socket, 'close');
     const head = (body: string): string =>
       `POST ${pathname} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${key}\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-    const ping = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'ping' });
     socket.write(head(JSON.stringify({ jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: 'slow', arguments: {} } })));
     await waitFor(() => upstream.calls.length === 1);
     const closing = gateway.close();
@@ -206,7 +209,7 @@ describe('graceful shutdown', () => {
     expect(answers[2]).toMatch(/^HTTP\/1\.1 503 /);
     expect(answers[2]).toMatch(/\r\nconnection: close\r\n/i);
     expect(answers[2]).toMatch(/\r\nretry-after: 1\r\n/i);
-    expect(answers[2]).toContain('{"jsonrpc":"2.0","id":7,"error":{"code":-32000,"message":"Service Unavailable: the gateway is shutting down"}}');
+    expect(answers[2]).toContain(`{"jsonrpc":"2.0","id":${JSON.stringify(pingId)},"error":{"code":-32000,"message":"Service Unavailable: the gateway is shutting down"}}`);
   });
 
   it('ends the stream of a call still in flight when the grace is over', async () => {
