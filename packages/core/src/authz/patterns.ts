@@ -82,7 +82,8 @@ export function unsafeUriReason(uri: string): string | undefined {
     }
   }
   const end = uri.search(/[?#]/);
-  const path = end < 0 ? uri : uri.slice(0, end);
+  // Without its scheme: `file:..` and `file:./x` are dot segments too (a URL parser resolves them).
+  const path = (end < 0 ? uri : uri.slice(0, end)).replace(/^[A-Za-z][A-Za-z0-9+.-]*:/, '');
   for (const segment of path.split('/')) {
     if (segment === '.' || segment === '..') return 'the URI contains a "." or ".." path segment';
   }
@@ -92,25 +93,50 @@ export function unsafeUriReason(uri: string): string | undefined {
 /** scheme, `//authority`, path, and what follows (`?query#fragment`) of a URI. */
 const URI_PARTS = /^([A-Za-z][A-Za-z0-9+.-]*:)(\/\/[^/?#]*)?([^?#]*)(.*)$/s;
 
+/** The schemes WHATWG URL parsing treats as special (host normalised, `file:` paths rooted). */
+const SPECIAL_SCHEMES = new Set(['file:', 'http:', 'https:', 'ws:', 'wss:', 'ftp:']);
+
 /**
- * Another spelling a server may read a URI as, for deny rules to test as well as the URI as sent:
- * percent-encodings decoded (an encoded unreserved character is the same URI, RFC 3986 §6.2.2.2, and
- * servers that map URIs to files decode the rest too), scheme and host in lower case (§6.2.2.1),
- * `file://localhost/` as `file:///` (RFC 8089 §2), and runs of `/` in the path as one (what a file
- * system makes of `a//b`). `undefined` when there is none. Only ever widens what a deny rule
- * catches: allow rules still match the URI as sent. (Encoded `.`, `/`, `\` and `%` never get here:
- * {@link unsafeUriReason} refuses them.)
+ * Other spellings a server may read a URI as, for deny rules to test as well as the URI as sent.
+ * Only ever widens what a deny rule catches: allow rules still match the URI as sent. (Encoded `.`,
+ * `/`, `\` and `%` never get here: {@link unsafeUriReason} refuses them.)
+ *
+ * - As written: percent-encodings decoded (an encoded unreserved character is the same URI, RFC 3986
+ *   §6.2.2.2, and servers that map URIs to files decode the rest too), scheme and host in lower case
+ *   (§6.2.2.1), `file://localhost/` as `file:///` (RFC 8089 §2), runs of `/` in the path as one
+ *   (what a file system makes of `a//b`).
+ * - As a WHATWG URL parser reads it (Node's `new URL`, and so `fileURLToPath`), for the special
+ *   schemes: the host decoded and normalised (`localh%6Fst` is `localhost`, which a `file:` URL
+ *   drops), `file:a` and `file:/a` rooted as `file:///a`, and for `file:` the query and fragment
+ *   dropped (a file path has none), then decoded and collapsed as above.
  */
-export function uriVariant(uri: string): string | undefined {
+export function uriVariants(uri: string): string[] {
+  const variants: string[] = [];
   const parts = URI_PARTS.exec(uri);
-  if (parts === null) return undefined;
-  const [, scheme = '', rawAuthority = '', rawPath = '', rest = ''] = parts;
-  const lowerScheme = scheme.toLowerCase();
-  let authority = rawAuthority.toLowerCase();
-  if (lowerScheme === 'file:' && authority === '//localhost') authority = '//';
-  const path = decodePercent(rawPath).replace(/\/{2,}/g, '/');
-  const variant = `${lowerScheme}${authority}${path}${decodePercent(rest)}`;
-  return variant === uri ? undefined : variant;
+  if (parts !== null) {
+    const [, scheme = '', rawAuthority = '', rawPath = '', rest = ''] = parts;
+    const lowerScheme = scheme.toLowerCase();
+    let authority = rawAuthority.toLowerCase();
+    if (lowerScheme === 'file:' && authority === '//localhost') authority = '//';
+    const variant = `${lowerScheme}${authority}${collapseSlashes(decodePercent(rawPath))}${decodePercent(rest)}`;
+    if (variant !== uri) variants.push(variant);
+  }
+  let url: URL | undefined;
+  try {
+    url = new URL(uri);
+  } catch {
+    url = undefined;
+  }
+  if (url !== undefined && SPECIAL_SCHEMES.has(url.protocol)) {
+    const tail = url.protocol === 'file:' ? '' : decodePercent(url.search + url.hash);
+    const parsed = `${url.protocol}//${url.host}${collapseSlashes(decodePercent(url.pathname))}${tail}`;
+    if (parsed !== uri && !variants.includes(parsed)) variants.push(parsed);
+  }
+  return variants;
+}
+
+function collapseSlashes(path: string): string {
+  return path.replace(/\/{2,}/g, '/');
 }
 
 /** `text` with its percent-encodings decoded as UTF-8; a run that is not valid UTF-8 stays as it is. */

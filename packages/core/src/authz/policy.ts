@@ -1,6 +1,6 @@
 import type { Decision, McpAction, Principal, ToolAnnotations, Verb } from '../types.js';
 import { ToolAnnotationRegistry } from './annotations.js';
-import { type CompiledPattern, compilePattern, foldForComparison, unsafeNameReason, unsafeUriReason, uriVariant } from './patterns.js';
+import { type CompiledPattern, compilePattern, foldForComparison, unsafeNameReason, unsafeUriReason, uriVariants } from './patterns.js';
 
 /** Allow and deny globs for one family of targets. */
 export interface PatternRules {
@@ -113,6 +113,8 @@ function namesKey(names: readonly string[]): string | undefined {
  * Roles → permissions, per MCP action. Default deny; a deny rule wins over any allow; every decision
  * names the rule that made it and says why in words.
  */
+const NO_VARIANTS: readonly string[] = Object.freeze([]);
+
 export class Policy {
   readonly annotations: ToolAnnotationRegistry;
   readonly #roles = new Map<string, CompiledRole>();
@@ -327,14 +329,14 @@ export class Policy {
   /** The first deny rule (global, then per role) that matches, as a decision. */
   #denied(family: Family, target: string, roles: readonly CompiledRole[]): Decision | undefined {
     let folded: string | undefined;
-    // A URI is also tested as a server may read it (`uriVariant`): `%73ecret`, `file://localhost/`
-    // and `a//secret` must not slip past a rule written for `secret`.
-    const variant = family === 'resources' ? uriVariant(target) : undefined;
-    let foldedVariant: string | undefined;
+    // A URI is also tested as a server may read it (`uriVariants`): `%73ecret`, `file://localhost/`,
+    // `file:/srv` and `a//secret` must not slip past a rule written for `file:///srv/secret`.
+    // Worked out once, and only when a pattern is tried.
+    let variants: readonly string[] | undefined;
     const matches = (p: CompiledPattern): boolean =>
       p.exact.test(target) ||
       p.folded.test((folded ??= foldForComparison(target))) ||
-      (variant !== undefined && (p.exact.test(variant) || p.folded.test((foldedVariant ??= foldForComparison(variant)))));
+      (variants ??= family === 'resources' ? uriVariants(target) : NO_VARIANTS).some((v) => p.exact.test(v) || p.folded.test(foldForComparison(v)));
     const noun = FAMILY_NOUN[family];
     const global = this.#globalDeny[family].find(matches);
     if (global !== undefined) {

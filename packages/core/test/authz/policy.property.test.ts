@@ -40,34 +40,53 @@ interface Model {
 }
 
 function unsafeUri(uri: string): boolean {
-  const path = uri.split(/[?#]/)[0] ?? '';
+  const path = (uri.split(/[?#]/)[0] ?? '').replace(/^[a-z]+:/i, '');
   if (path.split('/').some((s) => s === '.' || s === '..')) return true;
   return /%(2e|2f|5c|25)/i.test(uri) || /%(?![0-9a-f]{2})/i.test(uri) || uri.includes('\\');
 }
 
-/**
- * How a server may read a file URI (the reference for deny rules): `%XX` decoded (ASCII here), the
- * scheme and host in lower case, `localhost` as no host, runs of '/' as one.
- */
-function modelVariant(uri: string): string {
+/** `%XX` decoded (ASCII in this test's alphabet). */
+function modelDecode(text: string): string {
   let out = '';
-  for (let i = 0; i < uri.length; i++) {
-    const hex = uri.slice(i + 1, i + 3);
-    if (uri[i] === '%' && /^[0-9a-fA-F]{2}$/.test(hex)) {
+  for (let i = 0; i < text.length; i++) {
+    const hex = text.slice(i + 1, i + 3);
+    if (text[i] === '%' && /^[0-9a-fA-F]{2}$/.test(hex)) {
       out += String.fromCharCode(parseInt(hex, 16));
       i += 2;
-    } else out += uri[i];
+    } else out += text[i];
   }
-  const colon = out.indexOf(':');
-  out = out.slice(0, colon).toLowerCase() + out.slice(colon);
-  if (!out.startsWith('file://')) return out;
-  const rest = out.slice('file://'.length);
-  const slash = rest.indexOf('/');
-  const host = (slash < 0 ? rest : rest.slice(0, slash)).toLowerCase();
-  const path = slash < 0 ? '' : rest.slice(slash);
-  let collapsed = '';
-  for (const ch of path) if (!(ch === '/' && collapsed.endsWith('/'))) collapsed += ch;
-  return `file://${host === 'localhost' ? '' : host}${collapsed}`;
+  return out;
+}
+
+function modelCollapse(path: string): string {
+  let out = '';
+  for (const ch of path) if (!(ch === '/' && out.endsWith('/'))) out += ch;
+  return out;
+}
+
+/**
+ * How servers may read a file URI (the reference for deny rules): as written, decoded, with the
+ * scheme and host in lower case, `localhost` as no host and runs of '/' as one; and as a URL parser
+ * reads it, rooted (`file:a` is `file:///a`), without its query and fragment.
+ */
+function modelVariants(uri: string): string[] {
+  const colon = uri.indexOf(':');
+  const scheme = uri.slice(0, colon).toLowerCase();
+  const rest = uri.slice(colon + 1);
+  const hasAuthority = rest.startsWith('//');
+  const afterSlashes = hasAuthority ? rest.slice(2) : rest;
+  const slash = hasAuthority ? afterSlashes.indexOf('/') : 0;
+  const rawHost = hasAuthority ? (slash < 0 ? afterSlashes : afterSlashes.slice(0, slash)) : '';
+  const tail = hasAuthority ? (slash < 0 ? '' : afterSlashes.slice(slash)) : rest;
+  const cut = tail.search(/[?#]/);
+  const path = cut < 0 ? tail : tail.slice(0, cut);
+  const query = cut < 0 ? '' : tail.slice(cut);
+  const writtenHost = rawHost.toLowerCase() === 'localhost' ? '' : rawHost.toLowerCase();
+  const written = hasAuthority ? `${scheme}://${writtenHost}${modelCollapse(modelDecode(path))}${modelDecode(query)}` : `${scheme}:${modelCollapse(modelDecode(path))}${modelDecode(query)}`;
+  const parsedHost = modelDecode(rawHost).toLowerCase();
+  const rooted = path.startsWith('/') ? path : `/${path}`;
+  const parsed = `file://${parsedHost === 'localhost' ? '' : parsedHost}${modelCollapse(modelDecode(rooted))}`;
+  return [written, parsed];
 }
 
 /** The reference decision, for ASCII targets. */
@@ -75,7 +94,7 @@ function modelAllows(model: Model, p: Principal, action: McpAction): boolean {
   const roles = p.roles.filter((r) => Object.hasOwn(model.roles, r)).map((r) => model.roles[r] as RoleDefinition);
   const denies = (family: 'tools' | 'resources' | 'prompts', target: string, global: string[]) => {
     const all = [...global, ...roles.flatMap((r) => r[family]?.deny ?? [])];
-    const spellings = family === 'resources' ? [target, modelVariant(target)] : [target];
+    const spellings = family === 'resources' ? [target, ...modelVariants(target)] : [target];
     return all.some((pat) => spellings.some((t) => globMatches(pat, t) || globMatches(pat.toLowerCase(), t.toLowerCase())));
   };
   if (action.kind === 'list') return true;
@@ -100,13 +119,15 @@ const nameChar = fc.constantFrom('a', 'b', 'B', '_', '/');
 const name = fc.string({ unit: nameChar, minLength: 1, maxLength: 6 });
 const pattern = fc.string({ unit: fc.constantFrom('a', 'b', 'B', '_', '/', '*', '?', '**'), minLength: 1, maxLength: 5 });
 // Other spellings of the same file too: an encoded unreserved character ('%61' is 'a', '%64ocs'
-// 'docs'), an empty segment (a//b), the scheme in capitals, the host `localhost`.
+// 'docs'), an empty segment (a//b), the scheme in capitals, the host `localhost` (encoded too),
+// no authority (`file:/a`, `file:a`), a query or a fragment.
 const uri = fc
   .tuple(
-    fc.constantFrom('file:///', 'file:///', 'FILE:///', 'file://localhost/', 'file://LocalHost/'),
+    fc.constantFrom('file:///', 'file:///', 'file:///', 'FILE:///', 'file://localhost/', 'file://LocalHost/', 'file://localh%6Fst/', 'file:/', 'file:'),
     fc.array(fc.constantFrom('docs', 'etc', 'a', '..', '.', '%2e%2e', '%2F', 'b%20c', 'B', '%61', '%64ocs', ''), { minLength: 1, maxLength: 4 }),
+    fc.constantFrom('', '', '', '?', '?q=1', '#x'),
   )
-  .map(([prefix, segments]) => `${prefix}${segments.join('/')}`);
+  .map(([prefix, segments, suffix]) => `${prefix}${segments.join('/')}${suffix}`);
 const uriPattern = fc
   .array(fc.constantFrom('docs', 'etc', 'a', '*', '**', 'B'), { minLength: 1, maxLength: 3 })
   .map((segments) => `file:///${segments.join('/')}`);

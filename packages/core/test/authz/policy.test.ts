@@ -279,6 +279,9 @@ describe('Policy', () => {
         'file:///docs/%zz',
         'file:///docs/a\u0000.md',
         'file:///docs/..',
+        'file:..',
+        'file:../etc/passwd',
+        'file:./docs/../../etc/passwd',
       ]) {
         expect(p.decide(docs, resource(uri)).allow, uri).toBe(false);
       }
@@ -301,10 +304,21 @@ describe('Policy', () => {
         'file:///srv/secret//x.txt',
         'note://private/%64ay',
         'NOTE://PRIVATE/day',
+        // As a WHATWG URL parser (Node's fileURLToPath) reads them: rooted, host decoded, no query.
+        'file:/srv/secret/x.txt',
+        'file:srv/secret/x.txt',
+        'file://localh%6Fst/srv/secret/x.txt',
+        'file:///srv/secret/x.txt?raw=1',
+        'file:///srv/secret/x.txt#top',
       ]) {
         expect(p.decide(reader, resource(uri)), uri).toMatchObject({ allow: false, rule: expect.stringMatching(/resources\.deny/) });
       }
-      for (const uri of ['file:///srv/public/x.txt', 'file:///srv/secret-not/x.txt', 'file://otherhost/srv/secret/x.txt', 'file:///srv/%C3%A9t%C3%A9.txt']) {
+      const exact = new Policy({ roles: { reader: { verbs: ['read'], resources: { deny: ['file:///home/u/.env', 'https://host/secret/**'] } } } });
+      for (const uri of ['file:///home/u/.env?', 'file:///home/u/.env#x', 'file:/home/u//.env', 'https://h%6Fst/secret/x', 'HTTPS://HOST/secret/x']) {
+        expect(exact.decide(reader, resource(uri)).allow, uri).toBe(false);
+      }
+      expect(exact.decide(reader, resource('https://host/public/x?secret')).allow).toBe(true);
+      for (const uri of ['file:///srv/public/x.txt', 'file:///srv/secret-not/x.txt', 'file://otherhost/srv/secret/x.txt', 'file:///srv/%C3%A9t%C3%A9.txt', 'test://static/resource/1']) {
         expect(p.decide(reader, resource(uri)).allow, uri).toBe(true);
       }
     });
