@@ -21,22 +21,30 @@ export function defaultConfigPath(env: Readonly<Record<string, string | undefine
 }
 
 /**
- * Keys whose values are secrets (`sessionSecret`, `metricsToken`, `clientSecret`, a password…), and
- * maps whose values may be (an HTTP upstream's `headers`, a child's `env`): an error shows their type
- * and length, never their text, since it goes to the terminal, the logs and CI output.
+ * Where the config holds secrets: the keys whose values are secrets, and the places (an HTTP
+ * upstream's `headers`, a child's `env`, `auth.staticTokens`, where a token written in place of an
+ * entry would be) whose keys and values may be. An error there shows a value's type and length,
+ * never its text: it goes to the terminal, the logs and CI output, and `${ENV}` is expanded by then.
  */
-const SECRET_KEY = /secret|token|password|passwd|credential|api_?key|private/i;
-const SECRET_HOLDERS = new Set(['headers', 'env']);
+const SECRET_KEYS = new Set(['sessionSecret', 'metricsToken', 'clientSecret', 'initialAccessToken', 'password', 'secret', 'token', 'apiKey']);
+const SECRET_PLACES = new Set(['headers', 'env', 'staticTokens']);
+
+function isSecretPath(path: readonly PropertyKey[]): boolean {
+  return path.some((key) => typeof key === 'string' && (SECRET_KEYS.has(key) || SECRET_PLACES.has(key)));
+}
 
 function describe(value: unknown, secret = false): string {
-  if (secret && typeof value === 'string') return `a string of ${value.length} characters (not shown: a secret)`;
+  if (secret && (typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')) {
+    return `a ${typeof value}${typeof value === 'string' ? ` of ${value.length} characters` : ''} (not shown: a secret)`;
+  }
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
   // A URL's user information (redis://:password@host, postgres://user:password@host) is never
   // echoed: everything up to the last '@' goes, since an invalid URL's password may hold '/' or '@'.
-  const shown = typeof value === 'string' ? value.replace(/^([a-z][a-z0-9+.-]*:\/\/).*@/is, '$1***@') : value;
+  // Nor its query or fragment (`?api_key=…`).
+  const shown = typeof value === 'string' ? value.replace(/^([a-z][a-z0-9+.-]*:\/\/).*@/is, '$1***@').replace(/^([a-z][a-z0-9+.-]*:\/\/[^?#]*)[?#].*$/is, '$1?***') : value;
   return `${typeof value} ${JSON.stringify(shown)}`;
 }
 
@@ -90,17 +98,24 @@ function issueMessages(file: string, raw: unknown, issue: z.core.$ZodIssue): str
 
 function issueMessage(file: string, raw: unknown, issue: z.core.$ZodIssue): string {
   const found = valueAt(raw, issue.path);
-  const last = issue.path[issue.path.length - 1];
-  const secret = (typeof last === 'string' && SECRET_KEY.test(last)) || issue.path.some((key) => typeof key === 'string' && SECRET_HOLDERS.has(key));
+  const secret = isSecretPath(issue.path);
   let expected = issue.message;
   if (issue.code === 'unrecognized_keys') {
     return `${file}: ${formatPath(issue.path)}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   }
   if (issue.code === 'invalid_key') {
     // The path ends with the key: what was found is the key, and the key's own issues say what was expected.
-    const key = issue.path[issue.path.length - 1];
+    const key = String(issue.path[issue.path.length - 1]);
     const wanted = issue.issues.map((i) => i.message).join('; ');
-    return `${file}: ${formatPath(issue.path.slice(0, -1))}: ${wanted === '' ? 'invalid key' : wanted}, found key ${JSON.stringify(String(key))}`;
+    // A key under headers or env may be a name and its secret written as one (`Authorization=Bearer …`,
+    // `API_KEY: sk-…` without the space): shown up to the first '=', ':' or space only.
+    const cut = key.search(/[=:\s]/);
+    const found =
+      isSecretPath(issue.path.slice(0, -1)) && cut >= 0
+        ? `key ${JSON.stringify(key.slice(0, cut))} followed by ${key.length - cut} characters (not shown: they may hold a secret)`
+        : `key ${JSON.stringify(key)}`;
+    const where = formatPath(issue.path.slice(0, -1));
+    return `${file}: ${where}: ${wanted === '' ? 'invalid key' : wanted}, found ${found}`;
   }
   if (issue.code === 'invalid_type') expected = `expected ${issue.expected}`;
   if (issue.code === 'invalid_value') expected = `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;

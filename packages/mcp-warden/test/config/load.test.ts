@@ -53,8 +53,26 @@ describe('parseConfig', () => {
       '/etc/mcp-warden.yaml: server.metricsToken: expected at least 16 characters, found a string of 13 characters (not shown: a secret)',
     ]);
     expect(found.join('\n')).not.toMatch(/SECRETVALUE|MTSECRET/);
-    // Non-secret values are still shown as found.
+    // Written unquoted, a secret is a number: not shown either.
+    expect(problems('server: { metricsToken: 1234567890123456789 }\n')).toEqual([
+      '/etc/mcp-warden.yaml: server.metricsToken: expected string, found a number (not shown: a secret)',
+    ]);
+    // A token from the environment written where an entry belongs.
+    const token = problems('auth: { staticTokens: ["${CI_TOKEN}"] }\n', { CI_TOKEN: 'mcpw_live_abcdef' });
+    expect(token).toEqual(['/etc/mcp-warden.yaml: auth.staticTokens[0]: expected object, found a string of 16 characters (not shown: a secret)']);
+    // A header or variable written as one key (`Authorization=Bearer …`): the key is not shown.
+    const keys = problems('upstreams:\n  api: { type: http, url: "http://127.0.0.1:1/mcp", headers: { "Authorization=Bearer sk-live-123": x } }\n  tool: { type: stdio, command: node, env: { "API_KEY=sk-live-456": x } }\n');
+    expect(keys).toEqual([
+      '/etc/mcp-warden.yaml: upstreams.api.headers: expected a header name, found key "Authorization" followed by 19 characters (not shown: they may hold a secret)',
+      '/etc/mcp-warden.yaml: upstreams.tool.env: expected an environment variable name, found key "API_KEY" followed by 12 characters (not shown: they may hold a secret)',
+    ]);
+    // A URL's query may carry a key: not shown.
+    const url = problems('upstreams:\n  api: { type: http, url: "${UP_URL}" }\n', { UP_URL: 'wss://up.example/mcp?api_key=sk-live-999' });
+    expect(url).toEqual(['/etc/mcp-warden.yaml: upstreams.api.url: expected an http(s) URL, found string "wss://up.example/mcp?***"']);
+    expect([...token, ...keys, ...url].join('\n')).not.toMatch(/sk-live|mcpw_live/);
+    // Values that are not secrets are still shown as found, durations of token lifetimes included.
     expect(problems('server: { host: 5 }\n')).toEqual(['/etc/mcp-warden.yaml: server.host: expected string, found number 5']);
+    expect(problems('auth:\n  apiKeys:\n    cacheTtl: forever\n')[0]).toContain('found string "forever"');
   });
 
   it('names a bad key of a map, and what a key must be, rather than describing its value', () => {
@@ -65,7 +83,7 @@ describe('parseConfig', () => {
       '/etc/mcp-warden.yaml: upstreams.tools.env: expected an environment variable name, found key "1BAD"',
     ]);
     expect(problems('upstreams:\n  api: { type: http, url: "http://127.0.0.1:1/mcp", headers: { "bad header": x } }\n')).toEqual([
-      '/etc/mcp-warden.yaml: upstreams.api.headers: expected a header name, found key "bad header"',
+      '/etc/mcp-warden.yaml: upstreams.api.headers: expected a header name, found key "bad" followed by 7 characters (not shown: they may hold a secret)',
     ]);
   });
 
