@@ -95,7 +95,7 @@ export interface McpAction {
   /** The JSON-RPC method, or `response` for a client's response, `GET`/`DELETE` for stream operations. */
   readonly method: string;
   readonly kind: ActionKind;
-  /** The request id, absent for notifications. */
+  /** The request id; absent for notifications and for a request method sent without one (decided as that request). */
   readonly id?: JsonRpcId;
   /** Tool or prompt name, resource URI, or URI template. */
   readonly target?: string;

@@ -66,6 +66,16 @@ function argumentsOf(params: Record<string, unknown> | undefined): Record<string
 
 /** Names one JSON-RPC message. Throws `invalid_request` for something that is not JSON-RPC 2.0. */
 export function classifyMessage(message: unknown): McpAction {
+  const action = classifyOne(message);
+  // A request method sent without an id: decided as that request, with no `id` member at all.
+  if (action.id === undefined && Object.hasOwn(action, 'id')) {
+    const { id: _id, ...rest } = action;
+    return rest;
+  }
+  return action;
+}
+
+function classifyOne(message: unknown): McpAction {
   if (!isRecord(message) || message['jsonrpc'] !== '2.0') {
     throw new WardenError('invalid_request', 'Invalid Request: not a JSON-RPC 2.0 message');
   }
@@ -177,7 +187,7 @@ function listenFilterOf(params: Record<string, unknown> | undefined): { subscrip
 type MutableAction = { -readonly [K in keyof McpAction]: McpAction[K] };
 
 function named(method: string, id: JsonRpcId, kind: ActionKind, target: string | undefined, args: Record<string, unknown> | undefined): MutableAction {
-  const action: MutableAction = id === undefined ? { method, kind } : { method, id, kind };
+  const action: MutableAction = { method, id, kind };
   if (target !== undefined) action.target = target;
   if (args !== undefined) action.arguments = args;
   return action;

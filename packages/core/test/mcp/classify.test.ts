@@ -104,6 +104,19 @@ describe('classifyMessage', () => {
   });
 });
 
+describe('classifyMessage: a request method without an id', () => {
+  it('is named as the request, with no id member, and only notifications/… are notifications', () => {
+    const call = classifyMessage({ jsonrpc: '2.0', method: 'tools/call', params: { name: 'wipe', arguments: {} } });
+    expect(call).toMatchObject({ method: 'tools/call', kind: 'tool', target: 'wipe' });
+    for (const method of ['tools/list', 'tools/call', 'initialize', 'tasks/get', 'x/custom']) {
+      expect(Object.hasOwn(classifyMessage({ jsonrpc: '2.0', method, params: {} }), 'id'), method).toBe(false);
+    }
+    expect(classifyMessage({ jsonrpc: '2.0', method: 'tools/list' })).toEqual({ method: 'tools/list', kind: 'list', list: 'tools' });
+    expect(classifyMessage({ jsonrpc: '2.0', method: 'notifications/initialized' })).toEqual({ method: 'notifications/initialized', kind: 'notification' });
+    expect(classifyMessage({ jsonrpc: '2.0', id: 3, method: 'tools/list' })).toEqual({ method: 'tools/list', id: 3, kind: 'list', list: 'tools' });
+  });
+});
+
 describe('classifyBody', () => {
   it('parses a batch into one action per message', () => {
     const body = classifyBody(JSON.stringify([request('tools/list', undefined, 1), request('tools/call', { name: 'x' }, 2)]));

@@ -209,7 +209,8 @@ class PooledChild {
   constructor(child: StdioChild, onDead: (started: boolean) => void) {
     this.#child = child;
     child.onmessage = (message) => this.#receive(message as unknown as Record<string, unknown>);
-    child.onclose = () => {
+    const die = (): void => {
+      if (this.#dead) return;
       this.#dead = true;
       for (const call of this.#pending.values()) call.reject(Object.assign(new Error('the upstream process exited'), { code: -32603 }));
       this.#pending.clear();
@@ -218,7 +219,11 @@ class PooledChild {
       for (const res of this.#listens) res.destroy();
       onDead(child.pid !== undefined);
     };
-    this.ready = child.start().then(async () => {
+    child.onclose = die;
+    const started = child.start();
+    // A spawn that throws (an invalid argument) rejects without an exit: dead all the same.
+    started.catch(die);
+    this.ready = started.then(async () => {
       const result = await this.call('initialize', {
         protocolVersion: '2025-11-25',
         capabilities: CHILD_CAPABILITIES,
@@ -702,7 +707,10 @@ export class ModernStdioFace {
 
   async #serverFor(principal: { id?: string } | undefined): Promise<Server> {
     if (principal?.id === undefined) throw new Error('no principal: the pipeline must run before the modern face');
-    const pooled = this.#child(principal.id);
+    // `handle` started the child after checking the limits; one that died since is not started
+    // again here, past them: the client's next request is checked again.
+    const pooled = this.#pool.get(principal.id);
+    if (pooled === undefined || pooled.dead) throw new Error('the upstream process exited before the request reached it; send it again');
     const init = await pooled.ready;
     const capabilities = (init['capabilities'] as Record<string, unknown> | undefined) ?? {};
     const serverInfo = (init['serverInfo'] as { name: string; version: string } | undefined) ?? { name: this.#name, version: '0' };

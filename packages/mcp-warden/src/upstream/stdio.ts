@@ -166,144 +166,156 @@ export class StdioUpstream implements Upstream {
       if (left === 0) this.#openingBy.delete(principal.id);
       else this.#openingBy.set(principal.id, left);
     };
-    const transport = new SessionTransport({
-      sessionId: () => this.#signer.mint(this.name, principal.id),
-      onSessionInitialized: (id) => {
-        opened();
-        session = { id, principalId: principal.id, transport, child, lastSeen: Date.now(), inFlight };
-        this.#sessions.set(id, session);
-        this.#log.info({ upstream: this.name, requestId, session: id.slice(0, 8), principal: principal.id, pid: child.pid }, 'session opened');
-      },
-    });
-    const forward = (message: JSONRPCMessage): void => {
-      child.send(message).catch((error: unknown) => this.#log.warn({ upstream: this.name, err: (error as Error).message }, 'write to upstream failed'));
-    };
-    const end = (): void => {
-      if (ended) return;
-      ended = true;
-      if (session !== undefined) this.#sessions.delete(session.id);
-      for (const timer of timers.values()) clearTimeout(timer);
-      this.#track(child.close());
-      transport.close();
-    };
-    /** A request the child has not answered within `timeout` (progress restarts the clock) is answered for it. */
-    const timers = new Map<RequestId, NodeJS.Timeout>();
-    const settle = (id: RequestId): void => {
-      inFlight.delete(id);
-      clearTimeout(timers.get(id));
-      timers.delete(id);
-    };
-    const arm = (id: RequestId): void => {
-      clearTimeout(timers.get(id));
-      const timer = setTimeout(() => {
-        if (!inFlight.has(id)) return;
-        settle(id);
-        forward({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'mcp-warden: upstream timeout' } } as JSONRPCMessage);
-        transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream ${this.name} did not answer within ${this.#config.timeout} ms` } });
-        this.onError?.('timeout');
-        transport.retire(id, this.#config.timeout);
-      }, this.#config.timeout);
-      timer.unref();
-      timers.set(id, timer);
-    };
-    transport.onmessage = (message) => {
-      if (isRequest(message)) {
-        inFlight.set(message.id, progressTokenOf(message));
-        arm(message.id);
-        if (message.method === 'initialize') initialize = message;
-      } else if ('method' in message && message.method === 'notifications/cancelled') {
-        // The child will not answer a cancelled request (MCP cancellation): stop waiting for it.
-        const requestId = (message.params as { requestId?: RequestId } | undefined)?.requestId;
-        if (requestId !== undefined && inFlight.has(requestId)) {
-          settle(requestId);
-          transport.retire(requestId, this.#config.timeout);
-        }
-      }
-      if (waiting !== undefined) waiting.push(message);
-      else forward(message);
-    };
-    transport.onclose = end;
-
-    const wire = (current: StdioChild, replay?: string): void => {
-      /** The id of the replayed handshake, until the child answers it (then a client's request may use it). */
-      let replayId = replay;
-      current.onmessage = (message, line) => {
-        if (isResponse(message)) {
-          if (replayId !== undefined && message.id === replayId) {
-            replayId = undefined;
-            // The restarted child answered the replayed handshake: the session is whole again.
-            void current.send({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage);
-            const queued = waiting ?? [];
-            waiting = undefined;
-            for (const m of queued) forward(m);
-            return;
-          }
-          if (!inFlight.has(message.id)) {
-            // Answered already (timed out) or cancelled: dropped, and its id free again.
-            transport.release(message.id);
-            return;
-          }
-          settle(message.id);
-          transport.send(message, undefined, line);
-          return;
-        }
-        if ('method' in message && message.method === 'notifications/tools/list_changed') this.onToolsChanged?.();
-        const related = this.#relatedRequest(message, inFlight);
-        if (related !== undefined && 'method' in message && message.method === 'notifications/progress') arm(related);
-        transport.send(message, related, line);
+    // Whatever happens from here on, the reservation is given back (`opened` acts once).
+    try {
+      const transport = new SessionTransport({
+        sessionId: () => this.#signer.mint(this.name, principal.id),
+        onSessionInitialized: (id) => {
+          opened();
+          session = { id, principalId: principal.id, transport, child, lastSeen: Date.now(), inFlight };
+          this.#sessions.set(id, session);
+          this.#log.info({ upstream: this.name, requestId, session: id.slice(0, 8), principal: principal.id, pid: child.pid }, 'session opened');
+        },
+      });
+      const forward = (message: JSONRPCMessage): void => {
+        child.send(message).catch((error: unknown) => this.#log.warn({ upstream: this.name, err: (error as Error).message }, 'write to upstream failed'));
       };
-      current.onerror = (error) => this.#log.warn({ upstream: this.name, pid: current.pid, err: error.message }, 'upstream error');
-      current.onclose = (code, signal) => {
-        // A process that never ran (spawn failed) is `start()`'s to report, not an exit.
-        if (ended || current !== child || current.pid === undefined) return;
-        this.#log.warn({ upstream: this.name, pid: current.pid, code, signal }, 'upstream process exited');
-        this.onError?.('exited');
-        for (const id of [...inFlight.keys()]) {
+      const end = (): void => {
+        if (ended) return;
+        ended = true;
+        if (session !== undefined) this.#sessions.delete(session.id);
+        for (const timer of timers.values()) clearTimeout(timer);
+        this.#track(child.close());
+        transport.close();
+      };
+      /** A request the child has not answered within `timeout` (progress restarts the clock) is answered for it. */
+      const timers = new Map<RequestId, NodeJS.Timeout>();
+      const settle = (id: RequestId): void => {
+        inFlight.delete(id);
+        clearTimeout(timers.get(id));
+        timers.delete(id);
+      };
+      const arm = (id: RequestId): void => {
+        clearTimeout(timers.get(id));
+        const timer = setTimeout(() => {
+          if (!inFlight.has(id)) return;
           settle(id);
-          transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream ${this.name} exited before answering` } });
-        }
-        const { maxRestarts, backoff } = this.#config.restart;
-        if (session === undefined || initialize === undefined || restarts >= maxRestarts || this.#closing) return end();
-        restarts += 1;
-        waiting = [];
-        // Doubling per attempt, capped at an hour (and so far below a timer's 24.8-day limit, past which it fires at once).
-        const delay = Math.min(backoff * 2 ** (restarts - 1), 3_600_000);
-        this.#log.warn({ upstream: this.name, session: session.id.slice(0, 8), attempt: restarts, delayMs: delay }, 'restarting the upstream process');
-        setTimeout(() => {
-          if (ended) return;
-          const next = this.#spawn();
-          child = next;
-          if (session !== undefined) session.child = next;
-          // Random: a client cannot have a request in flight with it (its answer would be taken for the handshake's).
-          const replay = `mcp-warden-replay-${randomUUID()}`;
-          wire(next, replay);
-          next.start().then(
-            () => next.send({ ...(initialize as object), id: replay } as JSONRPCMessage),
-            (error: unknown) => {
-              this.#log.error({ upstream: this.name, err: (error as Error).message }, 'cannot restart the upstream process');
-              this.onError?.('start_failed');
-              end();
-            },
-          );
-        }, delay).unref();
+          forward({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'mcp-warden: upstream timeout' } } as JSONRPCMessage);
+          transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream ${this.name} did not answer within ${this.#config.timeout} ms` } });
+          this.onError?.('timeout');
+          transport.retire(id, this.#config.timeout);
+        }, this.#config.timeout);
+        timer.unref();
+        timers.set(id, timer);
       };
-    };
-    wire(child);
-    try {
-      await child.start();
-    } catch (error) {
-      this.#log.error({ upstream: this.name, requestId, err: (error as Error).message }, 'cannot start the upstream process');
-      this.onError?.('start_failed');
-      opened();
-      jsonRpcError(res, 502, requestIdOf(body), -32603, `Bad Gateway: upstream ${this.name} could not be started`);
-      return;
-    }
-    try {
-      transport.handle(req, res, body);
+      transport.onmessage = (message) => {
+        if (isRequest(message)) {
+          inFlight.set(message.id, progressTokenOf(message));
+          arm(message.id);
+          if (message.method === 'initialize') initialize = message;
+        } else if ('method' in message && message.method === 'notifications/cancelled') {
+          // The child will not answer a cancelled request (MCP cancellation): stop waiting for it.
+          const requestId = (message.params as { requestId?: RequestId } | undefined)?.requestId;
+          if (requestId !== undefined && inFlight.has(requestId)) {
+            settle(requestId);
+            transport.retire(requestId, this.#config.timeout);
+          }
+        }
+        if (waiting !== undefined) waiting.push(message);
+        else forward(message);
+      };
+      transport.onclose = end;
+
+      const wire = (current: StdioChild, replay?: string): void => {
+        /** The id of the replayed handshake, until the child answers it (then a client's request may use it). */
+        let replayId = replay;
+        current.onmessage = (message, line) => {
+          if (isResponse(message)) {
+            if (replayId !== undefined && message.id === replayId) {
+              replayId = undefined;
+              // The restarted child answered the replayed handshake: the session is whole again.
+              void current.send({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage);
+              const queued = waiting ?? [];
+              waiting = undefined;
+              for (const m of queued) forward(m);
+              return;
+            }
+            if (!inFlight.has(message.id)) {
+              // Answered already (timed out) or cancelled: dropped, and its id free again.
+              transport.release(message.id);
+              return;
+            }
+            settle(message.id);
+            transport.send(message, undefined, line);
+            return;
+          }
+          if ('method' in message && message.method === 'notifications/tools/list_changed') this.onToolsChanged?.();
+          const related = this.#relatedRequest(message, inFlight);
+          if (related !== undefined && 'method' in message && message.method === 'notifications/progress') arm(related);
+          transport.send(message, related, line);
+        };
+        current.onerror = (error) => this.#log.warn({ upstream: this.name, pid: current.pid, err: error.message }, 'upstream error');
+        current.onclose = (code, signal) => {
+          // A process that never ran (spawn failed) is `start()`'s to report, not an exit.
+          if (ended || current !== child || current.pid === undefined) return;
+          this.#log.warn({ upstream: this.name, pid: current.pid, code, signal }, 'upstream process exited');
+          this.onError?.('exited');
+          for (const id of [...inFlight.keys()]) {
+            settle(id);
+            transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream ${this.name} exited before answering` } });
+          }
+          const { maxRestarts, backoff } = this.#config.restart;
+          if (session === undefined || initialize === undefined || restarts >= maxRestarts || this.#closing) return end();
+          restarts += 1;
+          waiting = [];
+          // Doubling per attempt, capped at an hour (and so far below a timer's 24.8-day limit, past which it fires at once).
+          const delay = Math.min(backoff * 2 ** (restarts - 1), 3_600_000);
+          this.#log.warn({ upstream: this.name, session: session.id.slice(0, 8), attempt: restarts, delayMs: delay }, 'restarting the upstream process');
+          setTimeout(() => {
+            if (ended) return;
+            const next = this.#spawn();
+            child = next;
+            if (session !== undefined) session.child = next;
+            // Random: a client cannot have a request in flight with it (its answer would be taken for the handshake's).
+            const replay = `mcp-warden-replay-${randomUUID()}`;
+            wire(next, replay);
+            next.start().then(
+              () => next.send({ ...(initialize as object), id: replay } as JSONRPCMessage),
+              (error: unknown) => {
+                this.#log.error({ upstream: this.name, err: (error as Error).message }, 'cannot restart the upstream process');
+                this.onError?.('start_failed');
+                end();
+              },
+            );
+          }, delay).unref();
+        };
+      };
+      wire(child);
+      try {
+        await child.start();
+      } catch (error) {
+        this.#log.error({ upstream: this.name, requestId, err: (error as Error).message }, 'cannot start the upstream process');
+        this.onError?.('start_failed');
+        opened();
+        jsonRpcError(res, 502, requestIdOf(body), -32603, `Bad Gateway: upstream ${this.name} could not be started`);
+        return;
+      }
+      // close() ran while the process started: it did not see this session, so nothing would end it.
+      if (this.#closing) {
+        opened();
+        end();
+        jsonRpcError(res, 503, requestIdOf(body), -32000, 'Service Unavailable: the gateway is shutting down');
+        return;
+      }
+      try {
+        transport.handle(req, res, body);
+      } finally {
+        opened();
+        // Refused (or failed) before a session existed: nobody else will end this child.
+        if (session === undefined) end();
+      }
     } finally {
       opened();
-      // Refused (or failed) before a session existed: nobody else will end this child.
-      if (session === undefined) end();
     }
   }
 

@@ -102,7 +102,7 @@ describe('Security: stdio upstream faults', () => {
     const headers = { 'mcp-session-id': init.headers.get('mcp-session-id') ?? '', 'mcp-protocol-version': '2025-11-25' };
     await (await postMcp(url, key, { jsonrpc: '2.0', method: 'notifications/initialized' }, headers)).text();
     expect(await (await postMcp(url, key, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'crash', arguments: {} } }, headers)).text()).toMatch(/exited before answering/);
-    for (const id of ['mcp-warden-replay-1', 'mcp-warden-replay-1']) {
+    for (const id of ['mcp-warden-replay-1', 2]) {
       const answer = await postMcp(url, key, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'pid', arguments: {} } }, headers);
       expect(answer.status).toBe(200);
       const data = /^data: (.*)$/m.exec(await answer.text())?.[1];

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { readFileSync, readdirSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Principal } from '@mcp-warden/core';
@@ -33,6 +34,8 @@ describe('stdio upstream: maxSessions holds for requests that reach it in one tu
   /** Requests held until `batch` have arrived, then handed to the upstream together. */
   let held: { req: IncomingMessage; res: ServerResponse; body: unknown; principal: Principal }[] = [];
   let batch = 0;
+  /** Called right after the held requests are handed to the upstream. */
+  let handedOver: (() => void) | undefined;
 
   beforeAll(async () => {
     const config = parseConfig(
@@ -53,6 +56,7 @@ describe('stdio upstream: maxSessions holds for requests that reach it in one tu
         const now = held;
         held = [];
         for (const { req: r, res: s, body, principal: p } of now) void upstream.handle(r, s, body, p);
+        handedOver?.();
       });
     });
     server.listen(0, '127.0.0.1');
@@ -172,4 +176,74 @@ describe('stdio upstream: maxSessions holds for requests that reach it in one tu
       await shared.close();
     }
   });
+
+  it('does not leave the process of a session being opened when the upstream closes meanwhile', async () => {
+    // A hot reload closes the old upstream while the gateway runs on: a session whose process was
+    // still starting must not outlive it.
+    const marker = `stdio-limits-${process.pid}-${Date.now()}`;
+    const config = parseConfig(
+      JSON.stringify({ store: { type: 'memory' }, upstreams: { closing: { type: 'stdio', command: process.execPath, args: [crashy, marker] } } }),
+      'limits.yaml',
+      {},
+    );
+    const closing = new StdioUpstream('closing', config.upstreams['closing'] as StdioUpstreamConfig, new SessionSigner(randomBytes(32)), quiet);
+    upstream = closing;
+    batch = 1;
+    let closed: Promise<void> | undefined;
+    handedOver = () => {
+      closed = closing.close();
+    };
+    try {
+      const answer = await initialize('a');
+      expect(answer.status).toBe(503);
+      expect(await answer.text()).toContain('shutting down');
+      await closed;
+      expect(closing.sessionCount).toBe(0);
+      // The process was spawned and then ended: none with the marker is left.
+      const deadline = Date.now() + 5000;
+      while (running(marker) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(running(marker)).toBe(false);
+    } finally {
+      handedOver = undefined;
+    }
+  });
+
+  it("counts a 2026-07-28 child whose spawn throws as dead, so it holds no slot of its principal", async () => {
+    // A command with a NUL byte makes spawn() throw at once, with no exit event to follow.
+    const config = parseConfig(
+      JSON.stringify({ store: { type: 'memory' }, upstreams: { broken: { type: 'stdio', command: 'node\u0000x', maxSessionsPerPrincipal: 1 } } }),
+      'limits.yaml',
+      {},
+    );
+    const broken = new StdioUpstream('broken', config.upstreams['broken'] as StdioUpstreamConfig, new SessionSigner(randomBytes(32)), quiet);
+    const kinds: string[] = [];
+    broken.onError = (kind) => kinds.push(kind);
+    upstream = broken;
+    batch = 1;
+    try {
+      const first = await modernCall('a');
+      expect(await first.text()).toMatch(/error/);
+      expect(kinds).toEqual(['start_failed']);
+      // Its principal's 2025 session is not refused for a child that never ran: it fails to start
+      // like any (502), it is not refused for a slot (503).
+      const session = await initialize('a');
+      expect(session.status).toBe(502);
+      await session.text();
+    } finally {
+      await broken.close();
+    }
+  });
 });
+
+/** Whether a process whose command line holds `marker` runs (Linux /proc). */
+function running(marker: string): boolean {
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker)) return true;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return false;
+}
