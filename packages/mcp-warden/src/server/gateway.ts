@@ -217,14 +217,21 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers }).end(JSON.stringify(body));
 }
 
-function createUpstream(name: string, config: UpstreamConfig, signer: SessionSigner, logger: UpstreamLogger, identity: IdentitySigner | undefined): Upstream {
+function createUpstream(
+  name: string,
+  config: UpstreamConfig,
+  signer: SessionSigner,
+  logger: UpstreamLogger,
+  identity: IdentitySigner | undefined,
+  scopeRoles: () => Readonly<Record<string, readonly string[]>> = () => ({}),
+): Upstream {
   if (config.type === 'stdio') return new StdioUpstream(name, config, signer, logger);
   const wanted = config.identity;
   try {
     return new HttpUpstream(name, config, signer, logger, {
       ...(wanted === undefined || identity === undefined
         ? {}
-        : { identity: async (principal) => [wanted.header.toLowerCase(), (await identity.token(principal, config.url, wanted.ttl)).token] as const }),
+        : { identity: async (principal) => [wanted.header.toLowerCase(), (await identity.token(principal, config.url, wanted.ttl, scopeRoles())).token] as const }),
     });
   } catch (error) {
     if (error instanceof TypeError) throw new ConfigError([error.message]);
@@ -417,7 +424,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       for (const [name, upstreamConfig] of Object.entries(next.upstreams)) {
         const previous = current.get(name);
         const same = previous !== undefined && isDeepStrictEqual(transportOf(upstreamConfig), transportOf(config.upstreams[name] as UpstreamConfig));
-        const upstream = same ? previous : createUpstream(name, upstreamConfig, signer, logger, identity);
+        // The scopes' roles of the configuration in force when a token is signed (a reload may change them).
+        const upstream = same ? previous : createUpstream(name, upstreamConfig, signer, logger, identity, () => config.auth.oauth.scopes);
         if (!same) created.push(upstream);
         built.set(name, upstream);
         const policy = upstreamPolicy(next, name, upstreamConfig);

@@ -49,16 +49,27 @@ export class IdentitySigner {
   /**
    * A token for `principal` with `audience` (the upstream's URL), valid `ttlMs`. Reused from a cache
    * while more than half its lifetime remains, so signing stays off most requests; only for the same
-   * claims: a principal whose roles or subject changed gets a new token at once.
+   * claims: a principal whose roles, scopes or subject changed gets a new token at once.
+   *
+   * An OAuth access token's caller may do only what both its roles and its scopes allow (the
+   * policy's rule), so for it `roles` lists only the roles its scopes grant too (`scopeRoles`:
+   * `auth.oauth.scopes`), and `user_roles`, `scope` and `scope_roles` say the rest. An upstream that
+   * checks `roles` never sees more authority than the caller has: an admin's token consented to
+   * `mcp:read` alone does not say `admin`.
    */
-  async token(principal: Principal, audience: string, ttlMs: number): Promise<IdentityToken> {
+  async token(principal: Principal, audience: string, ttlMs: number, scopeRoles: Readonly<Record<string, readonly string[]>> = {}): Promise<IdentityToken> {
     const now = Math.floor(Date.now() / 1000);
-    const cacheKey = JSON.stringify([this.issuer, audience, principal.kind, principal.id, principal.subject, principal.roles]);
+    const limited = principal.scopeLimited === true;
+    const granted = limited ? [...new Set(principal.scopes.flatMap((scope) => (Object.hasOwn(scopeRoles, scope) ? (scopeRoles[scope] ?? []) : [])))] : [];
+    const claims = limited
+      ? { roles: principal.roles.filter((role) => granted.includes(role)), user_roles: [...principal.roles], scope: principal.scopes.join(' '), scope_roles: granted }
+      : { roles: [...principal.roles] };
+    const cacheKey = JSON.stringify([this.issuer, audience, principal.kind, principal.id, principal.subject, claims]);
     const cached = this.#cache.get(cacheKey);
     const ttl = Math.max(1, Math.floor(ttlMs / 1000));
     if (cached !== undefined && cached.expiresAt - now > ttl / 2) return cached;
     const expiresAt = now + ttl;
-    const token = await new SignJWT({ roles: [...principal.roles], principal_id: principal.id, principal_kind: principal.kind })
+    const token = await new SignJWT({ ...claims, principal_id: principal.id, principal_kind: principal.kind })
       .setProtectedHeader({ alg: 'ES256', kid: this.#kid, typ: 'JWT' })
       .setIssuer(this.issuer)
       .setSubject(principal.subject)

@@ -41,6 +41,25 @@ describe('IdentitySigner', () => {
       expect(payload['roles']).toEqual(['reader']);
     });
 
+    it("states an OAuth caller's authority as its roles AND its scopes allow: an admin's read-only token does not say admin", async () => {
+      // Found by an adversarial probe: the upstream got roles ["admin"] for a token consented to mcp:read.
+      const signer = await IdentitySigner.open(createMemoryStore().secrets, 'iss');
+      const scopes = { 'mcp:read': ['reader'], 'mcp:admin': ['admin', 'reader'] };
+      const delegated = { ...principal, kind: 'jwt', roles: ['admin', 'reader'], scopes: ['mcp:read', 'openid'], scopeLimited: true };
+      const verify = async (token: string) => (await jwtVerify(token, createLocalJWKSet(signer.jwks()), { audience: 'aud' })).payload;
+      const read = await verify((await signer.token(delegated, 'aud', 60_000, scopes)).token);
+      expect(read).toMatchObject({ roles: ['reader'], user_roles: ['admin', 'reader'], scope: 'mcp:read openid', scope_roles: ['reader'] });
+      const adminOnly = await verify((await signer.token({ ...delegated, roles: ['admin'] }, 'aud', 60_000, scopes)).token);
+      expect(adminOnly['roles']).toEqual([]);
+      // A wider consent gives a new token, with the roles it grants.
+      const wide = await verify((await signer.token({ ...delegated, scopes: ['mcp:admin'] }, 'aud', 60_000, scopes)).token);
+      expect(wide['roles']).toEqual(['admin', 'reader']);
+      // Keys and static tokens are not scope-limited: their roles as before, no scope claims.
+      const key = await verify((await signer.token(principal, 'aud', 60_000, scopes)).token);
+      expect(key['roles']).toEqual(['reader']);
+      expect(key).not.toHaveProperty('scope');
+    });
+
     it('binds the audience: a token for one upstream does not verify for another', async () => {
       const signer = await IdentitySigner.open(createMemoryStore().secrets, 'iss');
       const { token } = await signer.token(principal, 'http://a/mcp', 60_000);

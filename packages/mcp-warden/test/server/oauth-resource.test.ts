@@ -3,6 +3,7 @@
  * resource metadata per endpoint, challenges, audience per endpoint, claims → roles from an
  * identity provider's JWTs, scope step-up, key rotation, and the SDK client on a JWT.
  */
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -64,6 +65,10 @@ describe('gateway as an OAuth resource server, with an identity provider’s JWT
   let dir: string;
   let notes: string;
   let files: string;
+  /** An HTTP upstream that records the identity the gateway sends it. */
+  let recorder: Server;
+  let recorded: string;
+  const identities: string[] = [];
 
   const post = (path: string, token: string | undefined, body: unknown, headers: Record<string, string> = {}) => postMcp(`${gateway.url}${path}`, token, body, headers);
   const call = (name: string) => ({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: {} } });
@@ -82,6 +87,21 @@ describe('gateway as an OAuth resource server, with an identity provider’s JWT
       ]),
     );
     const stdio = { type: 'stdio', command: process.execPath, args: [catalogServer], env: { CATALOG_FILE: catalog } };
+    recorder = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        const identity = req.headers['x-mcp-identity'];
+        if (typeof identity === 'string') identities.push(identity);
+        const message = JSON.parse(body === '' ? '{}' : body) as { id?: number; method?: string };
+        if (message.id === undefined) return void res.writeHead(202).end();
+        const result = message.method === 'tools/list' ? { tools: [] } : {};
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: message.id, result }));
+      });
+    });
+    recorder.listen(0, '127.0.0.1');
+    await once(recorder, 'listening');
+    const recorderUrl = `http://127.0.0.1:${(recorder.address() as AddressInfo).port}/mcp`;
     const config = parseConfig(
       JSON.stringify({
         store: { type: 'memory' },
@@ -99,7 +119,7 @@ describe('gateway as an OAuth resource server, with an identity provider’s JWT
             ],
           },
         },
-        upstreams: { notes: stdio, files: stdio },
+        upstreams: { notes: stdio, files: stdio, recorded: { type: 'http', url: recorderUrl, identity: { header: 'X-MCP-Identity', ttl: '2m' } } },
       }),
       'oauth.yaml',
     );
@@ -107,10 +127,13 @@ describe('gateway as an OAuth resource server, with an identity provider’s JWT
     await gateway.ready;
     notes = `${gateway.url}/mcp/notes`;
     files = `${gateway.url}/mcp/files`;
+    recorded = `${gateway.url}/mcp/recorded`;
   });
 
   afterAll(async () => {
     await gateway?.close();
+    recorder?.closeAllConnections();
+    await new Promise((resolve) => recorder?.close(resolve));
     await idp.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -150,6 +173,20 @@ describe('gateway as an OAuth resource server, with an identity provider’s JWT
     expect(res.headers.get('www-authenticate')).toMatch(/^Bearer error="insufficient_scope", error_description="[^\r\n]+", scope="mcp:read mcp:write", resource_metadata="[^"]+\/mcp\/notes"$/);
     const wide = await idp.token({ aud: notes, groups: ['mcp-writers'], scope: 'mcp:read mcp:write' });
     expect((await callIn('/mcp/notes', wide, 'edit')).status).toBe(200);
+  });
+
+  it("Security: the identity sent upstream states the token's authority, its roles as its scopes narrow them", async () => {
+    // A writer's token consented to mcp:read only: the upstream must not be told "writer".
+    const identityFor = async (scope: string): Promise<Record<string, unknown>> => {
+      const token = await idp.token({ aud: recorded, groups: ['mcp-writers'], scope });
+      const res = await post('/mcp/recorded', token, { jsonrpc: '2.0', id: 1, method: 'ping' });
+      expect(res.status).toBe(200);
+      await res.text();
+      const jwt = identities.at(-1) ?? '';
+      return JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+    };
+    expect(await identityFor('mcp:read')).toMatchObject({ roles: [], user_roles: ['writer'], scope: 'mcp:read', scope_roles: ['reader'] });
+    expect(await identityFor('mcp:read mcp:write')).toMatchObject({ roles: ['writer'], user_roles: ['writer'], scope_roles: ['reader', 'writer'] });
   });
 
   it('a reader whose roles refuse gets a JSON-RPC denial, not a step-up no scope could cure', async () => {
