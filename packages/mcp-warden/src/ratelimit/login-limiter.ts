@@ -5,6 +5,7 @@
  * way to load the server). The same limits and the same counter store as credentials (`auth.rateLimit`).
  */
 import { createHmac, randomBytes } from 'node:crypto';
+import { foldUsername } from '../users/username.js';
 import { count, waitSeconds } from './auth-limiter.js';
 import { type AttemptLimit, type LimiterBackend, memoryBackend } from './backend.js';
 
@@ -28,8 +29,12 @@ export interface LoginLimiterOptions {
 
 export function createLoginLimiter(options: LoginLimiterOptions, backend: LimiterBackend = memoryBackend): LoginLimiter {
   const secret = options.nameSecret ?? randomBytes(32).toString('base64url');
-  /** Names are counted case-folded and NFKC-normalised, so `Alice` and `ＡＬＩＣＥ` share one counter. */
-  const nameKey = (username: string): string => createHmac('sha256', secret).update(username.normalize('NFKC').toLowerCase()).digest('base64url');
+  /**
+   * Names are counted folded exactly as accounts are looked up (`foldUsername`), so every spelling
+   * that signs in to one account shares its counter: `Alice`, `ＡＬＩＣＥ`, and `alıce` (dotless ı,
+   * which upper-cases to I) alike. A weaker fold gave each `i` or `ß` of a name a second counter.
+   */
+  const nameKey = (username: string): string => createHmac('sha256', secret).update(foldUsername(username)).digest('base64url');
   const byAddress = backend.counter(options.perAddress, 'login-addr');
   const byName = backend.counter(options.perAccount, 'login-name');
   return {
