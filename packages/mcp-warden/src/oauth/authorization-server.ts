@@ -168,6 +168,24 @@ function sendPage(res: ServerResponse, status: number, html: string, nonce: stri
   res.end(html);
 }
 
+/** Open registrations one client address may make per window. */
+const REGISTRATIONS_PER_WINDOW = 30;
+const REGISTRATION_WINDOW_MS = 10 * 60_000;
+/** Caps on a client's metadata: what an anonymous registration may store. */
+const MAX_CLIENT_NAME = 200;
+const MAX_REDIRECT_URIS = 10;
+const MAX_URI_LENGTH = 2048;
+const MAX_METADATA_BYTES = 16 * 1024;
+
+/** Whether an authorization request (GET query) carries a PKCE S256 code challenge. A POSTed form is left to the provider. */
+function hasS256Challenge(url: string, query: number): boolean {
+  if (query < 0) return false;
+  const params = new URLSearchParams(url.slice(query + 1));
+  const challenge = params.getAll('code_challenge');
+  const method = params.getAll('code_challenge_method');
+  return challenge.length === 1 && challenge[0] !== '' && method.length === 1 && method[0] === 'S256';
+}
+
 function sendError(res: ServerResponse, status: number, title: string, message: string): void {
   if (res.headersSent) {
     res.destroy();
@@ -321,6 +339,12 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
         if (value !== undefined && typeof value !== 'string') throw new errors.InvalidClientMetadata(`${key} must be a string`);
         if (key !== 'software_id') return;
         const redirects: unknown = metadata.redirect_uris;
+        // What anyone may store by registering is bounded.
+        if (typeof metadata.client_name === 'string' && metadata.client_name.length > MAX_CLIENT_NAME) throw new errors.InvalidClientMetadata(`client_name must be at most ${MAX_CLIENT_NAME} characters`);
+        if (Array.isArray(redirects) && (redirects.length > MAX_REDIRECT_URIS || redirects.some((uri) => String(uri).length > MAX_URI_LENGTH))) {
+          throw new errors.InvalidRedirectUri(`at most ${MAX_REDIRECT_URIS} redirect_uris of at most ${MAX_URI_LENGTH} characters each`);
+        }
+        if (Buffer.byteLength(JSON.stringify(metadata)) > MAX_METADATA_BYTES) throw new errors.InvalidClientMetadata(`the client metadata must be at most ${MAX_METADATA_BYTES / 1024} KiB`);
         if (Array.isArray(redirects) && !redirects.every(isAllowedRedirectUri)) {
           throw new errors.InvalidRedirectUri('redirect_uris must use https, or http with a loopback host (localhost, 127.0.0.1, [::1])');
         }
@@ -595,6 +619,20 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   const owns = (path: string): boolean =>
     path === '/.well-known/oauth-authorization-server' || path === '/.well-known/openid-configuration' || path.startsWith('/oauth/');
 
+  /** Registrations per client address in the current window (open registration is unauthenticated). */
+  const registrations = new Map<string, { count: number; readonly until: number }>();
+  const registrationAllowed = (address: string): number | undefined => {
+    const now = Date.now();
+    if (registrations.size > 10_000) for (const [key, entry] of registrations) if (entry.until <= now) registrations.delete(key);
+    let entry = registrations.get(address);
+    if (entry === undefined || entry.until <= now) {
+      entry = { count: 0, until: now + REGISTRATION_WINDOW_MS };
+      registrations.set(address, entry);
+    }
+    entry.count += 1;
+    return entry.count > REGISTRATIONS_PER_WINDOW ? Math.ceil((entry.until - now) / 1000) : undefined;
+  };
+
   let publicJwks: { keys: JsonWebKey[] } | undefined;
   return {
     issuer: options.issuer,
@@ -603,6 +641,21 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
       const query = url.indexOf('?');
       const path = query < 0 ? url : url.slice(0, query);
       if (!owns(path)) return false;
+      if (path === '/oauth/register' && req.method === 'POST' && options.config.registration.mode === 'open') {
+        const wait = registrationAllowed(req.socket.remoteAddress ?? '');
+        if (wait !== undefined) {
+          res.writeHead(429, { 'content-type': 'application/json', 'retry-after': String(wait), 'cache-control': 'no-store' });
+          res.end(JSON.stringify({ error: 'temporarily_unavailable', error_description: `too many client registrations from this address; try again in ${wait} s` }));
+          return true;
+        }
+      }
+      if (path === '/oauth/authorize' && !hasS256Challenge(url, query)) {
+        // Refused here, not by the provider: it would send the error to the client's redirect_uri,
+        // and for a client anyone may register that is an open redirect with no user interaction
+        // (RFC 9700 §4.11.2). Every MCP client sends PKCE with S256 (MCP authorization, 2.1 §7.5.2).
+        sendError(res, 400, 'Invalid request', 'This sign-in link is not valid: it lacks the PKCE code challenge (S256) this server requires. Go back to the application and try again.');
+        return true;
+      }
       req.headers['x-forwarded-proto'] = issuerUrl.protocol.slice(0, -1);
       req.headers['x-forwarded-host'] = issuerUrl.host;
       if (path.startsWith('/oauth/interaction/') || (federation !== undefined && path === federation.callbackPath)) {

@@ -186,6 +186,32 @@ describe('Security: registration and redirects', () => {
     expect((await as.store.oauth.list('Client')).length).toBe(before);
   });
 
+  it('bounds what an anonymous registration may store: name length, redirect URIs, metadata size', async () => {
+    const as = await startAs();
+    const before = (await as.store.oauth.list('Client')).length;
+    const refused = [
+      { ...publicClient('http://127.0.0.1:1/cb'), client_name: 'x'.repeat(201) },
+      { ...publicClient('http://127.0.0.1:1/cb'), redirect_uris: Array.from({ length: 11 }, (_, i) => `http://127.0.0.1:1/cb${i}`) },
+      { ...publicClient(`http://127.0.0.1:1/${'p'.repeat(2100)}`) },
+    ];
+    for (const metadata of refused) {
+      const response = await register(as.base, metadata);
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { error: string }).error).toMatch(/^invalid_(client_metadata|redirect_uri)$/);
+    }
+    expect((await as.store.oauth.list('Client')).length).toBe(before);
+    expect((await register(as.base, { ...publicClient('http://127.0.0.1:1/cb'), client_name: 'x'.repeat(200) })).status).toBe(201);
+  });
+
+  it('throttles open registration per client address: 429 with Retry-After past 30 in ten minutes', async () => {
+    const as = await startAs();
+    for (let i = 0; i < 30; i++) expect((await register(as.base, publicClient('http://127.0.0.1:1/cb'))).status).toBe(201);
+    const refused = await register(as.base, publicClient('http://127.0.0.1:1/cb'));
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(((await refused.json()) as { error: string }).error).toBe('temporarily_unavailable');
+  });
+
   it('never redirects to a URI from the request that the client did not register (open redirect)', async () => {
     const as = await startAs();
     const client = await registerClient(as.base);
