@@ -649,7 +649,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
           return true;
         }
       }
-      if (path === '/oauth/authorize' && !hasS256Challenge(url, query)) {
+      if (path === '/oauth/authorize' && req.method === 'GET' && !hasS256Challenge(url, query)) {
         // Refused here, not by the provider: it would send the error to the client's redirect_uri,
         // and for a client anyone may register that is an open redirect with no user interaction
         // (RFC 9700 §4.11.2). Every MCP client sends PKCE with S256 (MCP authorization, 2.1 §7.5.2).
