@@ -109,12 +109,13 @@ function namesKey(names: readonly string[]): string | undefined {
   return names.length === 1 ? names[0] : names.join('\u0000');
 }
 
+/** What a target other than a URI is tested as, beside itself: nothing. */
+const NO_VARIANTS: readonly string[] = Object.freeze([]);
+
 /**
  * Roles → permissions, per MCP action. Default deny; a deny rule wins over any allow; every decision
  * names the rule that made it and says why in words.
  */
-const NO_VARIANTS: readonly string[] = Object.freeze([]);
-
 export class Policy {
   readonly annotations: ToolAnnotationRegistry;
   readonly #roles = new Map<string, CompiledRole>();
