@@ -4,6 +4,7 @@
  * `AuthInfo`) and the parsed body.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { EventIdSeal } from '../mcp/filter.js';
 import { filterNodeResponse } from '../mcp/filter-node.js';
 import { nodeRequestView, readNodeBody } from '../node-http.js';
 import { type Warden, type WardenOptions, createWarden } from '../pipeline.js';
@@ -19,6 +20,12 @@ export type WardenNodeHandler = (req: AuthenticatedRequest, res: ServerResponse,
 export interface WithWardenOptions {
   /** The id the host gave the request (what its logs carry): its audit events get it too. */
   readonly requestId?: (req: IncomingMessage) => string | undefined;
+  /**
+   * How the ids of the answer's SSE events are rewritten for this caller (`undefined`: left as
+   * they are). The gateway seals an HTTP upstream's event ids to the principal, and opens a
+   * `Last-Event-ID` again before it goes upstream.
+   */
+  readonly eventIds?: (principal: Principal) => EventIdSeal | undefined;
 }
 
 /** The host's id of a request; a host callback that throws leaves the pipeline to make one. */
@@ -48,7 +55,7 @@ export function withWarden(
           return;
         }
         (req as AuthenticatedRequest).auth = result.authInfo;
-        if (result.lists !== undefined) filterNodeResponse(res, result.lists, result.principal, pipeline.policy);
+        if (result.lists !== undefined) filterNodeResponse(res, result.lists, result.principal, pipeline.policy, adapter.eventIds?.(result.principal));
         await handler(req, res, result.body, result.principal);
       })
       .catch((error: unknown) => {

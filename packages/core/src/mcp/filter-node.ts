@@ -3,7 +3,7 @@ import { StringDecoder } from 'node:string_decoder';
 import zlib from 'node:zlib';
 import type { Policy } from '../authz/policy.js';
 import type { Principal } from '../types.js';
-import { type PendingLists, SseListFilter, codingRefusalBody, filterJsonChunks } from './filter.js';
+import { type EventIdSeal, type PendingLists, SseListFilter, codingRefusalBody, filterJsonChunks } from './filter.js';
 
 type WriteCallback = (error?: Error | null) => void;
 
@@ -153,7 +153,7 @@ function droppedEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
  * gzip, deflate and br (what clients' fetch decodes). Any other coding cannot be read, and the answer
  * is replaced by a JSON-RPC error (500): passed on, the client would decode it and see every list.
  */
-export function filterNodeResponse(res: ServerResponse, lists: PendingLists, principal: Principal, policy: Policy): void {
+export function filterNodeResponse(res: ServerResponse, lists: PendingLists, principal: Principal, policy: Policy, sealId?: EventIdSeal): void {
   const originalWriteHead = res.writeHead;
   const originalWrite = res.write;
   const originalEnd = res.end;
@@ -238,7 +238,7 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
 
   /** Filters SSE text (or bytes) and writes what may go on now. */
   const relaySse = (piece: string, cb?: WriteCallback): boolean => {
-    sse ??= new SseListFilter(lists, principal, policy, bytes === true);
+    sse ??= new SseListFilter(lists, principal, policy, bytes === true, sealId);
     const out = sse.pushPieces(piece);
     if (out.length === 0) {
       if (cb !== undefined) process.nextTick(cb);
@@ -256,7 +256,7 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
   const finishSse = (): void => {
     if (closed) return;
     closed = true;
-    sse ??= new SseListFilter(lists, principal, policy, bytes === true);
+    sse ??= new SseListFilter(lists, principal, policy, bytes === true, sealId);
     const out = [...(bytes === true ? [] : sse.pushPieces(decoder.end())), ...sse.flushPieces()];
     restore();
     const as = written();

@@ -394,6 +394,13 @@ const BOM_BYTES = '\xEF\xBB\xBF';
  * a long line is kept in the pieces it came in, never joined (see list-scan.ts for why a big string
  * is dear).
  */
+/**
+ * Turns an SSE event id (its UTF-8 bytes) into the id the client gets: ASCII, no line ends. The
+ * gateway seals the ids of an HTTP upstream's events to the caller, so a `Last-Event-ID` can only
+ * resume the caller's own events.
+ */
+export type EventIdSeal = (id: Buffer) => string;
+
 export class SseListFilter {
   readonly #lists: PendingLists;
   readonly #principal: Principal;
@@ -408,12 +415,34 @@ export class SseListFilter {
   readonly #bytes: boolean;
   /** The stream's first code units while they may still be a byte order mark; undefined once decided. */
   #opening: string | undefined = '';
+  /** What an event's `id` becomes on the way out (see {@link EventIdSeal}). */
+  readonly #sealId: EventIdSeal | undefined;
 
-  constructor(lists: PendingLists, principal: Principal, policy: Policy, bytes = false) {
+  constructor(lists: PendingLists, principal: Principal, policy: Policy, bytes = false, sealId?: EventIdSeal) {
     this.#lists = lists;
     this.#principal = principal;
     this.#policy = policy;
     this.#bytes = bytes;
+    this.#sealId = sealId;
+  }
+
+  /** An event's lines with a non-empty `id` field sealed (an empty one, which resets the client's last id, stays). */
+  #sealed(lines: Line[]): Line[] {
+    const seal = this.#sealId;
+    if (seal === undefined) return lines;
+    // Copied only when an id is sealed: most events (an answer without resumability) have none.
+    let sealed: Line[] | undefined;
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i] as Line;
+      const head = lineHead(line, 4);
+      if (!head.startsWith('id:')) continue;
+      const value = lineTail(line, head === 'id: ' ? 4 : 3).join('');
+      // Empty: resets the client's last id. With a NUL: ignored by clients (WHATWG HTML, "process the field").
+      if (value === '' || value.includes('\0')) continue;
+      sealed ??= [...lines];
+      sealed[i] = [`id: ${seal(Buffer.from(value, this.#bytes ? 'latin1' : 'utf8'))}`];
+    }
+    return sealed ?? lines;
   }
 
   /** Accepts a chunk of the stream; returns the text to send on now. */
@@ -484,7 +513,7 @@ export class SseListFilter {
     // dispatched), and its raw text, say a list cut off when the upstream died, would show what the
     // policy hides to anyone reading the bytes. Its finished lines of other fields go on (a client
     // applies `retry` as soon as it reads it); no blank line follows them.
-    const lines = this.#lines;
+    const lines = this.#sealed(this.#lines);
     this.#lines = [];
     this.#held = [];
     this.#afterCr = false;
@@ -493,7 +522,7 @@ export class SseListFilter {
   }
 
   #dispatch(out: Pieces): void {
-    const lines = this.#lines;
+    const lines = this.#sealed(this.#lines);
     this.#lines = [];
     let eventType = 'message';
     const data: Line[] = [];

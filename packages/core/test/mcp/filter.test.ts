@@ -570,3 +570,42 @@ describe('SseListFilter on a GET stream (NO_LIST_REQUESTS)', () => {
     });
   });
 });
+
+describe('SseListFilter sealing event ids', () => {
+  const seal = (id: Buffer): string => `S(${id.toString('hex')})`;
+  const hex = (text: string): string => Buffer.from(text, 'utf8').toString('hex');
+
+  it('seals every non-empty id, whatever the event, however the stream is cut, in text and in bytes', () => {
+    const call = '{"jsonrpc":"2.0","id":8,"result":{"content":[]}}';
+    const stream = [
+      'id: prime-1\ndata: \n\n',
+      `event: message\nid:é-2\ndata: ${JSON.stringify(toolsResponse)}\n\n`,
+      `id: 3\ndata: ${call}\n\n`,
+      'id\ndata: {"jsonrpc":"2.0","method":"notifications/x"}\n\n',
+      'id: a\u0000b\ndata: {"jsonrpc":"2.0","method":"notifications/y"}\n\n',
+      ': keep-alive\n',
+      'id: tail-4\nretry: 10\n',
+    ].join('');
+    for (const bytes of [false, true]) {
+      const input = bytes ? Buffer.from(stream).toString('latin1') : stream;
+      const every = (n: number): string[] => Array.from({ length: Math.ceil(input.length / n) }, (_, i) => input.slice(i * n, (i + 1) * n));
+      for (const cuts of [[input], every(7), every(1)]) {
+        const filter = new SseListFilter(lists, reader, policy, bytes, seal);
+        const out = cuts.map((piece) => filter.push(piece)).join('') + filter.flush();
+        const text = bytes ? Buffer.from(out, 'latin1').toString('utf8') : out;
+        expect(text).toContain(`id: S(${hex('prime-1')})\ndata: \n\n`);
+        expect(text).toContain(`id: S(${hex('é-2')})\n`);
+        expect(text).toContain(`id: S(${hex('3')})\ndata: ${call}\n\n`);
+        // The list answer is filtered as without sealing.
+        expect(text).toContain('"read_file"');
+        expect(text).not.toContain('"rm"');
+        // An empty id (a reset) and one with a NUL (which clients ignore) pass as they are.
+        expect(text).toContain('id\ndata: {"jsonrpc":"2.0","method":"notifications/x"}');
+        expect(text).toContain('id: a\u0000b\n');
+        // The unfinished event at the end keeps its id line, sealed.
+        expect(text).toContain(`id: S(${hex('tail-4')})\nretry: 10\n`);
+        expect(text).not.toMatch(/^id: (prime-1|é-2|3|tail-4)$/m);
+      }
+    }
+  });
+});

@@ -8,7 +8,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { JSONWebKeySet } from 'jose';
-import { type AuditEvent, Policy, type RoleDefinition, type Verb, canonicalResourceUri, createOriginCheck, createWarden, isLoopbackHost, resourceMetadata } from '@mcp-warden/core';
+import { type AuditEvent, Policy, type Principal, type RoleDefinition, type Verb, canonicalResourceUri, createOriginCheck, createWarden, isLoopbackHost, resourceMetadata } from '@mcp-warden/core';
 import { withWarden } from '@mcp-warden/core/node';
 import { ConfigError } from '../config/load.js';
 import type { UpstreamConfig, WardenConfig } from '../config/schema.js';
@@ -19,7 +19,7 @@ import { StdioUpstream } from '../upstream/stdio.js';
 import type { Upstream, UpstreamLogger } from '../upstream/types.js';
 import { createGatewayMetrics } from './metrics.js';
 import { IdentitySigner } from './identity.js';
-import { SessionSigner } from './sessions.js';
+import { EventIds, SessionSigner } from './sessions.js';
 
 export interface GatewayOptions {
   readonly config: WardenConfig;
@@ -458,15 +458,32 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           maxBodyBytes: next.server.maxBodyBytes,
           maxBatchSize: next.server.maxBatchSize,
         });
+        // An HTTP upstream's SSE event ids reach the client sealed to the caller (`EventIds`): a
+        // Last-Event-ID resumes the caller's own events only. (The stdio bridge keeps no events.)
+        const eventIds = upstreamConfig.type === 'http' ? new EventIds(signer, name) : undefined;
         const handler = withWarden(
           warden,
           (req, res, body, principal) => {
             // Draining: what lets the work in flight finish is served; new work goes to another instance.
             if (draining && !finishesWork(req.method, body)) return refuseWhileDraining(res, requestIdOf(body));
+            if (eventIds !== undefined && req.headers['last-event-id'] !== undefined) {
+              const opened = eventIds.open(principal.id, req.headers['last-event-id']);
+              if (opened === undefined) {
+                return json(res, 400, {
+                  jsonrpc: '2.0',
+                  id: null,
+                  error: { code: -32000, message: 'Bad Request: Last-Event-ID is not an event id this gateway sent this caller' },
+                });
+              }
+              req.headers['last-event-id'] = opened;
+            }
             if (req.method === 'GET' || (typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'subscriptions/listen')) settle(res);
             return upstream.handle(req, res, body, principal, requestIds.get(req));
           },
-          { requestId: (req) => requestIds.get(req) },
+          {
+            requestId: (req) => requestIds.get(req),
+            ...(eventIds === undefined ? {} : { eventIds: (principal: Principal) => (id: Buffer) => eventIds.seal(principal.id, id) }),
+          },
         );
         nextRoutes.set(`/mcp/${name}`, (req, res, requestId) => {
           const stop = metrics.request(name);

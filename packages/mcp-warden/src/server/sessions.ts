@@ -40,3 +40,33 @@ export class SessionSigner {
     return given.length === expected.length && timingSafeEqual(given, expected) ? inner : undefined;
   }
 }
+
+/**
+ * SSE event ids of an HTTP upstream, sealed to the caller: the client gets `<base64url of the
+ * upstream's id>.<MAC>`, signed like a session id for the upstream's name plus `#events` (a name
+ * never has '#', so an event id never passes for a session id). A `Last-Event-ID` that was not sealed
+ * for the same principal opens to nothing, so one principal cannot resume another's stream from an
+ * upstream whose event store spans sessions; any gateway instance sharing the key can open it.
+ */
+export class EventIds {
+  readonly #signer: SessionSigner;
+  readonly #scope: string;
+
+  constructor(signer: SessionSigner, upstream: string) {
+    this.#signer = signer;
+    this.#scope = `${upstream}#events`;
+  }
+
+  /** The id the client gets for the upstream's event id (its bytes). */
+  seal(principalId: string, id: Buffer): string {
+    return this.#signer.sign(this.#scope, principalId, id.toString('base64url'));
+  }
+
+  /** The upstream's event id (bytes as latin1 code units, what an HTTP header carries), or undefined when `sealed` is not one sealed for this principal. */
+  open(principalId: string, sealed: string | readonly string[]): string | undefined {
+    if (typeof sealed !== 'string') return undefined;
+    const inner = this.#signer.verify(this.#scope, principalId, sealed.trim());
+    if (inner === undefined || !/^[A-Za-z0-9_-]*$/.test(inner)) return undefined;
+    return Buffer.from(inner, 'base64url').toString('latin1');
+  }
+}

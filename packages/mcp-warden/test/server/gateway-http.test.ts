@@ -203,5 +203,41 @@ describe('gateway in front of Streamable HTTP upstreams', () => {
       expect(replayed).toContain('"echo"');
       expect(replayed).not.toContain('toggle-simulated-logging');
     });
+
+    it("Security: a Last-Event-ID resumes only the caller's own events: another principal's, or the upstream's raw id, is refused", async () => {
+      // The upstream's event ids reach the client sealed to the principal; an upstream whose event
+      // store spans sessions would otherwise replay A's events to B (found by an adversarial probe).
+      const r = await connect('everything', reader);
+      const transport = r.transport as StreamableHTTPClientTransport;
+      const posted = await fetch(`${gateway.url}/mcp/everything`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${reader}`,
+          'mcp-session-id': transport.sessionId ?? '',
+          'mcp-protocol-version': '2025-11-25',
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 42, method: 'ping' }),
+      });
+      const sealed = /^id: (.+)$/m.exec(await posted.text())?.[1] ?? '';
+      expect(sealed).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$/);
+      // server-everything's own id, as the upstream sent it.
+      const raw = Buffer.from(sealed.split('.')[0] ?? '', 'base64url').toString('utf8');
+      expect(raw).not.toBe(sealed);
+      const a = await connect('everything', admin);
+      const adminSession = (a.transport as StreamableHTTPClientTransport).sessionId ?? '';
+      for (const [key, session, lastEventId] of [
+        [admin, adminSession, sealed],
+        [reader, transport.sessionId ?? '', raw],
+        [reader, transport.sessionId ?? '', `${sealed}x`],
+      ] as const) {
+        const resumed = await fetch(`${gateway.url}/mcp/everything`, {
+          headers: { authorization: `Bearer ${key}`, 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25', accept: 'text/event-stream', 'last-event-id': lastEventId },
+        });
+        expect(resumed.status, lastEventId).toBe(400);
+        expect(await resumed.text()).toContain('Last-Event-ID is not an event id this gateway sent this caller');
+      }
+    });
   });
 });
