@@ -466,7 +466,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           (req, res, body, principal) => {
             // Draining: what lets the work in flight finish is served; new work goes to another instance.
             if (draining && !finishesWork(req.method, body)) return refuseWhileDraining(res, requestIdOf(body));
-            if (eventIds !== undefined && req.headers['last-event-id'] !== undefined) {
+            // Only a GET resumes (the relay drops the header on other methods, as before).
+            if (eventIds !== undefined && req.method === 'GET' && req.headers['last-event-id'] !== undefined) {
               const opened = eventIds.open(principal.id, req.headers['last-event-id']);
               if (opened === undefined) {
                 return json(res, 400, {
