@@ -195,6 +195,36 @@ function sendError(res: ServerResponse, status: number, title: string, message: 
   sendPage(res, status, renderErrorPage({ nonce, title, message }), nonce);
 }
 
+/**
+ * Shows the error of an authorization request on a page instead of sending it to the client's
+ * redirect_uri when the request comes straight to `/oauth/authorize` (before the user has done
+ * anything here): anyone may register a client whose redirect_uri they own, and the error redirect
+ * would make this server's origin an open redirect (RFC 9700 §4.11.2). A code, and errors after
+ * sign-in or consent (`/oauth/authorize/<uid>`), still go to the client.
+ */
+function pageInsteadOfErrorRedirect(res: ServerResponse, origin: string): void {
+  const end = res.end;
+  res.end = function patchedEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
+    res.end = end;
+    const location = this.getHeader('location');
+    if (!this.headersSent && this.statusCode >= 300 && this.statusCode < 400 && typeof location === 'string') {
+      let target: URL | undefined;
+      try {
+        target = new URL(location, origin);
+      } catch {
+        target = undefined;
+      }
+      const error = target?.searchParams.get('error') ?? new URLSearchParams(target?.hash.slice(1) ?? '').get('error');
+      if (target !== undefined && target.origin !== origin && error !== null) {
+        for (const name of ['location', 'content-type', 'content-length']) this.removeHeader(name);
+        sendError(this, 400, 'Sign-in could not start', `The application asked for something this server cannot grant (${error.slice(0, 64)}). Go back to the application and try again.`);
+        return this;
+      }
+    }
+    return (end as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as typeof res.end;
+}
+
 /** Creates the authorization server: loads or creates its keys, then configures oidc-provider. */
 export async function createAuthorizationServer(options: AuthorizationServerOptions): Promise<AuthorizationServer> {
   const issuerUrl = validateOptions(options);
@@ -656,6 +686,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
         sendError(res, 400, 'Invalid request', 'This sign-in link is not valid: it lacks the PKCE code challenge (S256) this server requires. Go back to the application and try again.');
         return true;
       }
+      if (path === '/oauth/authorize') pageInsteadOfErrorRedirect(res, issuerUrl.origin);
       req.headers['x-forwarded-proto'] = issuerUrl.protocol.slice(0, -1);
       req.headers['x-forwarded-host'] = issuerUrl.host;
       if (path.startsWith('/oauth/interaction/') || (federation !== undefined && path === federation.callbackPath)) {

@@ -150,15 +150,18 @@ describe('authorization code with PKCE', () => {
     }
   });
 
-  it('refuses a resource it does not serve with invalid_target', async () => {
+  it('refuses a resource it does not serve with invalid_target, on a page: no error redirect before the user did anything', async () => {
+    // Sent to the redirect_uri, the error would make this server an open redirect for any client
+    // anyone registers (RFC 9700 §4.11.2).
     const as = await startAs();
     const client = await registerClient(as.base);
     const { challenge } = pkce();
-    const response = await new Browser().fetch(
-      authorizeUrl(as.base, { clientId: client.client_id, redirectUri: client.redirect_uri, resource: 'https://other.example/mcp', challenge, challengeMethod: 'S256' }),
-    );
-    const location = new URL(response.headers.get('location') as string);
-    expect(location.searchParams.get('error')).toBe('invalid_target');
+    for (const extra of [{ resource: 'https://other.example/mcp' }, { resource: as.resource, extra: { response_type: 'token' } }, { resource: as.resource, extra: { prompt: 'none' } }]) {
+      const response = await new Browser().fetch(authorizeUrl(as.base, { clientId: client.client_id, redirectUri: client.redirect_uri, challenge, challengeMethod: 'S256', ...extra }));
+      expect(response.status).toBe(400);
+      expect(response.headers.get('location')).toBeNull();
+      expect(await response.text()).toMatch(/invalid_target|unsupported_response_type|login_required|invalid_request/);
+    }
   });
 
   it('mints the audience of the resource asked for, in canonical form', async () => {
