@@ -156,7 +156,12 @@ describe('authorization code with PKCE', () => {
     const as = await startAs();
     const client = await registerClient(as.base);
     const { challenge } = pkce();
-    for (const extra of [{ resource: 'https://other.example/mcp' }, { resource: as.resource, extra: { response_type: 'token' } }, { resource: as.resource, extra: { prompt: 'none' } }]) {
+    const cases: { resource: string; extra?: Record<string, string> }[] = [
+      { resource: 'https://other.example/mcp' },
+      { resource: as.resource, extra: { response_type: 'token' } },
+      { resource: as.resource, extra: { prompt: 'none' } },
+    ];
+    for (const extra of cases) {
       const response = await new Browser().fetch(authorizeUrl(as.base, { clientId: client.client_id, redirectUri: client.redirect_uri, challenge, challengeMethod: 'S256', ...extra }));
       expect(response.status).toBe(400);
       expect(response.headers.get('location')).toBeNull();
