@@ -37,6 +37,8 @@ import type { Store } from '../store/types.js';
 import { storeAdapter } from './adapter.js';
 import { type Federation, createFederation } from './federation.js';
 import { ID_TOKEN_TTL_SECONDS, loadSigningKeys, publicJwk, signingKeyRetentionMs } from './keys.js';
+import { count, waitSeconds } from '../ratelimit/auth-limiter.js';
+import { type AttemptLimit, type LimiterBackend, memoryBackend } from '../ratelimit/backend.js';
 import type { LoginLimiter } from '../ratelimit/login-limiter.js';
 import { type ScopeView, newNonce, pageHeaders, renderConsentPage, renderErrorPage, renderLoginPage } from './pages.js';
 
@@ -76,6 +78,11 @@ export interface AuthorizationServerOptions {
   readonly fetch?: typeof fetch;
   /** Throttles failed sign-ins per address and per name; absent, the login form is not throttled. */
   readonly loginLimiter?: LoginLimiter;
+  /**
+   * Where open registrations are counted per client address (the gateway's limiter backend: Redis,
+   * shared by every instance, when configured). @default this process's memory
+   */
+  readonly limiters?: LimiterBackend;
 }
 
 /** The authorization server, ready to take requests. */
@@ -168,23 +175,13 @@ function sendPage(res: ServerResponse, status: number, html: string, nonce: stri
   res.end(html);
 }
 
-/** Open registrations one client address may make per window. */
-const REGISTRATIONS_PER_WINDOW = 30;
-const REGISTRATION_WINDOW_MS = 10 * 60_000;
+/** Open registrations one client address may make: 30 per ten minutes, then none until the window ends. */
+const REGISTRATION_LIMIT: AttemptLimit = { attempts: 30, window: 10 * 60_000, block: 10 * 60_000 };
 /** Caps on a client's metadata: what an anonymous registration may store. */
 const MAX_CLIENT_NAME = 200;
 const MAX_REDIRECT_URIS = 10;
 const MAX_URI_LENGTH = 2048;
 const MAX_METADATA_BYTES = 16 * 1024;
-
-/** Whether an authorization request (GET query) carries a PKCE S256 code challenge. A POSTed form is left to the provider. */
-function hasS256Challenge(url: string, query: number): boolean {
-  if (query < 0) return false;
-  const params = new URLSearchParams(url.slice(query + 1));
-  const challenge = params.getAll('code_challenge');
-  const method = params.getAll('code_challenge_method');
-  return challenge.length === 1 && challenge[0] !== '' && method.length === 1 && method[0] === 'S256';
-}
 
 function sendError(res: ServerResponse, status: number, title: string, message: string): void {
   if (res.headersSent) {
@@ -649,18 +646,26 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   const owns = (path: string): boolean =>
     path === '/.well-known/oauth-authorization-server' || path === '/.well-known/openid-configuration' || path.startsWith('/oauth/');
 
-  /** Registrations per client address in the current window (open registration is unauthenticated). */
-  const registrations = new Map<string, { count: number; readonly until: number }>();
-  const registrationAllowed = (address: string): number | undefined => {
-    const now = Date.now();
-    if (registrations.size > 10_000) for (const [key, entry] of registrations) if (entry.until <= now) registrations.delete(key);
-    let entry = registrations.get(address);
-    if (entry === undefined || entry.until <= now) {
-      entry = { count: 0, until: now + REGISTRATION_WINDOW_MS };
-      registrations.set(address, entry);
+  /** Open registrations per client address (open registration is unauthenticated). */
+  const registrations = (options.limiters ?? memoryBackend).counter(REGISTRATION_LIMIT, 'register-addr');
+  /** Seconds to wait when the address has used up its registrations; each other call counts one. Rejects when the store fails. */
+  const registrationWait = async (address: string): Promise<number | undefined> => {
+    const wait = waitSeconds(await registrations.get(address));
+    if (wait === undefined) await count(registrations, address, REGISTRATION_LIMIT);
+    return wait;
+  };
+  const routeToProvider = (req: IncomingMessage, res: ServerResponse, path: string): void => {
+    if (path === '/oauth/authorize') pageInsteadOfErrorRedirect(res, issuerUrl.origin);
+    req.headers['x-forwarded-proto'] = issuerUrl.protocol.slice(0, -1);
+    req.headers['x-forwarded-host'] = issuerUrl.host;
+    if (path.startsWith('/oauth/interaction/') || (federation !== undefined && path === federation.callbackPath)) {
+      serveInteraction(req, res, path).catch((error: unknown) => {
+        logger.error({ error: (error as Error).name, message: (error as Error).message }, 'authorization server: interaction failed');
+        sendError(res, 500, 'Something went wrong', 'The sign-in could not be completed. Go back to the application and try again.');
+      });
+    } else {
+      void callback(req, res);
     }
-    entry.count += 1;
-    return entry.count > REGISTRATIONS_PER_WINDOW ? Math.ceil((entry.until - now) / 1000) : undefined;
   };
 
   let publicJwks: { keys: JsonWebKey[] } | undefined;
@@ -672,31 +677,21 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
       const path = query < 0 ? url : url.slice(0, query);
       if (!owns(path)) return false;
       if (path === '/oauth/register' && req.method === 'POST' && options.config.registration.mode === 'open') {
-        const wait = registrationAllowed(req.socket.remoteAddress ?? '');
-        if (wait !== undefined) {
-          res.writeHead(429, { 'content-type': 'application/json', 'retry-after': String(wait), 'cache-control': 'no-store' });
-          res.end(JSON.stringify({ error: 'temporarily_unavailable', error_description: `too many client registrations from this address; try again in ${wait} s` }));
-          return true;
-        }
-      }
-      if (path === '/oauth/authorize' && req.method === 'GET' && !hasS256Challenge(url, query)) {
-        // Refused here, not by the provider: it would send the error to the client's redirect_uri,
-        // and for a client anyone may register that is an open redirect with no user interaction
-        // (RFC 9700 §4.11.2). Every MCP client sends PKCE with S256 (MCP authorization, 2.1 §7.5.2).
-        sendError(res, 400, 'Invalid request', 'This sign-in link is not valid: it lacks the PKCE code challenge (S256) this server requires. Go back to the application and try again.');
+        registrationWait(req.socket.remoteAddress ?? '').then(
+          (wait) => {
+            if (wait === undefined) return routeToProvider(req, res, path);
+            res.writeHead(429, { 'content-type': 'application/json', 'retry-after': String(wait), 'cache-control': 'no-store' });
+            res.end(JSON.stringify({ error: 'temporarily_unavailable', error_description: `too many client registrations from this address; try again in ${wait} s` }));
+          },
+          // The counter's store (Redis) cannot be reached: closed, as for the sign-in counters.
+          () => {
+            res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '5', 'cache-control': 'no-store' });
+            res.end(JSON.stringify({ error: 'temporarily_unavailable', error_description: 'registration is unavailable; try again shortly' }));
+          },
+        );
         return true;
       }
-      if (path === '/oauth/authorize') pageInsteadOfErrorRedirect(res, issuerUrl.origin);
-      req.headers['x-forwarded-proto'] = issuerUrl.protocol.slice(0, -1);
-      req.headers['x-forwarded-host'] = issuerUrl.host;
-      if (path.startsWith('/oauth/interaction/') || (federation !== undefined && path === federation.callbackPath)) {
-        serveInteraction(req, res, path).catch((error: unknown) => {
-          logger.error({ error: (error as Error).name, message: (error as Error).message }, 'authorization server: interaction failed');
-          sendError(res, 500, 'Something went wrong', 'The sign-in could not be completed. Go back to the application and try again.');
-        });
-      } else {
-        void callback(req, res);
-      }
+      routeToProvider(req, res, path);
       return true;
     },
     jwks() {

@@ -135,6 +135,7 @@ async function builtinAuthorizationServer(context: AuthorizationServerContext, f
       },
       context.services.limiters,
     ),
+    limiters: context.services.limiters,
     ...(fetchOverride === undefined ? {} : { fetch: fetchOverride }),
   });
   return { issuer: server.issuer, handle: (req, res) => server.handle(req, res), jwks: () => server.jwks() as JSONWebKeySet, close: () => server.close() };

@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Browser, authorize, authorizeUrl, claimsOf, closeAll, fullFlow, pkce, registerClient, startAs, tokenRequest } from './as-harness.js';
+import { type LimiterBackend, memoryBackend } from '../../src/ratelimit/backend.js';
 
 afterEach(closeAll);
 
@@ -210,6 +211,16 @@ describe('Security: registration and redirects', () => {
     expect(refused.status).toBe(429);
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(((await refused.json()) as { error: string }).error).toBe('temporarily_unavailable');
+  });
+
+  it('refuses open registration, 503, while the counters cannot be reached (fail closed)', async () => {
+    const down = { ...memoryBackend, counter: () => ({ get: () => Promise.reject(new Error('redis down')) }) } as unknown as LimiterBackend;
+    const as = await startAs({ limiters: down });
+    const before = (await as.store.oauth.list('Client')).length;
+    const refused = await register(as.base, publicClient('http://127.0.0.1:1/cb'));
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect((await as.store.oauth.list('Client')).length).toBe(before);
   });
 
   it('never redirects to a URI from the request that the client did not register (open redirect)', async () => {

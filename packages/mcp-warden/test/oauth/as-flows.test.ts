@@ -134,7 +134,7 @@ describe('authorization code with PKCE', () => {
       const response = await browser.fetch(authorizeUrl(as.base, { clientId: client.client_id, redirectUri: client.redirect_uri, resource: as.resource, ...extra }));
       expect(response.status).toBe(400);
       expect(response.headers.get('location')).toBeNull();
-      expect(await response.text()).toContain('PKCE code challenge (S256)');
+      expect(await response.text()).toContain('invalid_request');
     }
   });
 

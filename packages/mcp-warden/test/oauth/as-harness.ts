@@ -13,6 +13,7 @@ import { type AuthorizationServer, type UserDirectory, createAuthorizationServer
 import { createMemoryStore } from '../../src/store/memory.js';
 import type { Store } from '../../src/store/types.js';
 import type { LoginLimiter } from '../../src/ratelimit/login-limiter.js';
+import type { LimiterBackend } from '../../src/ratelimit/backend.js';
 
 export const PASSWORD = 'correct horse battery staple';
 export const SCOPES = { 'mcp:read': ['reader'], 'mcp:write': ['writer'] } as const;
@@ -96,7 +97,7 @@ export async function closeAll(): Promise<void> {
 
 /** Starts an authorization server on 127.0.0.1 with its own HTTP server. */
 export async function startAs(
-  options: { config?: Record<string, unknown>; store?: Store; users?: TestUsers; directory?: UserDirectory; fetch?: typeof fetch; keepStoreOpen?: boolean; port?: number; loginLimiter?: LoginLimiter } = {},
+  options: { config?: Record<string, unknown>; store?: Store; users?: TestUsers; directory?: UserDirectory; fetch?: typeof fetch; keepStoreOpen?: boolean; port?: number; loginLimiter?: LoginLimiter; limiters?: LimiterBackend } = {},
 ): Promise<RunningAs> {
   const store = options.store ?? createMemoryStore();
   await store.migrate();
@@ -121,6 +122,7 @@ export async function startAs(
     store,
     users: options.directory ?? users,
     logger: { info: log('info'), warn: log('warn'), error: log('error') },
+    ...(options.limiters === undefined ? {} : { limiters: options.limiters }),
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
     ...(options.loginLimiter === undefined ? {} : { loginLimiter: options.loginLimiter }),
   });
