@@ -48,7 +48,7 @@
  * seconds to wait before each run for the machine to be quiet), BENCH_SCENARIOS (a comma-separated
  * subset of a–g; baselines are added),
  * BENCH_LATENCY_DURATION (default 5: seconds of a one-connection latency phase after each measurement; 0: none),
- * BENCH_STORE (sqlite, the default, or memory), BENCH_CPU_PROF (a directory: the gateway processes
+ * BENCH_STORE (sqlite, the default, or memory), BENCH_CPU_PROF (a directory: the gateway and plain-hop processes
  * run with --cpu-prof and write their profiles there), BENCH_GATEWAY_CLI (another build's
  * `dist/cli/main.js`, to compare a change against this one; default: this workspace's).
  */
@@ -91,6 +91,8 @@ const STORE = (() => {
   return raw;
 })();
 const CPU_PROF_DIR = process.env['BENCH_CPU_PROF'] === undefined || process.env['BENCH_CPU_PROF'] === '' ? undefined : resolve(process.env['BENCH_CPU_PROF']);
+/** The flags that make a proxy process (gateway or plain hop) write a CPU profile to BENCH_CPU_PROF. */
+const cpuProfFlags = (): string[] => (CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR]);
 
 const SCENARIOS = ['call-direct', 'call-gateway', 'list-direct', 'list-gateway', 'call-stdio', 'call-hop', 'list-hop'] as const;
 type ScenarioId = (typeof SCENARIOS)[number];
@@ -261,8 +263,8 @@ interface Handle {
 }
 
 /** A server child that reports its port over IPC: the upstream (`gateway-upstream.ts`) or the hop (`gateway-hop.ts`). */
-function startServer(what: string, entry: string, args: readonly string[] = []): Promise<Handle> {
-  const child = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: childEnv() });
+function startServer(what: string, entry: string, args: readonly string[] = [], flags: readonly string[] = []): Promise<Handle> {
+  const child = spawn(process.execPath, [...flags, entry, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: childEnv() });
   const exited = track(child);
   const stop = (): Promise<void> => stopChild(child, exited, () => (child.connected ? child.send('stop') : child.kill('SIGTERM')), 5000);
   return new Promise((resolve, reject) => {
@@ -307,7 +309,7 @@ function startGateway(upstreams: UpstreamsConfig): Promise<GatewayHandle> {
   // JSON is YAML.
   const file = join(dir, 'mcp-warden.yaml');
   writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
-  const flags = CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR];
+  const flags = cpuProfFlags();
   const child = spawn(process.execPath, [...flags, CLI, '--config', file, 'serve'], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -723,7 +725,7 @@ async function measure(id: ScenarioId, round: number, position: number): Promise
   try {
     const upstream = info.via === 'stdio' ? undefined : await startServer('upstream server', builds.upstream);
     if (upstream !== undefined) stops.push(upstream.stop);
-    const hop = info.via === 'hop' ? await startServer('plain hop', builds.hop, [`http://127.0.0.1:${upstream?.port}`]) : undefined;
+    const hop = info.via === 'hop' ? await startServer('plain hop', builds.hop, [`http://127.0.0.1:${upstream?.port}`], cpuProfFlags()) : undefined;
     if (hop !== undefined) stops.unshift(hop.stop);
     let gateway: GatewayHandle | undefined;
     if (info.via === 'gateway' || info.via === 'stdio') {
@@ -960,7 +962,7 @@ async function main(): Promise<void> {
       `Setup: fresh processes per run on 127.0.0.1: the upstream (SDK ${packageVersion('@modelcontextprotocol/sdk')}, Streamable HTTP, ` +
       `stateless, Express), the gateway (mcp-warden serve, ${STORE} store, audit to the database), autocannon ` +
       `${packageVersion('autocannon')} in this process with ${CONNECTIONS} connections (all but e) and ${STDIO_CONNECTIONS} (e: one stdio session ` +
-      `and process each). CPU = /proc/<pid>/stat utime+stime.${CPU_PROF_DIR === undefined ? '' : ` Gateway CPU profiles → ${CPU_PROF_DIR}`}\n`,
+      `and process each). CPU = /proc/<pid>/stat utime+stime.${CPU_PROF_DIR === undefined ? '' : ` Gateway and hop CPU profiles → ${CPU_PROF_DIR}`}\n`,
   );
   if (CPU_PROF_DIR !== undefined) mkdirSync(CPU_PROF_DIR, { recursive: true });
 

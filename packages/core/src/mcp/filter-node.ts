@@ -80,7 +80,10 @@ function withoutRewritten(headers: unknown): unknown {
     return out;
   }
   if (typeof headers === 'object' && headers !== null) {
-    return Object.fromEntries(Object.entries(headers).filter(([key]) => !REWRITTEN.has(key.toLowerCase())));
+    // Usually there is nothing to take out (this runs for every SSE answer): the object itself.
+    for (const key in headers) {
+      if (REWRITTEN.has(key.toLowerCase())) return Object.fromEntries(Object.entries(headers).filter(([name]) => !REWRITTEN.has(name.toLowerCase())));
+    }
   }
   return headers;
 }
@@ -162,12 +165,27 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     res.write = originalWrite;
     res.end = originalEnd;
   };
-  const decoder = new StringDecoder('utf8');
+  /** Decodes the chunks written as bytes to a filter of text; made by the first such chunk. */
+  let decoder: StringDecoder | undefined;
   /** Whether the text is kept as bytes (decided by the first chunk written). */
   let bytes: boolean | undefined;
   const text = (chunk: unknown, encoding?: unknown): string => {
     bytes ??= typeof chunk !== 'string';
-    return bytes ? toBytes(chunk, encoding) : toText(decoder, chunk, encoding);
+    return bytes ? toBytes(chunk, encoding) : toText((decoder ??= new StringDecoder('utf8')), chunk, encoding);
+  };
+  /**
+   * Whether an SSE chunk may be written as it came (see `SseListFilter.passesWhole`): bytes to a
+   * filter of bytes, or a string in UTF-8 to a filter of text that has decoded nothing (a string
+   * after bytes would overtake what the decoder holds).
+   */
+  const passesWhole = (chunk: unknown, encoding: unknown): boolean => {
+    bytes ??= typeof chunk !== 'string';
+    const whole = bytes
+      ? Buffer.isBuffer(chunk)
+      : typeof chunk === 'string' && decoder === undefined && (encoding === undefined || typeof encoding === 'function' || encoding === 'utf8' || encoding === 'utf-8');
+    if (!whole) return false;
+    sse ??= new SseListFilter(lists, principal, policy, bytes, sealId);
+    return sse.passesWhole(chunk as string | Buffer);
   };
   /** How the text's pieces are written: as the bytes they hold, or encoded to UTF-8. */
   const written = (): BufferEncoding => (bytes === true ? 'latin1' : 'utf8');
@@ -257,7 +275,7 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     if (closed) return;
     closed = true;
     sse ??= new SseListFilter(lists, principal, policy, bytes === true, sealId);
-    const out = [...(bytes === true ? [] : sse.pushPieces(decoder.end())), ...sse.flushPieces()];
+    const out = [...(bytes === true || decoder === undefined ? [] : sse.pushPieces(decoder.end())), ...sse.flushPieces()];
     restore();
     const as = written();
     for (let i = 0; i + 1 < out.length; i++) (originalWrite as (...a: unknown[]) => boolean).call(res, out[i], as);
@@ -333,6 +351,7 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
       return true;
     }
     if (mode === 'sse') {
+      if (decoding === undefined && passesWhole(chunk, encoding)) return (originalWrite as (...a: unknown[]) => boolean).call(this, chunk, encoding, callback);
       const piece = text(chunk, encoding);
       if (decoding === undefined) return relaySse(piece, cb);
       const flowing = inflate().write(Buffer.from(piece, 'latin1')) && !res.writableNeedDrain;
@@ -371,7 +390,7 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     if (mode === 'json') {
       restore();
       if (data !== undefined && data !== null) json.push(text(data, enc));
-      if (bytes !== true) json.push(decoder.end());
+      if (bytes !== true && decoder !== undefined) json.push(decoder.end());
       if (decoding !== undefined) {
         let decoded: Buffer;
         try {

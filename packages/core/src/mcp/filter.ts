@@ -270,6 +270,17 @@ function mayHoldList(chunks: readonly string[]): boolean {
   return false;
 }
 
+/** {@link mayHoldList} of one chunk of bytes, read where it lies (no string is made of it). */
+function bytesMayHoldList(chunk: Buffer): boolean {
+  for (const needle of LIST_NEEDLES) if (chunk.includes(needle, 0, 'latin1')) return true;
+  // LETTER_ESCAPE, byte by byte: a backslash, `u00`, then one of `4`–`7`.
+  for (let at = chunk.indexOf('\\u00', 0, 'latin1'); at !== -1; at = chunk.indexOf('\\u00', at + 1, 'latin1')) {
+    const digit = chunk[at + 4];
+    if (digit !== undefined && digit >= 0x34 && digit <= 0x37) return true;
+  }
+  return false;
+}
+
 /**
  * The JSON-RPC error sent instead of an answer whose content coding the filter cannot read (node and
  * web filters alike): passed on, the client would decode it and see every list.
@@ -443,6 +454,40 @@ export class SseListFilter {
       sealed[i] = [`id: ${seal(Buffer.from(value, this.#bytes ? 'latin1' : 'utf8'))}`];
     }
     return sealed ?? lines;
+  }
+
+  /**
+   * Whether a chunk may go on exactly as it came, without being read line by line: it is what
+   * {@link pushPieces} would send for it. That holds for a chunk of whole events (none left open
+   * before it, and it ends with a blank line) with LF line ends only (a CR ending is sent as LF),
+   * no event id to seal, and nothing that may hold a list (see `mayHoldList`) while no list answer
+   * is awaited: every event then goes on as it is. The usual answer to a call (one `message` event in
+   * one chunk) is one, and is checked with a few searches instead of being split into lines and
+   * pieces. `chunk` is a string of the stream's text, or (for a filter of bytes) a Buffer of them.
+   * Returns false (and changes nothing) when the chunk must go through {@link pushPieces}.
+   */
+  passesWhole(chunk: string | Buffer): boolean {
+    if (this.#lists.size !== 0 || this.#held.length !== 0 || this.#lines.length !== 0 || this.#afterCr) return false;
+    if (typeof chunk === 'string' ? this.#bytes : !this.#bytes) return false;
+    const length = chunk.length;
+    if (length < 2) return false;
+    const first = typeof chunk === 'string' ? chunk.charCodeAt(0) : (chunk[0] as number);
+    if (this.#opening !== undefined) {
+      // Nothing read yet: a chunk that may open with a byte order mark goes the long way.
+      if (this.#opening !== '' || first === (this.#bytes ? 0xef : 0xfeff)) return false;
+    }
+    if (typeof chunk === 'string') {
+      if (chunk.charCodeAt(length - 1) !== 0x0a || chunk.charCodeAt(length - 2) !== 0x0a || chunk.includes('\r')) return false;
+      if (this.#sealId !== undefined && (chunk.startsWith('id:') || chunk.includes('\nid:'))) return false;
+      if (mayHoldList([chunk])) return false;
+    } else {
+      if (chunk[length - 1] !== 0x0a || chunk[length - 2] !== 0x0a || chunk.includes(0x0d)) return false;
+      if (this.#sealId !== undefined && ((first === 0x69 && chunk[1] === 0x64 && chunk[2] === 0x3a) || chunk.includes('\nid:', 0, 'latin1'))) return false;
+      if (bytesMayHoldList(chunk)) return false;
+    }
+    // The stream's opening was not a byte order mark (checked above): decided, as pushPieces would.
+    this.#opening = undefined;
+    return true;
   }
 
   /** Accepts a chunk of the stream; returns the text to send on now. */

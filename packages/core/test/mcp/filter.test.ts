@@ -609,3 +609,71 @@ describe('SseListFilter sealing event ids', () => {
     }
   });
 });
+
+describe('SseListFilter.passesWhole (a chunk sent on as it came)', () => {
+  const answer = 'event: message\ndata: {"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"hi"}]}}\n\n';
+  const seal = (id: Buffer): string => `sealed-${id.toString('hex')}`;
+
+  it('passes the usual answer to a call, as text and as bytes, and what it passes is what pushPieces sends', () => {
+    expect(new SseListFilter(NO_LIST_REQUESTS, reader, policy).passesWhole(answer)).toBe(true);
+    expect(new SseListFilter(NO_LIST_REQUESTS, reader, policy, true).passesWhole(Buffer.from(answer, 'utf8'))).toBe(true);
+    expect(new SseListFilter(NO_LIST_REQUESTS, reader, policy).pushPieces(answer).join('')).toBe(answer);
+  });
+
+  it('refuses a chunk of the other form, a cut event, and one after a cut event', () => {
+    expect(new SseListFilter(NO_LIST_REQUESTS, reader, policy).passesWhole(Buffer.from(answer))).toBe(false);
+    expect(new SseListFilter(NO_LIST_REQUESTS, reader, policy, true).passesWhole(answer)).toBe(false);
+    expect(new SseListFilter(NO_LIST_REQUESTS, reader, policy).passesWhole(answer.slice(0, -1))).toBe(false);
+    const filter = new SseListFilter(NO_LIST_REQUESTS, reader, policy);
+    expect(filter.pushPieces('event: message\n')).toEqual([]);
+    expect(filter.passesWhole('\n')).toBe(false);
+    expect(filter.passesWhole(answer)).toBe(false);
+  });
+
+  describe('Security', () => {
+    it('never passes a chunk that names a list member, or escapes a letter, or while a list answer is awaited', () => {
+      const listed = `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 9, result: { tools } })}\n\n`;
+      const escaped = 'event: message\ndata: {"jsonrpc":"2.0","id":9,"result":{"\\u0074ools":[{"name":"rm"}]}}\n\n';
+      for (const bytes of [false, true]) {
+        const form = (text: string): string | Buffer => (bytes ? Buffer.from(text, 'utf8') : text);
+        expect(new SseListFilter(NO_LIST_REQUESTS, reader, policy, bytes).passesWhole(form(listed))).toBe(false);
+        expect(new SseListFilter(NO_LIST_REQUESTS, reader, policy, bytes).passesWhole(form(escaped))).toBe(false);
+        expect(new SseListFilter(lists, reader, policy, bytes).passesWhole(form(answer))).toBe(false);
+        // What the long way makes of them: the hidden tool is gone.
+        const out = new SseListFilter(NO_LIST_REQUESTS, reader, policy, bytes).pushPieces(bytes ? Buffer.from(listed).toString('latin1') : listed).join('');
+        expect(out).not.toContain('"rm"');
+      }
+    });
+
+    it('never passes CR line ends, a byte order mark, or an event id to seal', () => {
+      for (const bytes of [false, true]) {
+        const form = (text: string): string | Buffer => (bytes ? Buffer.from(text, 'utf8') : text);
+        expect(new SseListFilter(NO_LIST_REQUESTS, reader, policy, bytes).passesWhole(form(answer.replace('\n', '\r\n')))).toBe(false);
+        expect(new SseListFilter(NO_LIST_REQUESTS, reader, policy, bytes).passesWhole(form(`\uFEFF${answer}`))).toBe(false);
+        expect(new SseListFilter(NO_LIST_REQUESTS, reader, policy, bytes, seal).passesWhole(form(`id: 5\n${answer}`))).toBe(false);
+        expect(new SseListFilter(NO_LIST_REQUESTS, reader, policy, bytes, seal).passesWhole(form(`: x\nid:5\n${answer}`))).toBe(false);
+        // Without a seal, an id goes on as it is either way.
+        expect(new SseListFilter(NO_LIST_REQUESTS, reader, policy, bytes).passesWhole(form(`id: 5\n${answer}`))).toBe(true);
+      }
+    });
+
+    it('passes only what pushPieces would send unchanged, for any text made of SSE-ish lines (property)', () => {
+      const line = fc.oneof(
+        fc.constantFrom('event: message', 'data: {"jsonrpc":"2.0","id":1,"result":{}}', 'data: {"tools":[]}', 'data: \\u0074', 'id: 3', 'id:', ': c', 'retry: 5', 'data', '', '\uFEFF', '\r'),
+        fc.string({ maxLength: 12 }),
+      );
+      fc.assert(
+        fc.property(fc.array(line, { maxLength: 8 }), fc.constantFrom('\n', '\n\n', '\r\n\r\n', ''), fc.boolean(), fc.boolean(), fc.boolean(), (lines, end, bytes, sealed, awaited) => {
+          const text = lines.join('\n') + end;
+          const make = (): SseListFilter => new SseListFilter(awaited ? lists : NO_LIST_REQUESTS, reader, policy, bytes, sealed ? seal : undefined);
+          const asBytes = Buffer.from(text, 'utf8');
+          const passed = make().passesWhole(bytes ? asBytes : text);
+          if (!passed) return;
+          const slow = make().pushPieces(bytes ? asBytes.toString('latin1') : text).join('');
+          expect(slow).toBe(bytes ? asBytes.toString('latin1') : text);
+        }),
+        { numRuns: 3000 },
+      );
+    });
+  });
+});
