@@ -832,6 +832,8 @@ interface Summary {
   readonly reqPerSec: number;
   readonly reqPerSecByRound: number[];
   readonly p50Ms: number;
+  /** Each round's p50 (ms): for a baseline, how far the same run strays from itself. */
+  readonly p50MsByRound: number[];
   readonly p99Ms: number;
   /** Throughput over the baseline's (medians). */
   readonly ratio: number;
@@ -905,6 +907,7 @@ function summarise(runs: readonly RunRecord[]): Summary[] {
       reqPerSec,
       reqPerSecByRound: mine.map((r) => r.reqPerSec),
       p50Ms,
+      p50MsByRound: mine.map((r) => r.p50Ms),
       p99Ms: median(mine.map((r) => r.p99Ms)),
       ratio,
       ratioByRound: isBaseline ? [] : byRound((a, b) => a.reqPerSec / b.reqPerSec),
@@ -1023,6 +1026,16 @@ async function main(): Promise<void> {
       `yardstick ${info.letter}: above the plain hop (${SCENARIO_INFO[HOP_OF[info.request]].letter}): gateway CPU ${signed(s.aboveHopCpuMicros, 0)} µs/req ` +
         `(× ${fmt(s.gatewayCpuMicrosPerReq / (s.gatewayCpuMicrosPerReq - s.aboveHopCpuMicros), 2)} the hop's), ` +
         `p50 at 1 connection ${signed(s.aboveHopOneConnectionMs, 2)} ms`,
+    );
+  }
+  // How far a direct run's p50 strays from itself between rounds: a p50 added within that spread
+  // (under load, where the p50 is mostly queueing) cannot be told from the machine's noise.
+  for (const s of summaries) {
+    if (s.baseline !== s.scenario || s.p50MsByRound.length < 2) continue;
+    const spread = Math.max(...s.p50MsByRound) - Math.min(...s.p50MsByRound);
+    console.log(
+      `noise ${SCENARIO_INFO[s.scenario].letter}: the direct run's own p50 at ${s.connections} connections spans ${fmt(spread, 2)} ms across rounds ` +
+        `(${s.p50MsByRound.map((v) => fmt(v, 2)).join(' / ')}); a p50 added within that is not told apart from it`,
     );
   }
 
