@@ -265,6 +265,15 @@ describe('Policy', () => {
       expect(open.decide(principal(['none']), followTasks)).toMatchObject({ allow: false, rule: 'default-deny' });
       expect(open.decide(principal(['none']), { method: 'subscriptions/listen', kind: 'lifecycle', id: 1 }).allow).toBe(true);
     });
+    it("a role's methods.deny of tasks/* refuses every task method to it while it still reads (docs/gateway.md: task ids of session-less upstreams)", () => {
+      const p = new Policy({ roles: { reader: { verbs: ['read'], methods: { deny: ['tasks/*'] } }, operator: ['read'] } });
+      for (const method of ['tasks/get', 'tasks/update', 'tasks/cancel']) {
+        const action: McpAction = { method, kind: 'task', id: 1, target: 'task-1' };
+        expect(p.decide(principal(['reader']), action)).toMatchObject({ allow: false, rule: 'role:reader methods.deny "tasks/*"' });
+        expect(p.decide(principal(['operator']), action).allow).toBe(true);
+      }
+      expect(p.decide(principal(['reader']), { method: 'resources/read', kind: 'resource', id: 1, target: 'file:///a' }).allow).toBe(true);
+    });
     it('resource URIs with .. or percent-encoding tricks do not slip through globs', () => {
       const p = new Policy({ roles: { docs: { resources: { allow: ['file:///docs/**'] } } } });
       const docs = principal(['docs']);
