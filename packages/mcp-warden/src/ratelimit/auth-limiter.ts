@@ -41,11 +41,13 @@ export function createAuthLimiter(options: AuthLimiterOptions, backend: LimiterB
 
   return {
     async check(attempt) {
-      const waits: (number | undefined)[] = [];
-      if (attempt.address !== undefined) waits.push(waitSeconds(await byAddress.get(attempt.address)));
       const keyId = keyIdOf(attempt);
-      if (keyId !== undefined) waits.push(waitSeconds(await byKey.get(keyId)));
-      const blocked = waits.filter((w): w is number => w !== undefined);
+      // Both counters asked at once: with Redis, one round trip's wait instead of two in a row.
+      const [byAddressRes, byKeyRes] = await Promise.all([
+        attempt.address === undefined ? null : byAddress.get(attempt.address),
+        keyId === undefined ? null : byKey.get(keyId),
+      ]);
+      const blocked = [waitSeconds(byAddressRes), waitSeconds(byKeyRes)].filter((w): w is number => w !== undefined);
       return blocked.length === 0 ? undefined : Math.max(...blocked);
     },
     async failed(attempt) {
