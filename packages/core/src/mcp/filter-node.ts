@@ -424,6 +424,14 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
       return originalEnd.call(this, last, as, cb);
     }
     if (mode === 'sse') {
+      if (decoding === undefined && data !== undefined && data !== null && !closed && passesWhole(data, enc)) {
+        // Nothing is held back (passesWhole says so), so nothing but this last chunk is owed.
+        closed = true;
+        restore();
+        const result = (originalEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, encoding, callback);
+        swallow();
+        return result;
+      }
       const piece = data === undefined || data === null ? undefined : text(data, enc);
       if (cb !== undefined) ended.push(cb);
       if (decoding === undefined) {

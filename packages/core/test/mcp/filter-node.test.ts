@@ -10,6 +10,7 @@ import zlib from 'node:zlib';
 import { mediaTypeEssence } from '@modelcontextprotocol/sdk/shared/mediaType.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Policy } from '../../src/authz/policy.js';
+import { NO_LIST_REQUESTS, type PendingLists } from '../../src/mcp/filter.js';
 import { filterNodeResponse } from '../../src/mcp/filter-node.js';
 import type { JsonRpcId, ListFamily } from '../../src/types.js';
 import { principal } from '../helpers.js';
@@ -234,6 +235,38 @@ describe('filterNodeResponse', () => {
         const body = Buffer.from(await response.arrayBuffer());
         expect(body.toString('utf8')).toBe(expected);
         if (type === 'application/json') expect(Number(response.headers.get('content-length'))).toBe(body.length);
+      } finally {
+        await new Promise<void>((resolve) => local.close(() => resolve()));
+      }
+    }
+  });
+
+  it('an SSE event given whole to end() (how the stdio bridge ends a stream): a call answer goes as written with its callback; a list answer is still filtered', async () => {
+    const callAnswer = 'event: message\ndata: {"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"é"}]}}\n\n';
+    const listAnswer = `event: message\ndata: ${message}\n\n`;
+    const cases: [string, PendingLists, string, string | Buffer][] = [
+      ['call as a string', NO_LIST_REQUESTS, callAnswer, callAnswer],
+      ['call as bytes', NO_LIST_REQUESTS, callAnswer, Buffer.from(callAnswer, 'utf8')],
+      ['list awaited, as a string', lists, `event: message\ndata: ${kept}\n\n`, listAnswer],
+      ['list not awaited (another stream), as bytes', NO_LIST_REQUESTS, `event: message\ndata: ${kept}\n\n`, Buffer.from(listAnswer, 'utf8')],
+    ];
+    for (const [what, pending, expected, last] of cases) {
+      let called = 0;
+      const local = createServer((_req, res) => {
+        filterNodeResponse(res, pending, principal(['reader']), policy);
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end(last, () => {
+          called++;
+        });
+        // What the app writes after its end is dropped, as after any end.
+        res.write('data: late\n\n');
+      });
+      await new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve));
+      try {
+        const response = await fetch(`http://127.0.0.1:${(local.address() as AddressInfo).port}/`);
+        expect(Buffer.from(await response.arrayBuffer()).toString('utf8'), what).toBe(expected);
+        await new Promise((resolve) => setImmediate(resolve));
+        expect(called, what).toBe(1);
       } finally {
         await new Promise<void>((resolve) => local.close(() => resolve()));
       }
