@@ -46,6 +46,23 @@ class NodeRequestView implements RequestView {
   }
 }
 
+/**
+ * Takes the header that carried the credential off a Node request before the handler sees it: from
+ * `headers`, `headersDistinct` and `rawHeaders` (SDKs and frameworks read each of them).
+ */
+export function removeCredentialHeader(req: IncomingMessage, name: string): void {
+  // Node builds `headers` and `headersDistinct` from `rawHeaders` when first read, counting the
+  // headers it parsed: both are built now, before `rawHeaders` is shortened.
+  const { headers, headersDistinct } = req;
+  if (headers[name] !== undefined) delete headers[name];
+  if (headersDistinct[name] !== undefined) delete headersDistinct[name];
+  const raw = req.rawHeaders;
+  for (let i = raw.length - 2; i >= 0; i -= 2) {
+    const key = raw[i] as string;
+    if (key.length === name.length && key.toLowerCase() === name) raw.splice(i, 2);
+  }
+}
+
 /** The {@link RequestView} of a Node request; `requestId`, when given, names it in the audit events. */
 export function nodeRequestView(req: IncomingMessage, requestId?: string): RequestView {
   return new NodeRequestView(req, requestId);

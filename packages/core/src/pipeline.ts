@@ -44,8 +44,11 @@ export interface WardenOptions extends GuardOptions, ExtractOptions, ErrorRespon
   /** A request rate limit per principal: counted after authentication, before the body is read. */
   readonly requestLimiter?: RequestLimiter;
   /**
-   * Put the caller's credential itself in `req.auth.token` for tool handlers. Off by default: handlers
-   * get `sha256:<first 16 hex digits>`, enough to correlate, useless to replay.
+   * Put the caller's credential itself in `req.auth.token` for tool handlers, and leave the header
+   * that carried it (`Authorization` or `X-API-Key`) on the request they see. Off by default:
+   * handlers get `sha256:<first 16 hex digits>`, enough to correlate, useless to replay, and the
+   * adapters remove that header from the request before the handler runs (SDK v1 hands handlers
+   * the request's headers as `extra.requestInfo.headers`, SDK v2 the request as `ctx.http.req`).
    * @default false
    */
   readonly exposeCredentialToHandlers?: boolean;
@@ -63,7 +66,15 @@ export type PipelineResult =
       readonly body?: unknown;
       /** The exchange's list requests by id (`NO_LIST_REQUESTS` when none): its answer must be filtered. */
       readonly lists?: PendingLists;
+      /**
+       * The header that carried the credential, lower-case: adapters remove it from the request
+       * before the handler sees it. Absent with `exposeCredentialToHandlers`.
+       */
+      readonly credentialHeader?: CredentialHeader;
     };
+
+/** The request headers a credential is read from. */
+export type CredentialHeader = 'authorization' | 'x-api-key';
 
 /** How an adapter hands over the body: read it (bounded), or give what a body parser already parsed. */
 export interface BodySource {
@@ -179,6 +190,12 @@ export function createWarden(options: WardenOptions): Warden {
       return refuse(ctx, 'ratelimit', new WardenError('verifier_unavailable', 'Service Unavailable: the rate limiter could not be reached', { cause, retryAfterSeconds: 1 }), who);
     }
     return wait === undefined ? undefined : refuse(ctx, 'ratelimit', new WardenError(code, message, { retryAfterSeconds: wait }), who);
+  }
+
+  /** The header to take off the request the handler sees (none when the credential is exposed anyway). */
+  function headerOf(credential: Credential): CredentialHeader | undefined {
+    if (exposeCredential) return undefined;
+    return credential.source === 'api-key' ? 'x-api-key' : 'authorization';
   }
 
   function authInfoFor(principal: Principal, credential: Credential): SdkAuthInfo {
@@ -299,9 +316,10 @@ export function createWarden(options: WardenOptions): Warden {
         reason: `${request.method} of the MCP endpoint is allowed to every authenticated caller`,
       });
       // A GET's stream may carry list answers (replayed to a resumed stream): filtered too.
+      const credentialHeader = headerOf(credential);
       return request.method === 'GET'
-        ? { type: 'forward', principal, authInfo: authInfoFor(principal, credential), lists: NO_LIST_REQUESTS }
-        : { type: 'forward', principal, authInfo: authInfoFor(principal, credential) };
+        ? { type: 'forward', principal, authInfo: authInfoFor(principal, credential), lists: NO_LIST_REQUESTS, credentialHeader }
+        : { type: 'forward', principal, authInfo: authInfoFor(principal, credential), credentialHeader };
     }
     if (bodySource.read === undefined) return decided(ctx, credential, principal, false, bodySource.parsed);
     let text: Promise<string>;
@@ -369,7 +387,7 @@ export function createWarden(options: WardenOptions): Warden {
     // Every POST's answer is filtered: a list answer can come back on the stream of another request
     // with its id (see NO_LIST_REQUESTS).
     const lists = pendingListsOf(classified.actions) ?? NO_LIST_REQUESTS;
-    return { type: 'forward', principal, authInfo: authInfoFor(principal, credential), body: classified.body, lists };
+    return { type: 'forward', principal, authInfo: authInfoFor(principal, credential), body: classified.body, lists, credentialHeader: headerOf(credential) };
   }
 
   return {

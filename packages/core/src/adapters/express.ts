@@ -6,7 +6,7 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { filterNodeResponse } from '../mcp/filter-node.js';
-import { nodeRequestView, readNodeBody } from '../node-http.js';
+import { nodeRequestView, readNodeBody, removeCredentialHeader } from '../node-http.js';
 import { type Warden, type WardenOptions, createWarden } from '../pipeline.js';
 
 /** An Express middleware that also exposes its pipeline (for its policy and tests). */
@@ -23,6 +23,7 @@ export function warden(options: WardenOptions | Warden): WardenExpressMiddleware
         return;
       }
       (req as Request & { auth?: unknown }).auth = result.authInfo;
+      if (result.credentialHeader !== undefined) removeCredentialHeader(req, result.credentialHeader);
       if (result.body !== undefined) req.body = result.body;
       if (result.lists !== undefined) filterNodeResponse(res, result.lists, result.principal, pipeline.policy);
       next();

@@ -4,9 +4,11 @@
  * `@modelcontextprotocol/hono` uses), then filters list results on the way out. Hand both to an SDK
  * v2 handler: `handler.fetch(c.req.raw, { authInfo: c.get('auth'), parsedBody: c.get('parsedBody') })`.
  */
+import type { IncomingMessage } from 'node:http';
 import type { Context, MiddlewareHandler, Next } from 'hono';
 import { WardenError } from '../errors.js';
 import type { RequestView } from '../http.js';
+import { removeCredentialHeader } from '../node-http.js';
 import { filterWebResponse } from '../mcp/filter-web.js';
 import { type Warden, type WardenOptions, createWarden } from '../pipeline.js';
 import type { Principal, SdkAuthInfo } from '../types.js';
@@ -64,7 +66,19 @@ export function warden(options: WardenOptions | Warden): MiddlewareHandler<{ Var
     if (result.type === 'respond') {
       return new Response(result.response.body, { status: result.response.status, headers: result.response.headers });
     }
-    if (text !== undefined) c.req.raw = new Request(raw.url, { method: raw.method, headers: raw.headers, body: text, signal: raw.signal });
+    const credentialHeader = result.credentialHeader;
+    if (text !== undefined || credentialHeader !== undefined) {
+      // The handler sees the request without the header that carried the credential.
+      let headers = raw.headers;
+      if (credentialHeader !== undefined) {
+        headers = new Headers(raw.headers);
+        headers.delete(credentialHeader);
+        // Under @hono/node-server the Node request is there too (`c.env.incoming`).
+        const incoming = (c.env as { incoming?: Partial<IncomingMessage> } | undefined)?.incoming;
+        if (Array.isArray(incoming?.rawHeaders) && typeof incoming.headers === 'object') removeCredentialHeader(incoming as IncomingMessage, credentialHeader);
+      }
+      c.req.raw = new Request(raw.url, { method: raw.method, headers, ...(text === undefined ? {} : { body: text }), signal: raw.signal });
+    }
     c.set('auth', result.authInfo);
     c.set('principal', result.principal);
     if (result.body !== undefined) c.set('parsedBody', result.body);

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EventIdSeal } from '../mcp/filter.js';
 import { filterNodeResponse } from '../mcp/filter-node.js';
-import { nodeRequestView, readNodeBody } from '../node-http.js';
+import { nodeRequestView, readNodeBody, removeCredentialHeader } from '../node-http.js';
 import { type Warden, type WardenOptions, createWarden } from '../pipeline.js';
 import type { Principal, SdkAuthInfo } from '../types.js';
 
@@ -55,6 +55,7 @@ export function withWarden(
           return;
         }
         (req as AuthenticatedRequest).auth = result.authInfo;
+        if (result.credentialHeader !== undefined) removeCredentialHeader(req, result.credentialHeader);
         if (result.lists !== undefined) filterNodeResponse(res, result.lists, result.principal, pipeline.policy, adapter.eventIds?.(result.principal));
         await handler(req, res, result.body, result.principal);
       })
