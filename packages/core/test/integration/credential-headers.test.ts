@@ -115,7 +115,7 @@ async function peek(url: string, credential: Record<string, string>): Promise<Se
   return JSON.parse(json.result.content[0].text) as Seen;
 }
 
-const CREDENTIALS = [{ authorization: `Bearer ${SECRET}` }, { 'x-api-key': SECRET }];
+const CREDENTIALS: Record<string, string>[] = [{ authorization: `Bearer ${SECRET}` }, { 'x-api-key': SECRET }];
 
 describe('Security: the credential header never reaches tool handlers', () => {
   let servers: Awaited<ReturnType<typeof start>>;
