@@ -3,7 +3,7 @@ import { StringDecoder } from 'node:string_decoder';
 import zlib from 'node:zlib';
 import type { Policy } from '../authz/policy.js';
 import type { Principal } from '../types.js';
-import { type EventIdSeal, type PendingLists, SseListFilter, codingRefusalBody, filterJsonChunks } from './filter.js';
+import { type EventIdSeal, type PendingLists, SseListFilter, WITHHELD, codingRefusalBody, filterJsonAnswer, withheldBody } from './filter.js';
 
 type WriteCallback = (error?: Error | null) => void;
 
@@ -93,7 +93,11 @@ function withoutRewritten(headers: unknown): unknown {
  * pass unfiltered, and the client would decode it and read every list.
  */
 function refuseCoding(res: ServerResponse, coding: string): void {
-  const body = codingRefusalBody(coding);
+  refuseWith(res, codingRefusalBody(coding));
+}
+
+/** Answers 500 with a JSON-RPC error instead of what the app wrote (none of its headers either). */
+function refuseWith(res: ServerResponse, body: string): void {
   for (const name of res.getHeaderNames()) res.removeHeader(name);
   res.writeHead(500, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
   res.end(body);
@@ -407,7 +411,15 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
         json.push(decoded.toString('latin1'));
       }
       const as = written();
-      const body = (filterJsonChunks(json, lists, principal, policy, bytes === true) ?? json).filter((piece) => piece !== '');
+      const filtered = filterJsonAnswer(json, lists, principal, policy, bytes === true);
+      if (filtered === WITHHELD) {
+        // Not JSON, and it may hold a list (cut off midway): none of it may pass.
+        if (!this.headersSent) refuseWith(this, withheldBody());
+        else (originalEnd as (...a: unknown[]) => ServerResponse).call(this);
+        if (cb !== undefined) process.nextTick(cb);
+        return this;
+      }
+      const body = (filtered ?? json).filter((piece) => piece !== '');
       const last = body.length === 0 ? '' : (body[body.length - 1] as string);
       if (!this.headersSent) {
         let length = 0;

@@ -1,6 +1,6 @@
 import type { Policy } from '../authz/policy.js';
 import type { Principal } from '../types.js';
-import { type PendingLists, SseListFilter, codingRefusalBody, filterJsonBody } from './filter.js';
+import { type PendingLists, SseListFilter, WITHHELD, codingRefusalBody, filterJsonAnswer, withheldBody } from './filter.js';
 
 /**
  * Filters list results on a web `Response` (Hono, fetch handlers, the gateway's proxied responses):
@@ -41,9 +41,11 @@ export async function filterWebResponse(response: Response, lists: PendingLists,
       if (body !== response.body) return refusedCoding(coding);
       throw error;
     }
-    const filtered = filterJsonBody(new TextDecoder('utf-8', { ignoreBOM: true }).decode(raw), lists, principal, policy);
+    const filtered = filterJsonAnswer([new TextDecoder('utf-8', { ignoreBOM: true }).decode(raw)], lists, principal, policy);
+    // Not JSON, and it may hold a list (cut off midway): none of it may pass.
+    if (filtered === WITHHELD) return new Response(withheldBody(), { status: 500, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } });
     if (filtered !== undefined) headers.delete('content-length');
-    return new Response(filtered ?? raw, { status: response.status, statusText: response.statusText, headers });
+    return new Response(filtered === undefined ? raw : filtered.join(''), { status: response.status, statusText: response.statusText, headers });
   }
   const filter = new SseListFilter(lists, principal, policy);
   // A byte order mark opening the stream reaches the filter, which reads past it and relays it.

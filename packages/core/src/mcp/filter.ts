@@ -226,16 +226,39 @@ export function filterJsonBody(text: string, lists: PendingLists, principal: Pri
  * `unicodeOf` in list-scan.ts): a proxy then neither decodes nor encodes the text it relays.
  */
 export function filterJsonChunks(chunks: readonly string[], lists: PendingLists, principal: Principal, policy: Policy, bytes = false): string[] | undefined {
+  const out = filterJsonAnswer(chunks, lists, principal, policy, bytes);
+  return out === WITHHELD ? undefined : out;
+}
+
+/** What {@link filterJsonAnswer} makes of an answer that is not JSON yet may hold a list: it must not pass. */
+export const WITHHELD = Symbol('withheld');
+
+/**
+ * {@link filterJsonChunks} for a whole answer about to be sent: a text that is not JSON but may hold
+ * a list (it names a list member or escapes a letter, as a list cut off midway does) is
+ * {@link WITHHELD}. Its raw text would show the client what the policy hides, as an SSE event's
+ * would, whose data the SSE filter drops. Text that is not JSON and holds no such thing (an HTML
+ * error page) passes as it came.
+ */
+export function filterJsonAnswer(chunks: readonly string[], lists: PendingLists, principal: Principal, policy: Policy, bytes = false): string[] | undefined | typeof WITHHELD {
   // A byte order mark opening the body is dropped by a client's decoder before it parses (fetch's
   // `json()` and `text()` do, RFC 8259 section 8.1 lets parsers ignore it): the filter reads what
   // follows it, as the client will, and keeps the mark in a rewritten body.
   const bom = bytes ? BOM_BYTES : BOM_TEXT;
-  if (lineHead(chunks, bom.length) === bom) {
-    const out = filterJsonText(lineTail(chunks, bom.length), lists, principal, policy, bytes);
-    return out === NOT_JSON || out === undefined ? undefined : [bom, ...out];
-  }
-  const out = filterJsonText(chunks, lists, principal, policy, bytes);
-  return out === NOT_JSON ? undefined : out;
+  const marked = lineHead(chunks, bom.length) === bom;
+  const text = marked ? lineTail(chunks, bom.length) : chunks;
+  const out = filterJsonText(text, lists, principal, policy, bytes);
+  if (out === NOT_JSON) return mayHoldList(text) ? WITHHELD : undefined;
+  return out === undefined || !marked ? out : [bom, ...out];
+}
+
+/** The JSON-RPC error sent instead of a {@link WITHHELD} answer (node and web filters alike). */
+export function withheldBody(): string {
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    id: null,
+    error: { code: -32603, message: 'Internal error: the answer is not valid JSON (cut off?) and may hold a list this caller may not see in full, so mcp-warden withheld it' },
+  });
 }
 
 /** Texts one of which a JSON text must hold to hold a list: a list member's name as a key, or an escape. */

@@ -71,9 +71,7 @@ async function start(expose: boolean): Promise<{ base: string; hono: string; sto
     await transport.handleRequest(req, res, req.body);
   });
   const nodeV2 = toNodeHandler(createMcpHandler(() => v2Server((ctx) => ({ token: ctx.http?.authInfo?.token, ...webHeaders(ctx.http?.req) }))));
-  let lastNodeRequest: IncomingMessage | undefined;
   const nodeRoute = withWarden(options(expose), (req, res, body) => {
-    lastNodeRequest = req;
     void nodeV2(req, res, body);
   });
   const server = createServer((req, res) => {
@@ -98,7 +96,6 @@ async function start(expose: boolean): Promise<{ base: string; hono: string; sto
     async stop() {
       await close(server);
       await close(honoServer);
-      void lastNodeRequest;
     },
   };
 }

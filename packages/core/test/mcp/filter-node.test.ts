@@ -273,6 +273,40 @@ describe('filterNodeResponse', () => {
     }
   });
 
+  describe('Security: a JSON list answer cut off midway', () => {
+    it('is withheld (500, a JSON-RPC error, no byte of it), however the app ended it', async () => {
+      const cut = message.slice(0, message.indexOf('éclair') + 8);
+      const cases: [string, (res: ServerResponse) => void][] = [
+        ['ended cut, as a string', (res) => res.end(cut)],
+        ['ended cut, as bytes', (res) => res.end(Buffer.from(cut, 'utf8'))],
+        // A handler that wrote part of it and threw, and an error handler that answered after it.
+        ['an error answer appended', (res) => {
+          res.write(cut);
+          res.statusCode = 500;
+          res.end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32603, message: 'Internal error' } }));
+        }],
+      ];
+      for (const [what, write] of cases) {
+        const local = createServer((_req, res) => {
+          filterNodeResponse(res, lists, principal(['reader']), policy);
+          res.writeHead(200, { 'content-type': 'application/json', 'x-app': 'kept?' });
+          write(res);
+        });
+        await new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve));
+        try {
+          const response = await fetch(`http://127.0.0.1:${(local.address() as AddressInfo).port}/`);
+          const text = await response.text();
+          expect(response.status, what).toBe(500);
+          expect(text, what).not.toContain('éclair');
+          expect(JSON.parse(text), what).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32603 } });
+          expect(Number(response.headers.get('content-length')), what).toBe(Buffer.byteLength(text));
+        } finally {
+          await new Promise<void>((resolve) => local.close(() => resolve()));
+        }
+      }
+    });
+  });
+
   it('relays bytes that are not UTF-8 in what it keeps as they came', async () => {
     const raw = Buffer.concat([Buffer.from('{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read_a","description":"'), Buffer.from([0xff, 0xc3]), Buffer.from('","annotations":{"readOnlyHint":true}},{"name":"éx"}]}}')]);
     const local = createServer((req, res) => {

@@ -2,7 +2,7 @@ import zlib from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { Policy } from '../../src/authz/policy.js';
-import { NO_LIST_REQUESTS, SseListFilter, filterJsonBody, filterJsonChunks, pendingListsOf } from '../../src/mcp/filter.js';
+import { NO_LIST_REQUESTS, SseListFilter, WITHHELD, filterJsonAnswer, filterJsonBody, filterJsonChunks, pendingListsOf } from '../../src/mcp/filter.js';
 import { filterWebResponse } from '../../src/mcp/filter-web.js';
 import { forgetRecentScans } from '../../src/mcp/list-scan.js';
 import type { JsonRpcId, ListFamily } from '../../src/types.js';
@@ -675,5 +675,35 @@ describe('SseListFilter.passesWhole (a chunk sent on as it came)', () => {
         { numRuns: 3000 },
       );
     });
+  });
+});
+
+describe('Security: a JSON answer cut off midway (not JSON, yet it may hold a list)', () => {
+  const full = JSON.stringify(toolsResponse);
+  // Cut after the hidden tool's name: its raw text would show it.
+  const cut = full.slice(0, full.indexOf('"rm"') + 6);
+
+  it('filterJsonAnswer withholds it, as text and as bytes, whether or not a list was awaited', () => {
+    for (const pending of [lists, NO_LIST_REQUESTS]) {
+      expect(filterJsonAnswer([cut], pending, reader, policy)).toBe(WITHHELD);
+      expect(filterJsonAnswer([Buffer.from(cut).toString('latin1')], pending, reader, policy, true)).toBe(WITHHELD);
+      expect(filterJsonAnswer([`\uFEFF${cut}`], pending, reader, policy)).toBe(WITHHELD);
+    }
+    // filterJsonChunks keeps its contract: undefined means "send it as it came", so callers that
+    // cannot refuse use filterJsonAnswer.
+    expect(filterJsonChunks([cut], lists, reader, policy)).toBeUndefined();
+  });
+
+  it('passes what is not JSON and holds nothing of a list (an HTML error page, a cut call answer)', () => {
+    expect(filterJsonAnswer(['<html><body>502 Bad Gateway</body></html>'], lists, reader, policy)).toBeUndefined();
+    expect(filterJsonAnswer(['{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"te'], lists, reader, policy)).toBeUndefined();
+  });
+
+  it('filterWebResponse answers 500 with a JSON-RPC error and nothing of the body', async () => {
+    const out = await filterWebResponse(new Response(cut, { headers: { 'content-type': 'application/json' } }), lists, reader, policy);
+    expect(out.status).toBe(500);
+    const text = await out.text();
+    expect(text).not.toContain('"rm"');
+    expect(JSON.parse(text)).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32603 } });
   });
 });
