@@ -78,13 +78,16 @@ export class KeyService {
 
   /**
    * Issues a successor with the same name, roles and note; the old key keeps working for `graceMs`
-   * (0 revokes it now). Refuses to rotate a revoked or expired key.
+   * (0 revokes it now). Refuses to rotate a revoked or expired key, or one already being rotated.
    */
   async rotate(id: string, graceMs: number): Promise<IssuedKey> {
     const old = await this.#store.getKey(id);
     if (old === undefined) throw new KeyNotFoundError(id);
     const status = keyStatus(old, this.#now());
     if (status === 'revoked' || status === 'expired') throw new TypeError(`key ${id} is ${status}; create a new key instead`);
+    // Its expiry is now the end of the first rotation's grace, not its lifetime: a second rotation
+    // would give the successor a lifetime the key never had, and unlink the first successor.
+    if (status === 'rotating') throw new TypeError(`key ${id} is already being rotated (replaced by ${old.replacedBy}); rotate ${old.replacedBy} instead`);
     const now = this.#now();
     const newId = newKeyId();
     const { plaintext, hash } = mintKey(newId);

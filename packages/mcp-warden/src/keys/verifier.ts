@@ -78,7 +78,9 @@ export function createApiKeyVerifier(store: KeyStore, options: ApiKeyVerifierOpt
     const record = entry.record;
     const presented = hashSecretBytes(record.id, secret);
     if (entry.hash.length !== presented.length || !timingSafeEqual(presented, entry.hash)) return refuse('unknown', 'The API key is not valid', record.id);
-    if (record.revokedAt !== undefined && record.revokedAt <= at) return refuse('revoked', 'The API key has been revoked', record.id);
+    // Any revocation counts, whenever it is dated: it is stamped by the clock of the machine that
+    // revoked the key, which may run ahead of this one (a revocation is never scheduled).
+    if (record.revokedAt !== undefined) return refuse('revoked', 'The API key has been revoked', record.id);
     if (record.expiresAt !== undefined && record.expiresAt <= at) return refuse('expired', 'The API key has expired', record.id);
     lastUsed.set(record.id, at);
     return { ok: true, principal: entry.principal };

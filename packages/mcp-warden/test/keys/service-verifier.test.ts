@@ -140,6 +140,16 @@ describe('KeyService', () => {
     expect(await verify(key.plaintext)).toMatchObject({ ok: false, reason: 'revoked' });
   });
 
+  it('a revocation stamped by a clock ahead of the gateway\'s counts at once (Security: clock skew)', async () => {
+    const { service, store, clock, verify } = setup();
+    const key = await service.create({ name: 'ci', roles: ['reader'] });
+    expect(await verify(key.plaintext)).toMatchObject({ ok: true });
+    // The CLI that revokes runs on a machine whose clock is two minutes ahead of the gateway's.
+    const ahead = new KeyService(store.inner, { now: () => clock.now + 2 * MINUTE });
+    expect(await ahead.revoke(key.record.id)).toBe(true);
+    expect(await verify(key.plaintext)).toMatchObject({ ok: false, reason: 'revoked' });
+  });
+
   describe('rotate', () => {
     it('issues a successor with the same name, roles, note and lifetime; the old key works until the grace ends', async () => {
       const { service, clock, changed, verify } = setup();
@@ -203,6 +213,18 @@ describe('KeyService', () => {
       const unknown = newKeyId();
       await expect(service.rotate(unknown, MINUTE)).rejects.toThrow(new KeyNotFoundError(unknown));
       expect(await service.list()).toHaveLength(2);
+    });
+
+    it('refuses to rotate a key already being rotated, which would give its successor the grace as a lifetime', async () => {
+      const { service } = setup();
+      const key = await service.create({ name: 'forever', roles: ['reader'] });
+      const next = await service.rotate(key.record.id, MINUTE);
+      expect(next.record.expiresAt).toBeUndefined();
+      await expect(service.rotate(key.record.id, MINUTE)).rejects.toThrow(`key ${key.record.id} is already being rotated (replaced by ${next.record.id}); rotate ${next.record.id} instead`);
+      expect(await service.show(key.record.id)).toMatchObject({ replacedBy: next.record.id });
+      expect(await service.list()).toHaveLength(2);
+      // The successor itself rotates as any key does, and keeps having no expiry.
+      expect((await service.rotate(next.record.id, MINUTE)).record.expiresAt).toBeUndefined();
     });
   });
 });
