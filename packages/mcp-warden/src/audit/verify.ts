@@ -10,22 +10,33 @@ export type ChainVerdict =
       readonly events: number;
       /** The seq of the first event that does not check out. */
       readonly seq: number;
-      readonly problem: 'changed' | 'missing' | 'broken-link' | 'head-mismatch';
+      readonly problem: 'changed' | 'missing' | 'broken-link' | 'head-mismatch' | 'outside';
       readonly message: string;
     };
 
 /**
  * Walks events in seq order from the anchor retention left (or genesis) and reports the first one
  * whose content does not match its hash (`changed`), whose predecessor is not the one it names
- * (`broken-link`: reordered, replaced or re-hashed), a gap (`missing`), or a head that the events do
- * not reach (`head-mismatch`: events removed from the end).
+ * (`broken-link`: reordered, replaced or re-hashed), a gap (`missing`), an event that is no link of
+ * the chain (`outside`: at or before the anchor, or a seq seen before), or a head that the events do
+ * not reach or that names another event (`head-mismatch`: events removed from the end, or the head
+ * rewritten).
+ *
+ * `head` is read before the events, and a gateway may go on writing meanwhile: events after the
+ * head are checked as the chain's continuation, as every other, and the head must be the event at
+ * its seq (not the last one read).
  */
 export async function verifyChain(head: AuditHead, events: AsyncIterable<StoredAuditEvent>): Promise<ChainVerdict> {
   let expected = head.prunedSeq + 1;
   let prev = head.prunedHash;
   let count = 0;
+  const headMismatch = (seq: number, message: string): ChainVerdict => ({ ok: false, events: count, seq, problem: 'head-mismatch', message });
+  if (head.seq === head.prunedSeq && head.hash !== head.prunedHash) return headMismatch(head.seq, `the chain head (event ${head.seq}) does not match the anchor retention left`);
   for await (const event of events) {
-    if (event.seq < expected) continue;
+    if (event.seq < expected) {
+      const where = event.seq <= head.prunedSeq ? `at or before the anchor retention left (event ${head.prunedSeq})` : `a second event ${event.seq}`;
+      return { ok: false, events: count, seq: event.seq, problem: 'outside', message: `event ${event.seq} is not part of the chain: ${where}` };
+    }
     if (event.seq > expected) {
       return { ok: false, events: count, seq: expected, problem: 'missing', message: `event ${expected} is missing (the next event is ${event.seq})` };
     }
@@ -41,19 +52,11 @@ export async function verifyChain(head: AuditHead, events: AsyncIterable<StoredA
         message: `event ${event.seq} does not follow event ${event.seq - 1}: one of them was reordered, replaced or re-hashed`,
       };
     }
+    if (event.seq === head.seq && event.hash !== head.hash) return headMismatch(head.seq, `the chain head (event ${head.seq}) does not match event ${head.seq}`);
     prev = event.hash;
     expected += 1;
     count += 1;
   }
-  if (head.seq !== expected - 1 || head.hash !== prev) {
-    const seq = Math.min(expected, head.seq);
-    return {
-      ok: false,
-      events: count,
-      seq,
-      problem: 'head-mismatch',
-      message: head.seq >= expected ? `events ${expected}..${head.seq} are missing from the end of the log` : `the chain head (event ${head.seq}) does not match the last event`,
-    };
-  }
+  if (expected - 1 < head.seq) return headMismatch(expected, `events ${expected}..${head.seq} are missing from the end of the log`);
   return { ok: true, events: count, head: { seq: head.seq, hash: head.hash } };
 }

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '@mcp-warden/core';
-import { eventHash } from '../../src/audit/chain.js';
+import { GENESIS_HASH, eventHash } from '../../src/audit/chain.js';
+import { verifyChain } from '../../src/audit/verify.js';
 import { jsonlFileSink } from '../../src/audit/sinks.js';
 import { createSqliteStore } from '../../src/store/sql/sql-store.js';
 import { cli } from '../cli/run-cli.js';
@@ -101,6 +102,43 @@ describe('Security: audit tamper evidence', () => {
     const result = await verifyAfter('truncated', (db) => db.prepare('delete from mcpw_audit_events where seq >= 9').run());
     expect(result.code).toBe(1);
     expect(JSON.parse(result.stdout)).toMatchObject({ ok: false, seq: 9, problem: 'head-mismatch' });
+  });
+
+  it('names an event forged outside the chain, at a seq before its start (0 or less)', async () => {
+    for (const seq of [0, -7]) {
+      const result = await verifyAfter(`outside${-seq}`, (db) =>
+        db.prepare(`insert into mcpw_audit_events select ${seq}, time, time_ms, request_id, 'admin-forged', principal_kind, upstream, method, kind, target, 'allow', rule, 'forged', latency_micros, client_address, user_agent, credential_ref, arguments, prev_hash, hash from mcpw_audit_events where seq = 1`).run(),
+      );
+      expect(result.code, String(seq)).toBe(1);
+      expect(JSON.parse(result.stdout), String(seq)).toMatchObject({ ok: false, seq, problem: 'outside' });
+    }
+  });
+
+  it('names a head rewritten to name another event than the one at its seq', async () => {
+    const result = await verifyAfter('head-rewritten', (db) => db.prepare("update mcpw_audit_head set hash = (select hash from mcpw_audit_events where seq = 9) where id = 1").run());
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout)).toMatchObject({ ok: false, seq: 10, problem: 'head-mismatch' });
+  });
+
+  it('passes while a gateway goes on writing: events after the head it read are checked as the chain goes on', async () => {
+    const store = createSqliteStore({ path: join(dir, 'pristine.db') });
+    try {
+      const all = await store.audit.query({});
+      const at = (seq: number) => all[seq - 1] as (typeof all)[number];
+      // The head as it was when event 6 was the last: events 7..10 were written after it was read.
+      const early = { seq: 6, hash: at(6).hash, prunedSeq: 0, prunedHash: GENESIS_HASH };
+      const events = async function* (list: typeof all) {
+        yield* list;
+      };
+      expect(await verifyChain(early, events(all))).toMatchObject({ ok: true, events: 10, head: { seq: 6 } });
+      // What follows the head is checked as every other event: a changed one is still found.
+      const changed = all.map((e) => (e.seq === 8 ? { ...e, decision: 'allow' as const, reason: 'edited' } : e));
+      expect(await verifyChain(early, events(changed))).toMatchObject({ ok: false, seq: 8, problem: 'changed' });
+      // And the head must be the event at its seq.
+      expect(await verifyChain({ ...early, hash: at(5).hash }, events(all))).toMatchObject({ ok: false, seq: 6, problem: 'head-mismatch' });
+    } finally {
+      await store.close();
+    }
   });
 
   it('prints the verdict for people too', async () => {

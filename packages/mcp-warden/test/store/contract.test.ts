@@ -618,6 +618,18 @@ describe.each([memoryBackend, sqliteBackend(), postgresBackend()])('$kind store'
       expect(await verifyStored(store)).toMatchObject({ ok: true, events: 2 });
     });
 
+    it('Security: seals text that is not well-formed Unicode (a lone surrogate from a request) as it is stored, so the chain still verifies', async () => {
+      const { store } = await openMigrated();
+      // What a request can ask for: `"name":"\\ud800x"` in its JSON is the string below.
+      const odd = auditEventAt(0, { method: 'tools/call\udfff', target: '\ud800x', reason: 'tool "\ud800x" is not allowed', principal: { id: 'bob\ud800', kind: 'api-key' } });
+      const fine = auditEventAt(1, { target: 'pair \ud83d\ude00 kept' });
+      const sealed = await store.audit.append([odd, fine]);
+      expect(sealed[0]).toMatchObject({ method: 'tools/call\ufffd', target: '\ufffdx', reason: 'tool "\ufffdx" is not allowed', principal: { id: 'bob\ufffd', kind: 'api-key' } });
+      expect(sealed[1]?.target).toBe('pair \ud83d\ude00 kept');
+      expect(await store.audit.query({})).toStrictEqual(sealed);
+      expect(await verifyStored(store)).toMatchObject({ ok: true, events: 2 });
+    });
+
     it('prunes events before a time and moves the anchor, so what is left still verifies', async () => {
       const { store } = await openMigrated();
       const sealed = await store.audit.append([0, 1_000, 2_000, 3_000, 4_000].map((offset) => auditEventAt(offset)));

@@ -26,7 +26,9 @@ function line(e: StoredAuditEvent): string {
 
 /** Reads a whole chain in seq order, a page at a time. */
 async function* allEvents(store: AuditStore): AsyncGenerator<StoredAuditEvent> {
-  let after = 0;
+  // From the lowest seq a row can have, not from 1: a row forged at 0 or below is shown by `tail`,
+  // and `verify` must see it too (it is no link of the chain).
+  let after = -Number.MAX_SAFE_INTEGER;
   for (;;) {
     const page = await store.query({ afterSeq: after, limit: 2000 });
     if (page.length === 0) return;
