@@ -40,6 +40,18 @@ export const colour = {
   bold: (t: string, s?: NodeJS.WriteStream) => paint(1, t, s),
 };
 
+/**
+ * For a command whose output is often piped into a reader that stops early (`audit tail | head`):
+ * once the reader has closed the pipe, the command ends quietly with exit 0, as Unix tools do,
+ * rather than with an unhandled EPIPE. Not for `serve`, whose logs must not stop it.
+ */
+export function endQuietlyWhenPipeCloses(): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(ExitCode.Ok);
+  });
+}
+
 export function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
@@ -62,5 +74,9 @@ export function printTable(header: readonly string[], rows: readonly (readonly s
 
 /** An ISO time, or `-`. */
 export function when(ms: number | undefined): string {
-  return ms === undefined ? '-' : new Date(ms).toISOString();
+  if (ms === undefined) return '-';
+  // A time no Date can hold (a key stored with a lifetime of millions of years by an older
+  // version) is shown as its number rather than ending the command.
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? `${ms} ms since 1970` : date.toISOString();
 }

@@ -158,11 +158,57 @@ describe('mcp-warden CLI', () => {
       [['explain', '--role', 'reader', '--tool', 'x', '--args', '{oops'], 2, /--args: not valid JSON/],
       [['audit', 'tail', '--decision', 'maybe'], 2, /--decision: expected allow or deny/],
       [['keys', 'frobnicate'], 2, /unknown command 'frobnicate'/],
+      [['keys', 'create', '--name', 'x', '--role', 'reader', '--expires', '0s'], 2, /the expiry must be in the future/],
+      [['keys', 'create', '--name', '  ', '--role', 'reader'], 2, /a key needs a name/],
+      [['keys', 'create', '--name', 'x', '--role', 'reader', '--expires', '20000000w'], 2, /--expires: "20000000w" is longer than 100 years; leave --expires out/],
+      [['keys', 'rotate', 'nosuchkey123', '--grace', '99999w'], 2, /--grace: "99999w" is longer than 100 years/],
+      [['audit', 'verify', '--file', '/nonexistent/audit.jsonl'], 2, /--file: cannot read \/nonexistent\/audit.jsonl \(ENOENT\)/],
     ])('%j → exit %i', async (args, code, message) => {
       const result = await cli(dir, args, env);
       expect(result.code).toBe(code);
       expect(result.stderr).toMatch(message);
       expect(result.stderr).not.toMatch(/\n\s+at /);
+    });
+
+    it('ends quietly (exit 0, no stack) when the reader of its output stops early: audit tail | head -1', async () => {
+      const { execFile } = await import('node:child_process');
+      const { writeFileSync } = await import('node:fs');
+      const { createSqliteStore } = await import('../../src/store/sql/sql-store.js');
+      const path = join(dir, 'many.db');
+      const store = createSqliteStore({ path });
+      await store.migrate();
+      const events = Array.from({ length: 3000 }, (_, i) => ({ time: new Date().toISOString(), requestId: `r${i}`, method: 'tools/call', kind: 'tool' as const, target: 'x'.repeat(200), decision: 'allow' as const, rule: 'r', reason: 'filler '.repeat(20), latencyMicros: 1 }));
+      await store.audit.append(events);
+      await store.close();
+      const config = join(dir, 'many.yaml');
+      writeFileSync(config, `store: { type: sqlite, path: ${path} }\n`);
+      const cliPath = join(ROOT, 'packages/mcp-warden/dist/cli/main.js');
+      const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        // `set -o pipefail` makes the pipeline's status the CLI's, not head's.
+        execFile('bash', ['-c', `set -o pipefail; "${process.execPath}" "${cliPath}" --config "${config}" audit tail -n 3000 --json | head -1`], { env: { PATH: process.env['PATH'] ?? '', NO_COLOR: '1' }, timeout: 30_000 }, (error, stdout, stderr) =>
+          resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr }),
+        );
+      });
+      expect(result.stderr).not.toMatch(/EPIPE|\n\s+at /);
+      expect(result.code).toBe(0);
+      expect(result.stdout.trim().split('\n')).toHaveLength(1);
+    });
+
+    it('lists a key stored with an expiry no date can hold (by an older version) instead of failing', async () => {
+      const { writeFileSync } = await import('node:fs');
+      const { createSqliteStore } = await import('../../src/store/sql/sql-store.js');
+      const path = join(dir, 'far.db');
+      const store = createSqliteStore({ path });
+      await store.migrate();
+      await store.keys.insertKey({ id: 'farfuture234', name: 'far', hash: 'ab'.repeat(32), roles: ['reader'], createdAt: Date.now(), expiresAt: 6.048e22 });
+      await store.close();
+      const config = join(dir, 'far.yaml');
+      writeFileSync(config, `store: { type: sqlite, path: ${path} }\nroles: { reader: [read] }\n`);
+      for (const args of [['keys', 'list'], ['keys', 'list', '--json'], ['keys', 'show', 'farfuture234']]) {
+        const result = await cli(dir, ['--config', config, ...args]);
+        expect(result.code, args.join(' ')).toBe(0);
+        expect(result.stdout, args.join(' ')).toContain('6.048e+22 ms since 1970');
+      }
     });
 
     it('names a missing config file and how to create one', async () => {

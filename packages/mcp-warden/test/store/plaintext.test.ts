@@ -2,7 +2,7 @@
  * Keys at rest: whatever a store writes to disk or to the database holds a key's id and hash, never
  * the key or its secret part. Keys are made, rotated and used through the real services.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -110,5 +110,24 @@ describe('Security', () => {
       }
       expectNoPlaintext(values.join('\n'), issued, `the tables of schema ${schema}`);
     });
+  });
+});
+
+describe('Security: SQLite files on disk', () => {
+  it('a new database and its -wal and -shm files are readable by their owner only (they hold signing keys), whatever the umask', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-mode-'));
+    const previous = process.umask(0o022);
+    try {
+      const store = createSqliteStore({ path: join(dir, 'warden.db') });
+      await store.migrate();
+      await store.secrets.getOrCreate('session-signing-key', () => 'not-a-real-key');
+      const modes = Object.fromEntries(readdirSync(dir).map((name) => [name, statSync(join(dir, name)).mode & 0o777]));
+      await store.close();
+      expect(Object.keys(modes).sort()).toEqual(['warden.db', 'warden.db-shm', 'warden.db-wal']);
+      for (const [name, mode] of Object.entries(modes)) expect(mode.toString(8), name).toBe('600');
+    } finally {
+      process.umask(previous);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

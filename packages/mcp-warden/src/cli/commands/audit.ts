@@ -7,7 +7,7 @@ import { verifyChain } from '../../audit/verify.js';
 import { GENESIS_HASH } from '../../audit/chain.js';
 import type { AuditStore, StoredAuditEvent } from '../../store/types.js';
 import { type GlobalOptions, readConfig, withStore } from '../context.js';
-import { ExitCode, UserError, colour, out, printJson } from '../output.js';
+import { ExitCode, UserError, colour, endQuietlyWhenPipeCloses, out, printJson } from '../output.js';
 
 function sinceOption(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -38,7 +38,13 @@ async function* allEvents(store: AuditStore): AsyncGenerator<StoredAuditEvent> {
 }
 
 async function* fileEvents(path: string): AsyncGenerator<StoredAuditEvent> {
-  const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
+  const input = createReadStream(path);
+  // A file that cannot be read is the user's to fix (exit 2), not an internal error.
+  await new Promise<void>((resolve, reject) => {
+    input.once('open', () => resolve());
+    input.once('error', (error: NodeJS.ErrnoException) => reject(new UserError(`--file: cannot read ${path} (${error.code ?? error.message})`)));
+  });
+  const lines = createInterface({ input, crlfDelay: Infinity });
   let n = 0;
   for await (const text of lines) {
     n++;
@@ -65,6 +71,7 @@ export function registerAudit(program: Command): void {
     .option('-n, --limit <n>', 'how many recent events', '20')
     .option('--json', 'one JSON object per line')
     .action(async (options: { follow?: boolean; principal?: string; decision?: string; since?: string; limit: string; json?: boolean }) => {
+      endQuietlyWhenPipeCloses();
       if (options.decision !== undefined && options.decision !== 'allow' && options.decision !== 'deny') {
         throw new UserError(`--decision: expected allow or deny, got "${options.decision}"`);
       }
@@ -129,6 +136,7 @@ export function registerAudit(program: Command): void {
     .option('--since <when>', 'only events since a duration ago or a time (the exported chain then starts later)')
     .option('-o, --output <file>', 'write to a file instead of stdout')
     .action(async (options: { format: string; since?: string; output?: string }) => {
+      if (options.output === undefined) endQuietlyWhenPipeCloses();
       if (options.format !== 'jsonl') throw new UserError(`--format: only jsonl is supported, got "${options.format}"`);
       const since = sinceOption(options.since);
       const stream: NodeJS.WritableStream = options.output === undefined ? process.stdout : createWriteStream(options.output, { mode: 0o600 });

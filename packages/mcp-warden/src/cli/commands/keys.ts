@@ -6,9 +6,13 @@ import type { ApiKeyRecord } from '../../store/types.js';
 import { type GlobalOptions, withStore } from '../context.js';
 import { ExitCode, UserError, colour, err, out, printJson, printTable, when } from '../output.js';
 
+/** The longest `--expires` or `--grace`: past it a date cannot be shown (or stored as a PostgreSQL bigint). */
+const MAX_DURATION_MS = 100 * 365 * 86_400_000;
+
 function durationOption(value: string, flag: string): number {
   const ms = parseDuration(value);
   if (ms === undefined) throw new UserError(`${flag}: "${value}" is not a duration; use e.g. 30d, 24h, 15m`);
+  if (ms > MAX_DURATION_MS) throw new UserError(`${flag}: "${value}" is longer than 100 years${flag === '--expires' ? '; leave --expires out for a key that does not expire' : ''}`);
   return ms;
 }
 
@@ -53,12 +57,19 @@ export function registerKeys(program: Command): void {
         if (unknown.length > 0) {
           throw new UserError(`--role: ${unknown.join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not defined in the config (roles: ${Object.keys(config.roles).join(', ') || 'none'})`);
         }
-        const issued = await new KeyService(store.keys).create({
-          name: options.name,
-          roles: options.role,
-          ...(expiresInMs === undefined ? {} : { expiresInMs }),
-          ...(options.note === undefined ? {} : { note: options.note }),
-        });
+        let issued;
+        try {
+          issued = await new KeyService(store.keys).create({
+            name: options.name,
+            roles: options.role,
+            ...(expiresInMs === undefined ? {} : { expiresInMs }),
+            ...(options.note === undefined ? {} : { note: options.note }),
+          });
+        } catch (error) {
+          // The service's refusals (an empty name, an expiry not in the future) are the user's to fix.
+          if (error instanceof TypeError) throw new UserError(error.message);
+          throw error;
+        }
         if (options.json === true) printJson({ key: issued.plaintext, ...view(issued.record, Date.now()) });
         else {
           out(issued.plaintext);
@@ -127,7 +138,10 @@ export function registerKeys(program: Command): void {
         if (options.json === true) printJson({ key: issued.plaintext, ...view(issued.record, Date.now()) });
         else {
           out(issued.plaintext);
-          err(`Key ${id} rotated to ${issued.record.id}; ${id} keeps working until ${when(Date.now() + graceMs)}.`);
+          // The old key stops at the end of the grace, or at its own expiry if that comes first.
+          const old = await store.keys.getKey(id);
+          const until = graceMs <= 0 ? undefined : Math.min(Date.now() + graceMs, old?.expiresAt ?? Infinity);
+          err(`Key ${id} rotated to ${issued.record.id}; ${until === undefined ? `${id} is revoked.` : `${id} keeps working until ${when(until)}.`}`);
         }
       });
     });

@@ -3,6 +3,7 @@
  * layer (Kysely). Dialect differences are confined to this file: how a write transaction begins, the
  * row lock on the audit head, and how other processes' key changes are noticed.
  */
+import { closeSync, openSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import BetterSqlite3 from 'better-sqlite3';
 import { type CompiledQuery, Kysely, PostgresDialect, type Selectable, SqliteDialect, type Transaction, sql } from 'kysely';
@@ -364,6 +365,10 @@ const CHANGE_CHECK_MS = 100;
 
 /** Opens (creating if needed) a SQLite store: WAL journal, synchronous NORMAL (durable across a process crash). */
 export function createSqliteStore(options: SqliteStoreOptions): Store {
+  // A new database file is made readable by its owner only: it holds the session and identity
+  // signing keys. SQLite gives its -wal and -shm files the database file's mode. (An existing file
+  // keeps the mode it has.)
+  if (options.path !== ':memory:' && options.path !== '' && !options.path.startsWith('file:')) closeSync(openSync(options.path, 'a', 0o600));
   const raw = new BetterSqlite3(options.path);
   raw.pragma('journal_mode = WAL');
   raw.pragma('synchronous = NORMAL');
