@@ -306,26 +306,29 @@ const FOLDABLE = /[A-Z\u0080-\uffff]/;
  * list for the policy and a call for it (the Go SDK's GHSA-wvj2-96wp-fq3f, CVE-2026-27896; Go's
  * standard library still parses so, and many servers use it).
  */
-function foldedDuplicate(body: unknown): { path: string; names: [string, string] } | undefined {
-  // Depth first without recursion (a body parsed before the pipeline was not depth-checked); the
+function foldedDuplicate(body: unknown, maxDepth: number): { path: string; names: [string, string] } | { tooDeep: true } | undefined {
+  // Depth first without recursion (a body parsed before the pipeline was not depth-checked, and is
+  // checked here: `depth` counts the arrays and objects around a value, as the text scan does); the
   // path is made only for the object found, from each entry's parent and key.
   interface Entry {
     readonly value: object;
     readonly parent: Entry | undefined;
     readonly key: string | number;
+    readonly depth: number;
   }
   const pathOf = (entry: Entry): string => {
     let path = '';
     for (let at: Entry | undefined = entry; at?.parent !== undefined; at = at.parent) path = `${typeof at.key === 'number' ? `[${at.key}]` : `.${at.key}`}${path}`;
     return `$${path}`;
   };
-  const stack: Entry[] = typeof body === 'object' && body !== null ? [{ value: body, parent: undefined, key: '' }] : [];
+  const stack: Entry[] = typeof body === 'object' && body !== null ? [{ value: body, parent: undefined, key: '', depth: 1 }] : [];
   for (let entry = stack.pop(); entry !== undefined; entry = stack.pop()) {
+    if (entry.depth > maxDepth) return { tooDeep: true };
     const value = entry.value;
     if (Array.isArray(value)) {
       for (let i = value.length - 1; i >= 0; i--) {
         const item: unknown = value[i];
-        if (typeof item === 'object' && item !== null) stack.push({ value: item, parent: entry, key: i });
+        if (typeof item === 'object' && item !== null) stack.push({ value: item, parent: entry, key: i, depth: entry.depth + 1 });
       }
       continue;
     }
@@ -343,7 +346,7 @@ function foldedDuplicate(body: unknown): { path: string; names: [string, string]
     for (let i = names.length - 1; i >= 0; i--) {
       const name = names[i] as string;
       const member = record[name];
-      if (typeof member === 'object' && member !== null) stack.push({ value: member, parent: entry, key: name });
+      if (typeof member === 'object' && member !== null) stack.push({ value: member, parent: entry, key: name, depth: entry.depth + 1 });
     }
   }
   return undefined;
@@ -355,7 +358,11 @@ export function classifyParsed(body: unknown, options: ClassifyOptions = {}): Cl
   if (Array.isArray(body) && body.length > maxBatch) {
     throw new WardenError('invalid_request', `Invalid Request: a batch of ${body.length} messages; at most ${maxBatch} are accepted in one request`);
   }
-  const duplicate = foldedDuplicate(body);
+  const maxDepth = options.maxJsonDepth ?? 64;
+  const duplicate = foldedDuplicate(body, maxDepth);
+  if (duplicate !== undefined && 'tooDeep' in duplicate) {
+    throw new WardenError('parse_error', `Parse error: the JSON nests deeper than ${maxDepth} levels`);
+  }
   if (duplicate !== undefined) {
     const [first, second] = duplicate.names.map((name) => JSON.stringify(clip(name, 64)));
     throw new WardenError(

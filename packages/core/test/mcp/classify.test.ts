@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { toErrorResponse } from '../../src/errors.js';
-import { checkMcpHeaders, classifyBody, classifyMessage, decodeMcpHeaderValue, inexactNumber } from '../../src/mcp/classify.js';
+import { checkMcpHeaders, classifyBody, classifyMessage, classifyParsed, decodeMcpHeaderValue, inexactNumber } from '../../src/mcp/classify.js';
 import { codeOf, view } from '../helpers.js';
 
 
@@ -137,6 +137,20 @@ describe('classifyBody', () => {
     const args = { a: JSON.parse(`${'['.repeat(70)}1${']'.repeat(70)}`) as unknown };
     expect(codeOf(() => classifyBody(JSON.stringify(request('tools/call', { name: 'x', arguments: args }))))).toBe('parse_error');
     expect(codeOf(() => classifyBody(JSON.stringify(request('tools/call', { name: 'x', arguments: args })), { maxJsonDepth: 80 }))).toBeUndefined();
+  });
+  it('refuses a body parsed before the pipeline (express.json() first) nested deeper than the limit, counted as the text is, and a very deep one without recursion', () => {
+    const nest = (levels: number): unknown => JSON.parse(`${'['.repeat(levels)}1${']'.repeat(levels)}`);
+    // The message is one level, `params` two, `arguments` three: `a` holds the rest.
+    const at = (levels: number) => request('tools/call', { name: 'x', arguments: { a: nest(levels) } });
+    expect(codeOf(() => classifyParsed(at(61)))).toBeUndefined();
+    expect(codeOf(() => classifyParsed(at(62)))).toBe('parse_error');
+    // The same limit as the text's, level for level.
+    expect(codeOf(() => classifyBody(JSON.stringify(at(61))))).toBeUndefined();
+    expect(codeOf(() => classifyBody(JSON.stringify(at(62))))).toBe('parse_error');
+    expect(codeOf(() => classifyParsed(at(62), { maxJsonDepth: 65 }))).toBeUndefined();
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    expect(codeOf(() => classifyParsed(deep))).toBe('parse_error');
   });
   it('is not fooled by brackets inside strings', () => {
     const body = JSON.stringify(request('tools/call', { name: 'x', arguments: { s: '[[[[[[[[[[{{{{{{{{\\"' } }));
