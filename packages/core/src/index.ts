@@ -30,7 +30,7 @@ export { createGuard, DEFAULT_MAX_BODY_BYTES, DEFAULT_PROTOCOL_VERSIONS, type Gu
 export type { RequestView } from './http.js';
 export { checkMcpHeaders, type ClassifiedBody, classifyBody, classifyMessage, classifyParsed, decodeMcpHeaderValue } from './mcp/classify.js';
 export { type EventIdSeal, filterJsonBody, filterListResult, type PendingLists, pendingListsOf, SseListFilter } from './mcp/filter.js';
-export { filterNodeResponse } from './mcp/filter-node.js';
+export { type FilteredResponse, filterNodeResponse } from './mcp/filter-node.js';
 export { filterWebResponse } from './mcp/filter-web.js';
 export { nodeRequestView, readNodeBody } from './node-http.js';
 export { type BodySource, createWarden, type PipelineResult, type Warden, type WardenOptions } from './pipeline.js';

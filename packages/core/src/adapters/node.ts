@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EventIdSeal } from '../mcp/filter.js';
-import { filterNodeResponse } from '../mcp/filter-node.js';
+import { type FilteredResponse, filterNodeResponse } from '../mcp/filter-node.js';
 import { nodeRequestView, readNodeBody, removeCredentialHeader } from '../node-http.js';
 import { type Warden, type WardenOptions, createWarden } from '../pipeline.js';
 import type { Principal, SdkAuthInfo } from '../types.js';
@@ -47,6 +47,7 @@ export function withWarden(
   const pipeline = 'handle' in options ? options : createWarden(options);
   const requestIdOf = adapter.requestId;
   const listener = function mcpWarden(req: IncomingMessage, res: ServerResponse): void {
+    let filtered: FilteredResponse | undefined;
     pipeline
       .handle(nodeRequestView(req, hostRequestId(requestIdOf, req)), { read: (limit) => readNodeBody(req, limit) })
       .then(async (result) => {
@@ -56,11 +57,13 @@ export function withWarden(
         }
         (req as AuthenticatedRequest).auth = result.authInfo;
         if (result.credentialHeader !== undefined) removeCredentialHeader(req, result.credentialHeader);
-        if (result.lists !== undefined) filterNodeResponse(res, result.lists, result.principal, pipeline.policy, adapter.eventIds?.(result.principal));
+        if (result.lists !== undefined) filtered = filterNodeResponse(res, result.lists, result.principal, pipeline.policy, adapter.eventIds?.(result.principal));
         await handler(req, res, result.body, result.principal);
       })
       .catch((error: unknown) => {
-        if (res.headersSent) {
+        // A handler that failed after it began its answer: end the connection, as without the
+        // filter (whose held JSON answer would otherwise take the error into its body).
+        if (res.headersSent || filtered?.answerBegun === true) {
           res.destroy();
           return;
         }

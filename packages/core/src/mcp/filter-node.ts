@@ -142,6 +142,16 @@ function droppedEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
   return this;
 }
 
+/** What {@link filterNodeResponse} tells its caller about the response it filters. */
+export interface FilteredResponse {
+  /**
+   * Whether the app has begun its answer. A JSON answer's headers and body are held until `end`
+   * (its length is the filter's), so `res.headersSent` stays false meanwhile: an error handler
+   * that answers only when it is false would write its error into the held answer.
+   */
+  readonly answerBegun: boolean;
+}
+
 /**
  * Filters list results on a Node `ServerResponse` while the MCP server writes it, whatever writes it
  * (SDK v1 transport, SDK v2 `toNodeHandler`, `@hono/node-server`, the gateway's proxy). A JSON body is
@@ -160,7 +170,9 @@ function droppedEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
  * gzip, deflate and br (what clients' fetch decodes). Any other coding cannot be read, and the answer
  * is replaced by a JSON-RPC error (500): passed on, the client would decode it and see every list.
  */
-export function filterNodeResponse(res: ServerResponse, lists: PendingLists, principal: Principal, policy: Policy, sealId?: EventIdSeal): void {
+export function filterNodeResponse(res: ServerResponse, lists: PendingLists, principal: Principal, policy: Policy, sealId?: EventIdSeal): FilteredResponse {
+  /** The app has begun its answer (a JSON answer's headers are held, so `headersSent` does not say). */
+  let begun = false;
   const originalWriteHead = res.writeHead;
   const originalWrite = res.write;
   const originalEnd = res.end;
@@ -324,6 +336,7 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
   };
 
   res.writeHead = function writeHead(this: ServerResponse, status: number, ...args: unknown[]): ServerResponse {
+    begun = true;
     const headers = typeof args[0] === 'string' ? args[1] : args[0];
     decide(headers);
     if (mode === 'refuse') {
@@ -343,6 +356,7 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
   } as typeof res.writeHead;
 
   res.write = function write(this: ServerResponse, chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
+    begun = true;
     decide(undefined);
     const cb = (typeof encoding === 'function' ? encoding : callback) as WriteCallback | undefined;
     if (mode === 'refuse') {
@@ -367,6 +381,7 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
   } as typeof res.write;
 
   res.end = function end(this: ServerResponse, chunk?: unknown, encoding?: unknown, callback?: unknown): ServerResponse {
+    begun = true;
     decide(undefined);
     const cb = [chunk, encoding, callback].find((a) => typeof a === 'function') as (() => void) | undefined;
     const data = typeof chunk === 'function' ? undefined : chunk;
@@ -462,4 +477,9 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     restore();
     return (originalEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, encoding, callback);
   } as typeof res.end;
+  return {
+    get answerBegun(): boolean {
+      return begun;
+    },
+  };
 }

@@ -333,3 +333,55 @@ describe("withWarden: the host's request id", () => {
     }
   });
 });
+
+describe('withWarden: a handler that fails', () => {
+  const options: WardenOptions = { tokens: [{ id: 'reader', token: 'reader-token', roles: ['reader'] }], policy: { roles: { reader: ['read'] } } };
+  const ping = (port: number) =>
+    fetch(`http://127.0.0.1:${port}/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: 'Bearer reader-token' },
+      body: '{"jsonrpc":"2.0","id":5,"method":"ping"}',
+    });
+
+  async function serve(handler: (res: ServerResponse) => Promise<void>, run: (port: number) => Promise<void>): Promise<void> {
+    const server = createServer(withWarden(options, (_req, res) => handler(res)));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      await run((server.address() as AddressInfo).port);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  it('answers 500 with a JSON-RPC error when it failed before writing anything', async () => {
+    await serve(
+      async () => {
+        throw new Error('db went away');
+      },
+      async (port) => {
+        const response = await ping(port);
+        expect(response.status).toBe(500);
+        expect(JSON.parse(await response.text())).toMatchObject({ jsonrpc: '2.0', error: { code: -32603 } });
+      },
+    );
+  });
+
+  it('ends the connection when it failed after beginning a JSON answer (held by the filter), as without mcp-warden: no error written into the answer', async () => {
+    await serve(
+      async (res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"jsonrpc":"2.0","id":5,');
+        throw new Error('db went away');
+      },
+      async (port) => {
+        const outcome = await ping(port).then(
+          async (response) => `answered ${response.status}: ${await response.text()}`,
+          (error: unknown) => `failed: ${String((error as Error).message)}`,
+        );
+        expect(outcome).toMatch(/^failed: /);
+      },
+    );
+  });
+});
