@@ -55,7 +55,8 @@ export function removeCredentialHeader(req: IncomingMessage, name: string): void
   // headers it parsed: both are built now, before `rawHeaders` is shortened.
   const { headers, headersDistinct } = req;
   if (headers[name] !== undefined) delete headers[name];
-  if (headersDistinct[name] !== undefined) delete headersDistinct[name];
+  // (node:http2's compatibility request has no headersDistinct.)
+  if (headersDistinct?.[name] !== undefined) delete headersDistinct[name];
   const raw = req.rawHeaders;
   for (let i = raw.length - 2; i >= 0; i -= 2) {
     const key = raw[i] as string;

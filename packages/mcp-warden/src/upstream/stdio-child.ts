@@ -51,14 +51,20 @@ export class StdioChild {
   /** One line of the child's output (without its line end): a message, or an error when not JSON. */
   #line(line: string): void {
     if (line.trim() === '') return;
-    let message: JSONRPCMessage;
+    let message: unknown;
     try {
-      message = JSON.parse(line) as JSONRPCMessage;
+      message = JSON.parse(line);
     } catch {
       this.onerror?.(new Error(`the upstream wrote a line that is not JSON (${line.length} bytes)`));
       return;
     }
-    this.onmessage?.(message, line);
+    // JSON that is no message (null, a number, a string): dropped like a line that is not JSON.
+    // Handed on, code that reads a message's members would throw outside any request.
+    if (typeof message !== 'object' || message === null) {
+      this.onerror?.(new Error(`the upstream wrote a line that is not a JSON-RPC message (${line.length} bytes of JSON ${message === null ? 'null' : typeof message})`));
+      return;
+    }
+    this.onmessage?.(message as JSONRPCMessage, line);
   }
 
   /** Spawns the process; resolves once it is running, rejects if it cannot be started. */

@@ -111,6 +111,13 @@ describe('Security: stdio upstream faults', () => {
     await fetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${key}`, ...headers } });
   }, 30_000);
 
+  it('drops JSON lines from a child that are no message (null, a number), logs them, and goes on: the gateway does not fall over', async () => {
+    const client = await connect('crashy');
+    expect(textOf(await client.callTool({ name: 'garbage', arguments: {} }))).toBe('still here');
+    expect(textOf(await client.callTool({ name: 'pid', arguments: {} }))).toMatch(/^\d+$/);
+    expect(lines.some((l) => JSON.stringify(l.fields).includes('not a JSON-RPC message (4 bytes of JSON null)'))).toBe(true);
+  });
+
   it('answers a call the child never answers with an error after the timeout, and the session goes on', async () => {
     const client = await connect('slow');
     const since = performance.now();

@@ -102,6 +102,17 @@ setInterval(() => {}, 1000);
     expect(messages).toHaveLength(1);
   });
 
+  it('Security: drops JSON that is no message (null, a number, a string, true) as it drops a line that is not JSON, and goes on', async () => {
+    const { messages, errors } = await read(['null\n5\n"text"\ntrue\n{"jsonrpc":"2.0","id":1,"result":{}}\n'], 5);
+    expect(errors).toEqual([
+      'the upstream wrote a line that is not a JSON-RPC message (4 bytes of JSON null)',
+      'the upstream wrote a line that is not a JSON-RPC message (1 bytes of JSON number)',
+      'the upstream wrote a line that is not a JSON-RPC message (6 bytes of JSON string)',
+      'the upstream wrote a line that is not a JSON-RPC message (4 bytes of JSON boolean)',
+    ]);
+    expect(messages).toEqual([{ jsonrpc: '2.0', id: 1, result: {} }]);
+  });
+
   it('ends the child when a line grows past maxLineBytes, however it is cut', async () => {
     const { messages, errors } = await read(['{"jsonrpc":"2.0","id":1,"result":{}}\n', 'x'.repeat(600), 'x'.repeat(600)], 2, 1000);
     expect(messages).toHaveLength(1);
