@@ -24,9 +24,12 @@ export type ChainVerdict =
  *
  * `head` is read before the events, and a gateway may go on writing meanwhile: events after the
  * head are checked as the chain's continuation, as every other, and the head must be the event at
- * its seq (not the last one read).
+ * its seq. `headAfter`, when given, reads the head again once the walk is done: a writer moves the
+ * head in the transaction that adds its events, so no event read may lie beyond that head (a row
+ * added behind the store's back, without the head, does). The verdict's head is the last event
+ * walked.
  */
-export async function verifyChain(head: AuditHead, events: AsyncIterable<StoredAuditEvent>): Promise<ChainVerdict> {
+export async function verifyChain(head: AuditHead, events: AsyncIterable<StoredAuditEvent>, headAfter?: () => Promise<AuditHead>): Promise<ChainVerdict> {
   let expected = head.prunedSeq + 1;
   let prev = head.prunedHash;
   let count = 0;
@@ -57,6 +60,12 @@ export async function verifyChain(head: AuditHead, events: AsyncIterable<StoredA
     expected += 1;
     count += 1;
   }
-  if (expected - 1 < head.seq) return headMismatch(expected, `events ${expected}..${head.seq} are missing from the end of the log`);
-  return { ok: true, events: count, head: { seq: head.seq, hash: head.hash } };
+  const last = expected - 1;
+  if (last < head.seq) return headMismatch(expected, `events ${expected}..${head.seq} are missing from the end of the log`);
+  if (last > head.seq) {
+    const final = headAfter === undefined ? head : await headAfter();
+    if (last > final.seq) return headMismatch(final.seq + 1, `events ${final.seq + 1}..${last} lie beyond the chain head (event ${final.seq}): rows added without moving the head`);
+    if (last === final.seq && prev !== final.hash) return headMismatch(last, `the chain head (event ${final.seq}) does not match event ${final.seq}`);
+  }
+  return { ok: true, events: count, head: { seq: last, hash: prev } };
 }

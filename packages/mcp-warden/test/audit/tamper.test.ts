@@ -120,25 +120,41 @@ describe('Security: audit tamper evidence', () => {
     expect(JSON.parse(result.stdout)).toMatchObject({ ok: false, seq: 10, problem: 'head-mismatch' });
   });
 
-  it('passes while a gateway goes on writing: events after the head it read are checked as the chain goes on', async () => {
+  it('passes while a gateway goes on writing: events after the head it read are checked as the chain goes on, up to the head read again', async () => {
     const store = createSqliteStore({ path: join(dir, 'pristine.db') });
     try {
       const all = await store.audit.query({});
       const at = (seq: number) => all[seq - 1] as (typeof all)[number];
-      // The head as it was when event 6 was the last: events 7..10 were written after it was read.
+      // The head as it was when event 6 was the last: events 7..10 were written after it was read,
+      // and the head read again afterwards (the store's own) covers them.
       const early = { seq: 6, hash: at(6).hash, prunedSeq: 0, prunedHash: GENESIS_HASH };
       const events = async function* (list: typeof all) {
         yield* list;
       };
-      expect(await verifyChain(early, events(all))).toMatchObject({ ok: true, events: 10, head: { seq: 6 } });
+      const again = () => store.audit.head();
+      expect(await verifyChain(early, events(all), again)).toEqual({ ok: true, events: 10, head: { seq: 10, hash: at(10).hash } });
       // What follows the head is checked as every other event: a changed one is still found.
       const changed = all.map((e) => (e.seq === 8 ? { ...e, decision: 'allow' as const, reason: 'edited' } : e));
-      expect(await verifyChain(early, events(changed))).toMatchObject({ ok: false, seq: 8, problem: 'changed' });
-      // And the head must be the event at its seq.
-      expect(await verifyChain({ ...early, hash: at(5).hash }, events(all))).toMatchObject({ ok: false, seq: 6, problem: 'head-mismatch' });
+      expect(await verifyChain(early, events(changed), again)).toMatchObject({ ok: false, seq: 8, problem: 'changed' });
+      // The head must be the event at its seq.
+      expect(await verifyChain({ ...early, hash: at(5).hash }, events(all), again)).toMatchObject({ ok: false, seq: 6, problem: 'head-mismatch' });
+      // Events beyond the head read again were added without it.
+      expect(await verifyChain(early, events(all), async () => early)).toMatchObject({ ok: false, seq: 7, problem: 'head-mismatch' });
     } finally {
       await store.close();
     }
+  });
+
+  it('names a well-hashed event appended behind the store\'s back, without moving the head', async () => {
+    const result = await verifyAfter('appended', (db) => {
+      const last = db.prepare('select * from mcpw_audit_events where seq = 10').get() as Record<string, unknown>;
+      const forged: AuditEvent = { ...event(11), principal: { id: 'mallory', kind: 'api-key' }, decision: 'allow', reason: 'forged' };
+      db.prepare(
+        "insert into mcpw_audit_events (seq, time, time_ms, request_id, principal_id, principal_kind, method, kind, target, decision, rule, reason, latency_micros, prev_hash, hash) values (11, ?, ?, ?, 'mallory', 'api-key', ?, ?, ?, 'allow', ?, 'forged', ?, ?, ?)",
+      ).run(forged.time, Date.parse(forged.time), forged.requestId, forged.method, forged.kind, forged.target, forged.rule, forged.latencyMicros, last['hash'], eventHash(last['hash'] as string, 11, forged));
+    });
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout)).toMatchObject({ ok: false, seq: 11, problem: 'head-mismatch' });
   });
 
   it('prints the verdict for people too', async () => {

@@ -121,7 +121,7 @@ export function registerAudit(program: Command): void {
         };
         verdict = await verifyChain(head, (async function* () { yield* events; })());
       } else {
-        verdict = await withStore(globals(), async (store) => verifyChain(await store.audit.head(), allEvents(store.audit)));
+        verdict = await withStore(globals(), async (store) => verifyChain(await store.audit.head(), allEvents(store.audit), () => store.audit.head()));
       }
       if (options.json === true) printJson(verdict);
       else if (verdict.ok) out(`${colour.green('ok')}: ${verdict.events} events, chain intact; head ${verdict.head.seq} ${verdict.head.hash}`);
