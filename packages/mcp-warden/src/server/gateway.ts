@@ -393,17 +393,23 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
   }
 
-  /** Builds every pipeline and the upstreams a configuration needs; nothing is swapped until it all worked. */
+  /**
+   * Builds every pipeline and the upstreams a configuration needs. Nothing running is touched: the
+   * limiters kept or made, and `wire` (which points the upstreams' tool-change and error callbacks
+   * at the new policies), are applied by the caller once it swaps the configuration in. A build or
+   * reload that fails leaves the running upstreams and limiters as they were.
+   */
   function build(next: WardenConfig, current: ReadonlyMap<string, Upstream>) {
-    if (next.auth.rateLimit !== config.auth.rateLimit && !isDeepStrictEqual(next.auth.rateLimit, config.auth.rateLimit)) authLimiter = undefined;
-    if (!isDeepStrictEqual(next.requestRateLimit, config.requestRateLimit)) requestLimiter = undefined;
+    // Counters (and their blocks) are kept unless their settings changed.
+    const keepAuth = next.auth.rateLimit === config.auth.rateLimit || isDeepStrictEqual(next.auth.rateLimit, config.auth.rateLimit);
+    const keepRequest = isDeepStrictEqual(next.requestRateLimit, config.requestRateLimit);
     const parts = {
       keyVerifier: services.keyVerifier,
       audit: services.audit,
       extraAudit: [countDecision],
       limiterBackend: services.limiters,
-      ...(authLimiter === undefined ? {} : { authLimiter }),
-      ...(requestLimiter === undefined ? {} : { requestLimiter }),
+      ...(authLimiter === undefined || !keepAuth ? {} : { authLimiter }),
+      ...(requestLimiter === undefined || !keepRequest ? {} : { requestLimiter }),
     };
     const base = buildPipelineOptions(next, parts);
     let oauth: OAuthIssuers | undefined;
@@ -418,6 +424,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const nextRoutes = new Map<string, (req: IncomingMessage, res: ServerResponse, requestId: string) => void>();
     const nextDocs = new Map<string, Record<string, unknown>>();
     const policies = new Map<string, Policy>();
+    const wiring: (() => void)[] = [];
     let nextCors: (origin: string) => boolean;
     try {
       // The guard's rule, so CORS admits exactly the origins the pipeline does.
@@ -431,14 +438,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         built.set(name, upstream);
         const policy = upstreamPolicy(next, name, upstreamConfig);
         policies.set(name, policy);
-        // A changed tool list is read again (debounced), so annotations follow the upstream.
+        // A changed tool list is read again (debounced), so annotations follow the upstream: into
+        // this policy once it is in force (until then a running upstream keeps teaching the old one).
         let relearn: NodeJS.Timeout | undefined;
-        upstream.onError = (kind) => metrics.upstreamError(name, kind);
-        upstream.onToolsChanged = () => {
-          clearTimeout(relearn);
-          relearn = setTimeout(() => void learn(new Map([[name, policy]]), new Map([[name, upstream]])), 500);
-          relearn.unref();
-        };
+        wiring.push(() => {
+          upstream.onError = (kind) => metrics.upstreamError(name, kind);
+          upstream.onToolsChanged = () => {
+            clearTimeout(relearn);
+            relearn = setTimeout(() => void learn(new Map([[name, policy]]), new Map([[name, upstream]])), 500);
+            relearn.unref();
+          };
+        });
         const resource = resourceOf(name);
         // Each endpoint verifies OAuth tokens for its own canonical URI (RFC 8707 audience).
         const credentials = credentialOptions(next, services.keyVerifier, oauth, resource);
@@ -505,9 +515,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       for (const upstream of created) void upstream.close();
       throw error instanceof TypeError ? new ConfigError([error.message]) : error;
     }
-    authLimiter = base.authLimiter;
-    requestLimiter = base.requestLimiter;
-    return { built, nextRoutes, nextDocs, nextCors, policies };
+    const limiters = { auth: base.authLimiter, request: base.requestLimiter };
+    const wire = (): void => {
+      for (const apply of wiring) apply();
+      authLimiter = limiters.auth;
+      requestLimiter = limiters.request;
+    };
+    return { built, nextRoutes, nextDocs, nextCors, policies, wire };
   }
 
   /** Learns each upstream's tool annotations into its policy (asked outside any client session). */
@@ -532,6 +546,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await abort(error);
   }
   const initial = first as ReturnType<typeof build>;
+  initial.wire();
   for (const [name, upstream] of initial.built) upstreams.set(name, upstream);
   routes = initial.nextRoutes;
   metadataDocs = initial.nextDocs;
@@ -561,7 +576,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // The authorization server offers the scopes it was started with.
       if (config.auth.oauth.authorizationServer.enabled && !isDeepStrictEqual(next.auth.oauth.scopes, config.auth.oauth.scopes)) restart.push('auth.oauth.scopes' as never);
       if (restart.length > 0) throw new ConfigError([`changes to ${restart.join(', ')} need a restart; the running configuration is kept`]);
-      const { built, nextRoutes, nextDocs, nextCors, policies } = build(next, upstreams);
+      const { built, nextRoutes, nextDocs, nextCors, policies, wire } = build(next, upstreams);
       // The new policies learn the tools before they serve, so no call is decided without annotations.
       await learn(policies, built);
       if (closing !== undefined) {
@@ -571,6 +586,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }
       const retired = [...upstreams].filter(([name, upstream]) => built.get(name) !== upstream).map(([, upstream]) => upstream);
       // The swap: new requests see the new pipelines from here on; requests in flight finish on the old ones.
+      wire();
       routes = nextRoutes;
       corsAllowed = nextCors;
       metadataDocs = nextDocs;

@@ -104,6 +104,49 @@ describe('several upstreams, reload and metrics (in process)', () => {
     await expect(client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })).rejects.toMatchObject({ code: -32003 });
   }, 60_000);
 
+  it('a reload refused while it is built touches nothing running: tool-change and error callbacks, and the brute-force blocks, stay as they were', async () => {
+    // A valid reload first, with a brute-force limit of 2 failures per address.
+    const limited = (extra: Record<string, unknown> = {}) =>
+      parseConfig(JSON.stringify(configText({ auth: { rateLimit: { perAddress: { attempts: 2, window: '10m', block: '10m' } } }, ...extra })), 'test.yaml', {});
+    await gateway.reload(limited());
+    const running = gateway.upstreams.get('everything');
+    const callbacks = { toolsChanged: running?.onToolsChanged, error: running?.onError };
+    expect(callbacks.toolsChanged).toBeTypeOf('function');
+    // This address fails twice: blocked.
+    const post = (key: string) =>
+      fetch(`${gateway.url}/mcp/everything`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key}` },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+      });
+    for (let i = 0; i < 2; i++) expect((await post(`mcpw_guess${i}`)).status).toBe(401);
+    expect((await post(reader)).status).toBe(429);
+    // Refused while built: the last upstream's policy is invalid (an empty pattern), and the limit is
+    // another one (so a build that went through would make new counters).
+    const broken = parseConfig(
+      JSON.stringify(
+        configText({
+          auth: { rateLimit: { perAddress: { attempts: 5, window: '10m', block: '10m' } } },
+          upstreams: { ...(configText()['upstreams'] as Record<string, unknown>), zzz: { type: 'stdio', command: process.execPath, args: [everything, 'stdio'], policy: { deny: { tools: [''] } } } },
+        }),
+      ),
+      'test.yaml',
+      {},
+    );
+    await expect(gateway.reload(broken)).rejects.toBeInstanceOf(ConfigError);
+    expect(gateway.upstreams.get('everything')?.onToolsChanged).toBe(callbacks.toolsChanged);
+    expect(gateway.upstreams.get('everything')?.onError).toBe(callbacks.error);
+    expect(gateway.upstreams.has('zzz')).toBe(false);
+    // The same valid configuration again: the block it earned still holds.
+    await gateway.reload(limited());
+    expect((await post(reader)).status).toBe(429);
+    // Back to the configuration the other tests use (no limit change needed: the test file's own
+    // requests come from this address, so it is lifted by a new limit).
+    await gateway.reload(parseConfig(JSON.stringify(configText({ auth: { rateLimit: { perAddress: { attempts: 100, window: '1m', block: '1s' } } } })), 'test.yaml', {}));
+    // Past authentication now (a ping outside a session is the bridge's 400, not the limiter's 429).
+    expect((await post(reader)).status).toBe(400);
+  }, 60_000);
+
   it('exposes Prometheus metrics: requests, decisions by rule, sessions, audit queue', async () => {
     const text = await (await fetch(`${gateway.url}/metrics`)).text();
     expect(text).toMatch(/mcp_warden_requests_total\{upstream="everything",status="200"\} \d+/);
@@ -115,11 +158,11 @@ describe('several upstreams, reload and metrics (in process)', () => {
 });
 
 describe('mcp-warden serve reloads on SIGHUP and on file change', () => {
-  let dir: string;
+  let dir: string | undefined;
   let child: ChildProcess | undefined;
   afterAll(async () => {
     if (child !== undefined) await stop(child);
-    rmSync(dir, { recursive: true, force: true });
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
   it('applies a valid change (written in place or renamed over the file, or on SIGHUP), and keeps the running configuration when the new one is invalid', async () => {
@@ -180,4 +223,47 @@ describe('mcp-warden serve reloads on SIGHUP and on file change', () => {
       await client.close();
     }
   }, 90_000);
+
+  it('a SIGHUP while the gateway starts does not end it: the reload waits until it runs', async () => {
+    const startDir = mkdtempSync(join(tmpdir(), 'mcp-warden-hup-'));
+    const file = join(startDir, 'mcp-warden.yaml');
+    const port = await freePort();
+    // `slow` answers its first message 3 s late, so the gateway is still learning tools when `fast` is done.
+    const slow = `setTimeout(() => { process.argv = [process.argv[0], 'everything', 'stdio']; import(${JSON.stringify(everything)}); }, 3000);`;
+    writeFileSync(
+      file,
+      JSON.stringify({
+        store: { type: 'sqlite', path: 'warden.db' },
+        server: { port },
+        roles: { reader: ['read'] },
+        upstreams: { fast: { type: 'stdio', command: process.execPath, args: [everything, 'stdio'] }, slow: { type: 'stdio', command: process.execPath, args: ['-e', slow] } },
+      }),
+    );
+    const started = spawn(process.execPath, [`${ROOT}packages/mcp-warden/dist/cli/main.js`, '--config', file, 'serve'], {
+      env: { PATH: process.env['PATH'] ?? '', HOME: startDir, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    started.stdout?.on('data', (c: Buffer) => (output += c.toString()));
+    started.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+    const waitFor = async (pattern: RegExp) => {
+      const deadline = Date.now() + 30_000;
+      while (!pattern.test(output)) {
+        if (started.exitCode !== null || started.signalCode !== null) throw new Error(`the gateway ended (${started.exitCode ?? started.signalCode}): ${output}`);
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}: ${output}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    try {
+      await waitFor(/"upstream":"fast"[^\n]*"msg":"tool annotations loaded"/);
+      expect(output).not.toContain('listening on');
+      started.kill('SIGHUP');
+      await waitFor(/listening on/);
+      await waitFor(/"why":"SIGHUP while starting"[^\n]*"msg":"configuration reloaded"/);
+      expect(started.exitCode).toBeNull();
+    } finally {
+      await stop(started);
+      rmSync(startDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

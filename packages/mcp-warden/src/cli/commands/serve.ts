@@ -106,6 +106,13 @@ export function registerServe(program: Command): void {
         base: { service: 'mcp-warden' },
         ...(process.stdout.isTTY === true ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } } : {}),
       });
+      // A SIGHUP while the gateway starts (it lists every upstream's tools first) would end the
+      // process, Node's default for it: it is remembered instead, and reloads once the gateway runs.
+      let hupWhileStarting = false;
+      const hupDuringStart = (): void => {
+        hupWhileStarting = true;
+      };
+      process.on('SIGHUP', hupDuringStart);
       const gateway = await startGateway({ config, configFile: file, logger, ...(port === undefined ? {} : { port }) });
       await gateway.ready;
       out(`mcp-warden gateway listening on ${gateway.url}`);
@@ -132,6 +139,8 @@ export function registerServe(program: Command): void {
       process.on('SIGHUP', () => {
         if (!stopping) reload('SIGHUP');
       });
+      process.off('SIGHUP', hupDuringStart);
+      if (hupWhileStarting) reload('SIGHUP while starting');
       // The file is watched, and watched again after each event: an editor saving by renaming a new
       // file over the old one, or a Kubernetes ConfigMap (a symlink swapped), replaces the file, and
       // a watch follows the replaced one no more. (Not its directory: a SQLite store or an audit
