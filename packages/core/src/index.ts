@@ -29,7 +29,7 @@ export {
 export { createGuard, DEFAULT_MAX_BODY_BYTES, DEFAULT_PROTOCOL_VERSIONS, type GuardOptions, createOriginCheck, isLoopbackHost } from './guard/guard.js';
 export type { RequestView } from './http.js';
 export { checkMcpHeaders, type ClassifiedBody, classifyBody, classifyMessage, classifyParsed, decodeMcpHeaderValue } from './mcp/classify.js';
-export { type EventIdSeal, filterJsonBody, filterListResult, type PendingLists, pendingListsOf, SseListFilter } from './mcp/filter.js';
+export { type EventIdSeal, filterJsonAnswer, filterJsonBody, filterListResult, type PendingLists, pendingListsOf, SseListFilter, WITHHELD, withheldBody } from './mcp/filter.js';
 export { type FilteredResponse, filterNodeResponse } from './mcp/filter-node.js';
 export { filterWebResponse } from './mcp/filter-web.js';
 export { nodeRequestView, readNodeBody } from './node-http.js';

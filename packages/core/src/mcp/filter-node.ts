@@ -187,7 +187,10 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
   let bytes: boolean | undefined;
   const text = (chunk: unknown, encoding?: unknown): string => {
     bytes ??= typeof chunk !== 'string';
-    return bytes ? toBytes(chunk, encoding) : toText((decoder ??= new StringDecoder('utf8')), chunk, encoding);
+    if (bytes) return toBytes(chunk, encoding);
+    // A string in UTF-8 is the text itself: only bytes (or another encoding) need the decoder.
+    if (typeof chunk === 'string' && (encoding === undefined || typeof encoding === 'function' || encoding === 'utf8' || encoding === 'utf-8')) return chunk;
+    return toText((decoder ??= new StringDecoder('utf8')), chunk, encoding);
   };
   /**
    * Whether an SSE chunk may be written as it came (see `SseListFilter.passesWhole`): bytes to a

@@ -213,7 +213,9 @@ function keptArray(text: TextChunks, items: readonly ScannedItem[], signature: s
 
 /**
  * Filters a JSON response body (one message or a batch). Returns the new text, or `undefined` when
- * nothing changed (including a body that is not JSON: it is passed on as it came).
+ * nothing changed, including a body that is not JSON. Such a body may be a list cut off midway,
+ * whose raw text names what the policy hides: to send a whole answer, use {@link filterJsonAnswer},
+ * which says so ({@link WITHHELD}).
  */
 export function filterJsonBody(text: string, lists: PendingLists, principal: Principal, policy: Policy): string | undefined {
   return filterJsonChunks([text], lists, principal, policy)?.join('');

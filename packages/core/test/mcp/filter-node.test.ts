@@ -300,11 +300,43 @@ describe('filterNodeResponse', () => {
           expect(text, what).not.toContain('éclair');
           expect(JSON.parse(text), what).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32603 } });
           expect(Number(response.headers.get('content-length')), what).toBe(Buffer.byteLength(text));
+          // None of the app's headers either: the answer is the filter's own.
+          expect(response.headers.get('x-app'), what).toBeNull();
         } finally {
           await new Promise<void>((resolve) => local.close(() => resolve()));
         }
       }
     });
+  });
+
+  it('keeps writing whole SSE events as they came (the app\'s own arguments) after an event that had to be read line by line', async () => {
+    const writes: unknown[][] = [];
+    const event = (n: number) => `event: message\ndata: {"jsonrpc":"2.0","id":${n},"result":{}}\n\n`;
+    const local = createServer((_req, res) => {
+      const original = res.write;
+      // What reaches Node's own write, with its arguments, under the filter.
+      res.write = function recorded(this: ServerResponse, ...args: unknown[]): boolean {
+        writes.push(args.filter((a) => a !== undefined && typeof a !== 'function'));
+        return (original as (...a: unknown[]) => boolean).apply(this, args);
+      } as typeof res.write;
+      filterNodeResponse(res, NO_LIST_REQUESTS, principal(['reader']), policy);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(event(1));
+      // An event cut in two: read line by line.
+      res.write(event(2).slice(0, 20));
+      res.write(event(2).slice(20));
+      res.write(event(3));
+      res.end();
+    });
+    await new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve));
+    try {
+      const body = await (await fetch(`http://127.0.0.1:${(local.address() as AddressInfo).port}/`)).text();
+      expect(body).toBe(event(1) + event(2) + event(3));
+      expect(writes[0]).toEqual([event(1)]);
+      expect(writes.at(-1)).toEqual([event(3)]);
+    } finally {
+      await new Promise<void>((resolve) => local.close(() => resolve()));
+    }
   });
 
   it('relays bytes that are not UTF-8 in what it keeps as they came', async () => {

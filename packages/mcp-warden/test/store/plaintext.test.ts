@@ -114,7 +114,7 @@ describe('Security', () => {
 });
 
 describe('Security: SQLite files on disk', () => {
-  it('a new database and its -wal and -shm files are readable by their owner only (they hold signing keys), whatever the umask', async () => {
+  it('a new database and its -wal and -shm files are readable by their owner only (they hold signing keys), under the common umask 022', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-mode-'));
     const previous = process.umask(0o022);
     try {
