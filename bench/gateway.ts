@@ -1031,7 +1031,7 @@ async function main(): Promise<void> {
   // How far a direct run's p50 strays from itself between rounds: a p50 added within that spread
   // (under load, where the p50 is mostly queueing) cannot be told from the machine's noise.
   for (const s of summaries) {
-    if (s.baseline !== s.scenario || s.p50MsByRound.length < 2) continue;
+    if (s.baseline !== s.scenario || SCENARIO_INFO[s.scenario].via !== 'direct' || s.p50MsByRound.length < 2) continue;
     const spread = Math.max(...s.p50MsByRound) - Math.min(...s.p50MsByRound);
     console.log(
       `noise ${SCENARIO_INFO[s.scenario].letter}: the direct run's own p50 at ${s.connections} connections spans ${fmt(spread, 2)} ms across rounds ` +
