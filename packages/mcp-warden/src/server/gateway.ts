@@ -281,8 +281,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /**
    * MCP requests in flight whose answers shutdown waits for: all but the streams that only listen
    * (GET, `subscriptions/listen`), which never end by themselves and are ended with their upstream.
+   * Each with the upstream it went to: a reload that retires one waits for its own (`retire`).
    */
-  const awaited = new Set<ServerResponse>();
+  const awaited = new Map<ServerResponse, Upstream>();
+  /** Upstreams a reload replaced or removed, still finishing what is in flight to them. */
+  const retiring = new Set<Upstream>();
   let onSettled: (() => void) | undefined;
   const settle = (res: ServerResponse): void => {
     if (awaited.delete(res) && awaited.size === 0) onSettled?.();
@@ -500,7 +503,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         nextRoutes.set(`/mcp/${name}`, (req, res, requestId) => {
           const stop = metrics.request(name);
           const started = accessLog ? performance.now() : 0;
-          awaited.add(res);
+          awaited.set(res, upstream);
           res.once('close', () => {
             settle(res);
             stop(res.statusCode);
@@ -522,6 +525,36 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       requestLimiter = limiters.request;
     };
     return { built, nextRoutes, nextDocs, nextCors, policies, wire };
+  }
+
+  /**
+   * Closes an upstream a reload replaced or removed once no request awaited of it is in flight, or
+   * after `grace` (ms) at most: as at shutdown, what was under way gets its answer, and streams that
+   * only listen are not waited for. New requests no longer reach it (its route is gone or is the
+   * new upstream's, which knows none of its sessions).
+   */
+  function retire(upstream: Upstream, grace: number): void {
+    retiring.add(upstream);
+    // Not when shutdown has closed it meanwhile.
+    const close = (): void => {
+      if (retiring.delete(upstream)) void upstream.close();
+    };
+    const busy = (): boolean => {
+      for (const owner of awaited.values()) if (owner === upstream) return true;
+      return false;
+    };
+    if (grace <= 0 || !busy()) return close();
+    const poll = setInterval(() => {
+      if (!busy()) done();
+    }, 100);
+    const timer = setTimeout(() => done(), grace);
+    poll.unref();
+    timer.unref();
+    function done(): void {
+      clearInterval(poll);
+      clearTimeout(timer);
+      close();
+    }
   }
 
   /** Learns each upstream's tool annotations into its policy (asked outside any client session). */
@@ -593,7 +626,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       upstreams.clear();
       for (const [name, upstream] of built) upstreams.set(name, upstream);
       config = next;
-      for (const upstream of retired) void upstream.close();
+      for (const upstream of retired) retire(upstream, next.server.shutdownGrace);
     },
     close() {
       closing ??= (async () => {
@@ -618,8 +651,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           onSettled = undefined;
           if (!drained) logger.warn({ inFlight: awaited.size, graceMs: grace }, 'shutdown grace over: ending the requests still in flight');
         }
-        // What is left (listening streams, requests past the grace) ends with the upstreams.
-        await Promise.all([...upstreams.values()].map((u) => u.close()));
+        // What is left (listening streams, requests past the grace) ends with the upstreams, the
+        // ones a reload retired included.
+        const retired = [...retiring];
+        retiring.clear();
+        await Promise.all([...upstreams.values(), ...retired].map((u) => u.close()));
         server.closeAllConnections();
         await closed;
         await authorizationServer?.close();

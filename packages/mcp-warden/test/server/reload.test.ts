@@ -155,6 +155,26 @@ describe('several upstreams, reload and metrics (in process)', () => {
     expect(text).toMatch(/mcp_warden_sessions\{upstream="everything"\} \d+/);
     expect(text).toContain('mcp_warden_audit_pending_events');
   });
+
+  it('a reload that removes an upstream lets the calls in flight to it finish, refuses new ones, then ends it', async () => {
+    const client = await connect(`${gateway.url}/mcp/locked`, reader);
+    clients.push(client);
+    const removed = gateway.upstreams.get('locked');
+    const running = client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 } }, undefined, { timeout: 30_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    const { locked: _locked, ...kept } = configText()['upstreams'] as Record<string, unknown>;
+    await gateway.reload(parseConfig(JSON.stringify(configText({ upstreams: kept })), 'test.yaml', {}));
+    expect(gateway.upstreams.has('locked')).toBe(false);
+    // New requests find no route…
+    const refused = await fetch(`${gateway.url}/mcp/locked`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${reader}` }, body: '{}' });
+    expect(refused.status).toBe(404);
+    // …while the call under way gets its answer from the retired upstream,
+    expect(JSON.stringify((await running).content)).toMatch(/completed/i);
+    // which is then closed: its session and process end.
+    const deadline = Date.now() + 5_000;
+    while ((removed?.sessionCount ?? 0) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(removed?.sessionCount).toBe(0);
+  }, 60_000);
 });
 
 describe('mcp-warden serve reloads on SIGHUP and on file change', () => {
