@@ -286,6 +286,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const awaited = new Map<ServerResponse, Upstream>();
   /** Upstreams a reload replaced or removed, still finishing what is in flight to them. */
   const retiring = new Set<Upstream>();
+  /** Their closes under way, which shutdown waits for (a child's close ends with SIGKILL at worst). */
+  const retireClosing = new Set<Promise<void>>();
   let onSettled: (() => void) | undefined;
   const settle = (res: ServerResponse): void => {
     if (awaited.delete(res) && awaited.size === 0) onSettled?.();
@@ -530,14 +532,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /**
    * Closes an upstream a reload replaced or removed once no request awaited of it is in flight, or
    * after `grace` (ms) at most: as at shutdown, what was under way gets its answer, and streams that
-   * only listen are not waited for. New requests no longer reach it (its route is gone or is the
-   * new upstream's, which knows none of its sessions).
+   * only listen are not waited for. New requests no longer reach it: its route is gone, or is the
+   * new upstream's.
    */
   function retire(upstream: Upstream, grace: number): void {
     retiring.add(upstream);
     // Not when shutdown has closed it meanwhile.
     const close = (): void => {
-      if (retiring.delete(upstream)) void upstream.close();
+      if (!retiring.delete(upstream)) return;
+      const closed = upstream.close().catch(() => {});
+      retireClosing.add(closed);
+      void closed.finally(() => retireClosing.delete(closed));
     };
     const busy = (): boolean => {
       for (const owner of awaited.values()) if (owner === upstream) return true;
@@ -656,6 +661,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         const retired = [...retiring];
         retiring.clear();
         await Promise.all([...upstreams.values(), ...retired].map((u) => u.close()));
+        await Promise.all([...retireClosing]);
         server.closeAllConnections();
         await closed;
         await authorizationServer?.close();

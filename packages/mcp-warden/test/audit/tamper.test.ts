@@ -104,8 +104,8 @@ describe('Security: audit tamper evidence', () => {
     expect(JSON.parse(result.stdout)).toMatchObject({ ok: false, seq: 9, problem: 'head-mismatch' });
   });
 
-  it('names an event forged outside the chain, at a seq before its start (0 or less)', async () => {
-    for (const seq of [0, -7]) {
+  it('names an event forged outside the chain, at a seq before its start (0 or less, down to what a 64-bit integer holds)', async () => {
+    for (const seq of [0, -7, -9007199254740992]) {
       const result = await verifyAfter(`outside${-seq}`, (db) =>
         db.prepare(`insert into mcpw_audit_events select ${seq}, time, time_ms, request_id, 'admin-forged', principal_kind, upstream, method, kind, target, 'allow', rule, 'forged', latency_micros, client_address, user_agent, credential_ref, arguments, prev_hash, hash from mcpw_audit_events where seq = 1`).run(),
       );

@@ -177,6 +177,43 @@ describe('several upstreams, reload and metrics (in process)', () => {
   }, 60_000);
 });
 
+describe('shutdown after a reload retired an upstream', () => {
+  it('waits for the retired upstream\'s close: its child, which only SIGKILL ends, is gone when close() resolves', async () => {
+    const stubborn = new URL('../fixtures/stubborn-server.mjs', import.meta.url).pathname;
+    const pids: number[] = [];
+    const logger = { info: (fields: object, message?: string) => void (message === 'session opened' && pids.push((fields as { pid: number }).pid)), warn: () => {}, error: () => {} };
+    const config = (upstreams: Record<string, unknown>) =>
+      parseConfig(JSON.stringify({ store: { type: 'memory' }, server: { port: 0 }, roles: { admin: ['read', 'write', 'delete'] }, upstreams }), 'test.yaml', {});
+    const stub = { type: 'stdio', command: process.execPath, args: [stubborn] };
+    const gateway = await startGateway({ config: config({ gone: stub, kept: stub }), logger, port: 0 });
+    try {
+      await gateway.ready;
+      const key = (await gateway.services.keys.create({ name: 'admin', roles: ['admin'] })).plaintext;
+      const opened = await fetch(`${gateway.url}/mcp/gone`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'test', version: '1' } } }),
+      });
+      expect(opened.status).toBe(200);
+      await opened.text();
+      expect(pids).toHaveLength(1);
+      // `gone` is retired with nothing in flight: its close begins at once, and shutdown follows.
+      await gateway.reload(config({ kept: stub }));
+    } finally {
+      await gateway.close();
+    }
+    const alive = pids.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    expect(alive).toEqual([]);
+  }, 30_000);
+});
+
 describe('mcp-warden serve reloads on SIGHUP and on file change', () => {
   let dir: string | undefined;
   let child: ChildProcess | undefined;

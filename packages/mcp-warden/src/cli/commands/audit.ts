@@ -26,11 +26,11 @@ function line(e: StoredAuditEvent): string {
 
 /** Reads a whole chain in seq order, a page at a time. */
 async function* allEvents(store: AuditStore): AsyncGenerator<StoredAuditEvent> {
-  // From the lowest seq a row can have, not from 1: a row forged at 0 or below is shown by `tail`,
-  // and `verify` must see it too (it is no link of the chain).
-  let after = -Number.MAX_SAFE_INTEGER;
+  // From the first row whatever its seq, not from seq 1: a row forged at 0 or below is shown by
+  // `tail`, and `verify` must see it too (it is no link of the chain).
+  let after: number | undefined;
   for (;;) {
-    const page = await store.query({ afterSeq: after, limit: 2000 });
+    const page = await store.query({ ...(after === undefined ? {} : { afterSeq: after }), limit: 2000 });
     if (page.length === 0) return;
     yield* page;
     after = (page[page.length - 1] as StoredAuditEvent).seq;
@@ -121,7 +121,16 @@ export function registerAudit(program: Command): void {
         };
         verdict = await verifyChain(head, (async function* () { yield* events; })());
       } else {
-        verdict = await withStore(globals(), async (store) => verifyChain(await store.audit.head(), allEvents(store.audit), () => store.audit.head()));
+        verdict = await withStore(globals(), async (store) => {
+          const check = async (): Promise<{ verdict: Awaited<ReturnType<typeof verifyChain>>; prunedSeq: number }> => {
+            const head = await store.audit.head();
+            return { verdict: await verifyChain(head, allEvents(store.audit), () => store.audit.head()), prunedSeq: head.prunedSeq };
+          };
+          const first = await check();
+          // A prune that ran meanwhile removed what the walk expected: checked once more, from its anchor.
+          if (!first.verdict.ok && (await store.audit.head()).prunedSeq !== first.prunedSeq) return (await check()).verdict;
+          return first.verdict;
+        });
       }
       if (options.json === true) printJson(verdict);
       else if (verdict.ok) out(`${colour.green('ok')}: ${verdict.events} events, chain intact; head ${verdict.head.seq} ${verdict.head.hash}`);
