@@ -79,6 +79,12 @@ export interface AuditStore {
   head(): Promise<AuditHead>;
   /** Removes events older than `before` (ms), moving the verification anchor past them. Returns how many. */
   prune(before: number): Promise<number>;
+  /**
+   * The first event whose stored time in ms (what `since` queries and `prune` read; not covered by
+   * the hash) is not its `time`, the hashed one; `undefined` when all agree. Stores that keep no
+   * such column leave it out.
+   */
+  firstTimeMismatch?(): Promise<number | undefined>;
 }
 
 /** Values the gateway instances of one store share, created once (the session signing key). */

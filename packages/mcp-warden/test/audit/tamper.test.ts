@@ -114,6 +114,12 @@ describe('Security: audit tamper evidence', () => {
     }
   });
 
+  it('names an event whose stored time in ms was moved (which hides it from tail --since and lets prune take it)', async () => {
+    const result = await verifyAfter('time-moved', (db) => db.prepare('update mcpw_audit_events set time_ms = 0 where seq = 4').run());
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout)).toMatchObject({ ok: false, seq: 4, problem: 'changed', message: expect.stringContaining('stored time in ms') });
+  });
+
   it('names a head rewritten to name another event than the one at its seq', async () => {
     const result = await verifyAfter('head-rewritten', (db) => db.prepare("update mcpw_audit_head set hash = (select hash from mcpw_audit_events where seq = 9) where id = 1").run());
     expect(result.code).toBe(1);

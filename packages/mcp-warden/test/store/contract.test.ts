@@ -553,6 +553,8 @@ describe.each([memoryBackend, sqliteBackend(), postgresBackend()])('$kind store'
       expect(await store.audit.head()).toEqual({ seq: 5, hash: all[4]?.hash, prunedSeq: 0, prunedHash: GENESIS_HASH });
       expect(await store.audit.query({})).toStrictEqual(all);
       expect(await verifyStored(store)).toEqual({ ok: true, events: 5, head: { seq: 5, hash: all[4]?.hash } });
+      // Every stored time in ms is its event's time (SQL stores; memory keeps no such column).
+      expect(await store.audit.firstTimeMismatch?.()).toBeUndefined();
     });
 
     it('treats an empty batch as a no-op', async () => {

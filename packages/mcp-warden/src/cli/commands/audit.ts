@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { parseDuration } from '../../config/duration.js';
-import { verifyChain } from '../../audit/verify.js';
+import { type ChainVerdict, verifyChain } from '../../audit/verify.js';
 import { GENESIS_HASH } from '../../audit/chain.js';
 import type { AuditStore, StoredAuditEvent } from '../../store/types.js';
 import { type GlobalOptions, readConfig, withStore } from '../context.js';
@@ -128,8 +128,19 @@ export function registerAudit(program: Command): void {
           };
           const first = await check();
           // A prune that ran meanwhile removed what the walk expected: checked once more, from its anchor.
-          if (!first.verdict.ok && (await store.audit.head()).prunedSeq !== first.prunedSeq) return (await check()).verdict;
-          return first.verdict;
+          const chain = !first.verdict.ok && (await store.audit.head()).prunedSeq !== first.prunedSeq ? (await check()).verdict : first.verdict;
+          if (!chain.ok) return chain;
+          // The stored time in ms is no part of the hash, but `tail --since` and `prune` go by it.
+          const mismatch = await store.audit.firstTimeMismatch?.();
+          if (mismatch === undefined) return chain;
+          const broken: ChainVerdict = {
+            ok: false,
+            events: chain.events,
+            seq: mismatch,
+            problem: 'changed',
+            message: `event ${mismatch} was changed: its stored time in ms (what tail --since and prune read) is not its time`,
+          };
+          return broken;
         });
       }
       if (options.json === true) printJson(verdict);

@@ -250,6 +250,18 @@ class SqlAuditStore implements AuditStore {
     return (await q.execute()).map(eventFromRow);
   }
 
+  async firstTimeMismatch(): Promise<number | undefined> {
+    let after: number | undefined;
+    for (;;) {
+      let q = this.#db.selectFrom('mcpw_audit_events').select(['seq', 'time', 'time_ms']).orderBy('seq').limit(2000);
+      if (after !== undefined) q = q.where('seq', '>', after);
+      const rows = await q.execute();
+      if (rows.length === 0) return undefined;
+      for (const row of rows) if (num(row.time_ms) !== Date.parse(row.time)) return num(row.seq);
+      after = num((rows[rows.length - 1] as (typeof rows)[number]).seq);
+    }
+  }
+
   async head(): Promise<AuditHead> {
     const row = await this.#db.selectFrom('mcpw_audit_head').selectAll().where('id', '=', 1).executeTakeFirstOrThrow();
     return { seq: num(row.seq), hash: row.hash, prunedSeq: num(row.pruned_seq), prunedHash: row.pruned_hash };
