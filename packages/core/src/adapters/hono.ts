@@ -77,7 +77,9 @@ export function warden(options: WardenOptions | Warden): MiddlewareHandler<{ Var
         const incoming = (c.env as { incoming?: Partial<IncomingMessage> } | undefined)?.incoming;
         if (Array.isArray(incoming?.rawHeaders) && typeof incoming.headers === 'object') removeCredentialHeader(incoming as IncomingMessage, credentialHeader);
       }
-      c.req.raw = new Request(raw.url, { method: raw.method, headers, ...(text === undefined ? {} : { body: text }), signal: raw.signal });
+      // A body not read here (a method but POST) goes on as the stream it is.
+      const body = text !== undefined ? { body: text } : raw.body === null ? {} : ({ body: raw.body, duplex: 'half' } as RequestInit);
+      c.req.raw = new Request(raw.url, { method: raw.method, headers, ...body, signal: raw.signal });
     }
     c.set('auth', result.authInfo);
     c.set('principal', result.principal);

@@ -151,3 +151,17 @@ describe('exposeCredentialToHandlers: true leaves the credential where the handl
     });
   }
 });
+
+describe('Hono: taking the credential header off keeps what else the request carries', () => {
+  it('a DELETE with a body reaches the handler with its body, without the credential', async () => {
+    const hono = new Hono<{ Variables: WardenVariables }>();
+    hono.use('/mcp', honoWarden(options(false)));
+    hono.all('/mcp', async (c) => c.json({ method: c.req.method, body: await c.req.raw.text(), authorization: c.req.raw.headers.get('authorization') }));
+    const response = await hono.request('http://127.0.0.1/mcp', {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'text/plain', 'mcp-protocol-version': '2025-11-25' },
+      body: 'the body',
+    });
+    expect(await response.json()).toEqual({ method: 'DELETE', body: 'the body', authorization: null });
+  });
+});
