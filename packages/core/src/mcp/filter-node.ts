@@ -117,6 +117,11 @@ function toText(decoder: StringDecoder, chunk: unknown, encoding?: unknown): str
   return '';
 }
 
+/** Whether a string written with this `encoding` argument (or a callback in its place) is UTF-8 text. */
+function writtenAsUtf8(encoding: unknown): boolean {
+  return encoding === undefined || typeof encoding === 'function' || encoding === 'utf8' || encoding === 'utf-8';
+}
+
 /** A chunk's bytes as a string of one code unit per byte (see `unicodeOf` in list-scan.ts). */
 function toBytes(chunk: unknown, encoding?: unknown): string {
   if (typeof chunk === 'string') {
@@ -189,7 +194,7 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     bytes ??= typeof chunk !== 'string';
     if (bytes) return toBytes(chunk, encoding);
     // A string in UTF-8 is the text itself: only bytes (or another encoding) need the decoder.
-    if (typeof chunk === 'string' && (encoding === undefined || typeof encoding === 'function' || encoding === 'utf8' || encoding === 'utf-8')) return chunk;
+    if (typeof chunk === 'string' && writtenAsUtf8(encoding)) return chunk;
     return toText((decoder ??= new StringDecoder('utf8')), chunk, encoding);
   };
   /**
@@ -201,7 +206,7 @@ export function filterNodeResponse(res: ServerResponse, lists: PendingLists, pri
     bytes ??= typeof chunk !== 'string';
     const whole = bytes
       ? Buffer.isBuffer(chunk)
-      : typeof chunk === 'string' && decoder === undefined && (encoding === undefined || typeof encoding === 'function' || encoding === 'utf8' || encoding === 'utf-8');
+      : typeof chunk === 'string' && decoder === undefined && writtenAsUtf8(encoding);
     if (!whole) return false;
     sse ??= new SseListFilter(lists, principal, policy, bytes, sealId);
     return sse.passesWhole(chunk as string | Buffer);

@@ -43,7 +43,7 @@ export async function filterWebResponse(response: Response, lists: PendingLists,
     }
     const filtered = filterJsonAnswer([new TextDecoder('utf-8', { ignoreBOM: true }).decode(raw)], lists, principal, policy);
     // Not JSON, and it may hold a list (cut off midway): none of it may pass.
-    if (filtered === WITHHELD) return new Response(withheldBody(), { status: 500, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } });
+    if (filtered === WITHHELD) return refusal(withheldBody());
     if (filtered !== undefined) headers.delete('content-length');
     return new Response(filtered === undefined ? raw : filtered.join(''), { status: response.status, statusText: response.statusText, headers });
   }
@@ -67,5 +67,10 @@ export async function filterWebResponse(response: Response, lists: PendingLists,
 
 /** The answer sent instead of a body whose content coding cannot be read to filter it. */
 function refusedCoding(coding: string): Response {
-  return new Response(codingRefusalBody(coding), { status: 500, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } });
+  return refusal(codingRefusalBody(coding));
+}
+
+/** A 500 with the filter's own JSON-RPC error instead of the app's answer. */
+function refusal(body: string): Response {
+  return new Response(body, { status: 500, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } });
 }
